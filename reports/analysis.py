@@ -1,0 +1,487 @@
+"""From a run directory to its summary: every budget judged, with its uncertainty.
+
+A budget is a bound on a measured figure *with* its confidence interval (PRD: "a p95 whose
+confidence interval straddles the bound is inconclusive, not pass"):
+
+* upper bound (max): ``pass`` when the CI's upper end is under the bound, ``fail`` when its
+  lower end is at or over it, else ``inconclusive``;
+* lower bound (min): ``pass`` when the lower end is at or over the bound, ``fail`` when the upper
+  end is under it, else ``inconclusive``;
+* ``no_data`` when nothing was measured, ``not_applicable`` for a shape the budget does not
+  list, and for microbenchmark budgets in a load run (they are judged from pytest-benchmark's
+  JSON, see reports.benchjson).
+
+The cache hit rate over the tiers is defined as
+
+    lookups = L1 hits + L1 misses          (every lookup starts at L1)
+    hits    = L1 hits + L2 hits + L3 hits  (answered by some tier, not by the source)
+
+over the counters' increase between the first scrape of metrics.jsonl at or after
+``measured_from`` and the last one (a counter that goes down, a restarted service, restarts the
+sum from its new value), with Wilson's 95 % interval.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from reports.budgets import Budget, Budgets
+from reports.loading import RunData, load_run
+from reports.stats import Interval, clopper_pearson, percentile_ci, percentiles, wilson
+
+__all__ = [
+    "CPU_SATURATED",
+    "MIN_SAMPLES",
+    "TIERS",
+    "cache_counters",
+    "endpoint_latencies",
+    "fmt_value",
+    "judge_interval",
+    "summarize",
+    "summarize_data",
+    "write_summary",
+]
+
+CPU_SATURATED = 90.0  # % of one core: above it the generator, not the target, sets the pace
+CPU_SUSTAINED_S = 10  # seconds in a row over CPU_SATURATED that also invalidate a run
+MIN_SAMPLES = 100  # fewer judged requests than this cannot bound any percentile we gate on
+UNREACHABLE_SHARE = 0.5  # half the requests without any response: the target was not there
+USERS_WINDOW_S = 10  # the users budget judges latency in windows of this many seconds
+USERS_WINDOW_MIN = 20  # a window with fewer samples of a budget's endpoints says nothing of it
+TIERS = ("L1", "L2", "L3")
+ENDPOINT_QS = (50.0, 90.0, 95.0, 99.0, 99.9)
+LOCUST_QS = {"p50": "50%", "p90": "90%", "p95": "95%", "p99": "99%", "p999": "99.9%", "max": "100%"}
+
+FloatArray = NDArray[np.float64]
+
+
+def summarize(run_dir: Path, budgets: Budgets) -> dict[str, Any]:
+    """The content of summary.json for a run directory (not written: see write_summary)."""
+    return summarize_data(load_run(run_dir), budgets)
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Write summary.json into the run directory; return its path."""
+    path = Path(run_dir) / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)  # atomic: a reader never sees half a summary
+    return path
+
+
+def summarize_data(data: RunData, budgets: Budgets) -> dict[str, Any]:
+    """summarize() on an already opened run, so the report reads samples.csv once."""
+    judged = data.judged
+    by_endpoint = endpoint_latencies(judged)
+    generator = _generator_health(data)
+    results = []
+    for b in budgets:
+        results.append(_judge(b, data, by_endpoint, budgets))
+    invalid = _invalid_reasons(data, generator)
+    judged_verdicts = {r["verdict"] for r in results}
+    if invalid:
+        verdict, code = "invalid", 3
+    elif "fail" in judged_verdicts:
+        verdict, code = "fail", 1
+    elif "inconclusive" in judged_verdicts:
+        verdict, code = "inconclusive", 1
+    elif "pass" in judged_verdicts:
+        verdict, code = "pass", 0
+    else:
+        verdict, code = "inconclusive", 1  # nothing could be judged: never a silent pass
+    duration = _measured_duration(data)
+    warnings = []
+    if data.meta and not data.meta.get("complete", False):
+        reason = data.meta.get("interrupted") or "it did not end normally"
+        warnings.append(f"The run is incomplete ({reason}): figures cover only what was run.")
+    return {
+        "run_id": data.meta.get("run_id", data.run_dir.name),
+        "complete": bool(data.meta.get("complete", False)),
+        "interrupted": data.meta.get("interrupted"),
+        "verdict": verdict,
+        "exit_code": code,
+        "invalid_reasons": invalid,
+        "warnings": warnings,
+        "prd": budgets.prd,
+        "shape": data.config.get("shape"),
+        "service_profile": data.config.get("service_profile"),
+        "target": data.config.get("target"),
+        "config_hash": data.config.get("config_hash"),
+        "started_at": data.meta.get("started_at"),
+        "measured_from": data.measured_from,
+        "duration_s": duration,
+        "requests": len(judged),
+        "rps": (len(judged) / duration) if duration else None,
+        "budgets": results,
+        "endpoints": _endpoint_rows(data, by_endpoint),
+        "generator": generator,
+        "config": data.config,
+        "meta": data.meta,
+    }
+
+
+# ---------------------------------------------------------------- latencies by endpoint
+
+
+def endpoint_latencies(judged: pd.DataFrame) -> dict[str, FloatArray]:
+    """Sorted latencies of each endpoint, from one lexsort (cheaper than a mask per endpoint)."""
+    if judged.empty:
+        return {}
+    cat = judged["endpoint"].astype("category")
+    codes = cat.cat.codes.to_numpy()
+    lat = judged["latency_ms"].to_numpy(dtype=np.float64)
+    order = np.lexsort((lat, codes))
+    lat_sorted = lat[order]
+    counts = np.bincount(codes[codes >= 0], minlength=len(cat.cat.categories))
+    out: dict[str, FloatArray] = {}
+    start = int((codes < 0).sum())  # NaN endpoints sort first; skip them
+    for name, count in zip(cat.cat.categories, counts, strict=True):
+        if count:
+            out[str(name)] = lat_sorted[start : start + count]
+        start += int(count)
+    return out
+
+
+def _pooled(by_endpoint: dict[str, FloatArray], endpoints: tuple[str, ...]) -> FloatArray:
+    parts = [by_endpoint[e] for e in endpoints if e in by_endpoint]
+    if not parts:
+        return np.empty(0)
+    if len(parts) == 1:
+        return parts[0]
+    return np.sort(np.concatenate(parts), kind="mergesort")
+
+
+def _endpoint_rows(data: RunData, by_endpoint: dict[str, FloatArray]) -> list[dict[str, Any]]:
+    judged = data.judged
+    if judged.empty:
+        return []
+    grouped = judged.groupby("endpoint", observed=True)
+    failures = grouped["expected"].apply(lambda s: int((s == 0).sum()))
+    category = grouped["category"].first()
+    locust = data.locust_stats
+    rows = []
+    for endpoint, lat in by_endpoint.items():
+        p50, p90, p95, p99, p999 = percentiles(lat, ENDPOINT_QS)
+        row: dict[str, Any] = {
+            "endpoint": endpoint,
+            "category": str(category.get(endpoint, "")),
+            "requests": len(lat),
+            "failures": int(failures.get(endpoint, 0)),
+            "p50": p50,
+            "p90": p90,
+            "p95": p95,
+            "p99": p99,
+            "p999": p999,
+            "max": float(lat[-1]),
+            "locust": _locust_row(locust, endpoint),
+        }
+        rows.append(row)
+    rows.sort(key=lambda r: (r["category"], r["endpoint"]))
+    return rows
+
+
+def _locust_row(locust: pd.DataFrame, endpoint: str) -> dict[str, float | None]:
+    if locust.empty:
+        return {}
+    match = locust[locust["endpoint"] == endpoint]
+    if match.empty:
+        return {}
+    row = match.iloc[0]
+    out: dict[str, float | None] = {}
+    for key, col in LOCUST_QS.items():
+        value = pd.to_numeric(row.get(col), errors="coerce")
+        out[key] = None if pd.isna(value) else float(value)
+    return out
+
+
+# ---------------------------------------------------------------- judging
+
+
+def judge_interval(iv: Interval, budget: Budget) -> str:
+    """pass / fail / inconclusive / no_data from an interval and the budget's bound."""
+    if iv.value is None:
+        return "no_data"
+    if budget.max is not None:
+        if iv.high is not None and iv.high < budget.max:
+            return "pass"
+        if iv.low is not None and iv.low >= budget.max:
+            return "fail"
+        return "inconclusive"
+    if budget.min is not None:
+        if iv.low is not None and iv.low >= budget.min:
+            return "pass"
+        if iv.high is not None and iv.high < budget.min:
+            return "fail"
+        return "inconclusive"
+    return "inconclusive"
+
+
+def _judge(
+    b: Budget, data: RunData, by_endpoint: dict[str, FloatArray], budgets: Budgets
+) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": b.id,
+        "requirement": b.requirement,
+        "description": b.description,
+        "kind": b.kind,
+        "bound": b.bound,
+        "percentile": b.percentile,
+        "measured": None,
+        "ci_low": None,
+        "ci_high": None,
+        "confidence": 0.95,
+        "samples": 0,
+        "verdict": "not_applicable",
+        "note": "",
+    }
+    if b.kind == "microbenchmark":
+        base["note"] = "judged by the microbenchmarks (velro-perf bench), not by a load run"
+    elif not b.applies_to(data.shape):
+        base["note"] = f"judged only on shape(s) {', '.join(b.shapes or ())}, not {data.shape}"
+    elif b.kind == "latency":
+        lat = _pooled(by_endpoint, b.endpoints)
+        assert b.percentile is not None  # validated by load_budgets
+        _put(base, percentile_ci(lat, b.percentile), b)
+        base["note"] = f"from samples.csv: {len(lat):,} requests to {', '.join(b.endpoints)}"
+    elif b.kind == "error_rate":
+        judged = data.judged
+        k = int((judged["expected"].to_numpy() == 0).sum())
+        _put(base, clopper_pearson(k, len(judged)), b)
+        base["note"] = f"from samples.csv: {k:,} unexpected of {len(judged):,} responses"
+    elif b.kind == "hit_rate":
+        hits, lookups = cache_counters(data.metrics, data.measured_from)
+        if lookups is None:
+            base["verdict"] = "no_data"
+            base["note"] = "metrics.jsonl is absent or has no cache counters after warm-up"
+        else:
+            assert hits is not None
+            _put(base, wilson(min(hits, lookups), lookups), b)
+            base["note"] = f"from metrics.jsonl: {hits:,} hits in L1+L2+L3 over {lookups:,} lookups"
+    elif b.kind == "users":
+        _judge_users(base, b, data, budgets)
+    base["sentence"] = _sentence(base, b)
+    return base
+
+
+def _put(out: dict[str, Any], iv: Interval, b: Budget) -> None:
+    out.update(
+        measured=iv.value,
+        ci_low=iv.low,
+        ci_high=iv.high,
+        samples=iv.n,
+        confidence=iv.confidence,
+        verdict=judge_interval(iv, b),
+    )
+
+
+def cache_counters(
+    metrics: list[dict[str, Any]], measured_from: float
+) -> tuple[int | None, int | None]:
+    """(hits, lookups) over L1+L2+L3 after warm-up, as defined in the module docstring."""
+    rows = []
+    for m in metrics:
+        ts = m.get("ts")
+        body = m.get("metrics")
+        cache = body.get("cache") if isinstance(body, dict) else None
+        if not isinstance(ts, int | float) or ts < measured_from or not isinstance(cache, dict):
+            continue
+        rows.append((float(ts), _tier_counts(cache)))
+    rows.sort(key=lambda r: r[0])
+    if len(rows) < 2:
+        return None, None
+    increase: dict[str, float] = {}
+    for (_, prev), (_, cur) in itertools.pairwise(rows):
+        for key, value in cur.items():
+            before = prev.get(key, 0.0)
+            # a counter that went down was reset (service restart): count from its new value
+            increase[key] = increase.get(key, 0.0) + (value - before if value >= before else value)
+    lookups = increase.get("L1.hits", 0.0) + increase.get("L1.misses", 0.0)
+    hits = sum(increase.get(f"{t}.hits", 0.0) for t in TIERS)
+    if lookups <= 0:
+        return None, None
+    return int(hits), int(lookups)
+
+
+def _tier_counts(cache: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    lowered = {str(k).upper(): v for k, v in cache.items()}
+    for tier in TIERS:
+        t = lowered.get(tier)
+        if not isinstance(t, dict):
+            continue
+        for key in ("hits", "misses"):
+            v = t.get(key)
+            if isinstance(v, int | float) and math.isfinite(v):
+                out[f"{tier}.{key}"] = float(v)
+    return out
+
+
+def _judge_users(base: dict[str, Any], b: Budget, data: RunData, budgets: Budgets) -> None:
+    """Peak users held in windows where every applicable latency budget held (point estimate
+    of the window's percentile; a window with too few samples of a budget does not count
+    against it)."""
+    users = _users_series(data)
+    judged = data.judged
+    if users.empty or judged.empty:
+        base["verdict"] = "no_data"
+        base["note"] = "no user counts (locust_stats_history.csv or generator.jsonl)"
+        return
+    t0 = data.measured_from
+    win = ((judged["ts"].to_numpy() - t0) // USERS_WINDOW_S).astype(np.int64)
+    windows = np.unique(win)
+    holds = pd.Series(True, index=windows)
+    for lb in budgets.of_kind("latency"):
+        if not lb.applies_to(data.shape) or lb.max is None or lb.percentile is None:
+            continue
+        mask = judged["endpoint"].isin(lb.endpoints).to_numpy()
+        if not mask.any():
+            continue
+        g = pd.Series(judged["latency_ms"].to_numpy()[mask]).groupby(win[mask])
+        q = g.quantile(lb.percentile / 100.0, interpolation="higher")
+        n = g.size()
+        bad = q[(q >= lb.max) & (n >= USERS_WINDOW_MIN)].index
+        holds.loc[holds.index.intersection(bad)] = False
+    uwin = ((users["ts"].to_numpy() - t0) // USERS_WINDOW_S).astype(np.int64)
+    held_users = pd.Series(users["users"].to_numpy()).groupby(uwin).min()
+    ok = held_users[held_users.index.isin(holds[holds].index)]
+    peak = float(users.loc[users["ts"] >= t0, "users"].max()) if (users["ts"] >= t0).any() else 0.0
+    measured = float(ok.max()) if len(ok) else 0.0
+    base.update(measured=measured, ci_low=measured, ci_high=measured, samples=len(judged))
+    assert b.min is not None
+    base["verdict"] = "pass" if measured >= b.min else "fail"
+    base["note"] = (
+        f"from locust_stats_history.csv and samples.csv: peak {peak:,.0f} users, "
+        f"{int(holds.sum())} of {len(holds)} {USERS_WINDOW_S}-s windows within every latency budget"
+    )
+
+
+def _users_series(data: RunData) -> pd.DataFrame:
+    hist = data.locust_history
+    if not hist.empty and hist["users"].notna().any():
+        return hist[["ts", "users"]].dropna()
+    gen = data.generator
+    if not gen.empty and gen["users"].notna().any():
+        return gen[["ts", "users"]].dropna()
+    return pd.DataFrame(columns=["ts", "users"])
+
+
+# ---------------------------------------------------------------- validity
+
+
+def _generator_health(data: RunData) -> dict[str, Any]:
+    gen = data.generator
+    out: dict[str, Any] = {
+        "cpu_max": None,
+        "cpu_p95": None,
+        "saturated": False,
+        "sustained_s": 0,
+        "intended_rps": None,
+        "achieved_rps": None,
+    }
+    if not gen.empty:
+        g = gen[gen["ts"] >= data.measured_from]
+        cpu = g["cpu_percent_max"].dropna().to_numpy(dtype=np.float64)
+        if len(cpu):
+            out["cpu_max"] = float(cpu.max())
+            out["cpu_p95"] = percentiles(np.sort(cpu), (95.0,))[0]
+            out["sustained_s"] = _longest_run(cpu > CPU_SATURATED)
+            out["saturated"] = bool(
+                (out["cpu_p95"] or 0) > CPU_SATURATED or out["sustained_s"] >= CPU_SUSTAINED_S
+            )
+        intended = g["intended_rps"].dropna()
+        if len(intended):
+            out["intended_rps"] = float(intended.mean())
+        achieved = g["achieved_rps"].dropna()
+        if len(achieved):
+            out["achieved_rps"] = float(achieved.mean())
+    if out["achieved_rps"] is None:
+        d = _measured_duration(data)
+        out["achieved_rps"] = (len(data.judged) / d) if d else None
+    return out
+
+
+def _longest_run(flags: NDArray[np.bool_]) -> int:
+    best = cur = 0
+    for f in flags:
+        cur = cur + 1 if f else 0
+        best = max(best, cur)
+    return best
+
+
+def _invalid_reasons(data: RunData, generator: dict[str, Any]) -> list[str]:
+    reasons = []
+    n = len(data.judged)
+    if n == 0:
+        reasons.append("no samples after warm-up: samples.csv is absent, empty or all warm-up")
+    elif n < MIN_SAMPLES:
+        reasons.append(f"only {n} requests after warm-up (fewer than {MIN_SAMPLES})")
+    else:
+        share = float((data.judged["status"].to_numpy() == 0).mean())
+        if share >= UNREACHABLE_SHARE:
+            reasons.append(f"target unreachable: {share:.0%} of requests got no response")
+    if generator["saturated"]:
+        reasons.append(
+            f"generator CPU {generator['cpu_p95']:.0f} % at p95, {generator['cpu_max']:.0f} % "
+            f"at most (over {CPU_SATURATED:.0f} % of a core): the load generator, not the "
+            "target, set the pace"
+        )
+    return reasons
+
+
+def _measured_duration(data: RunData) -> float | None:
+    ts = data.judged["ts"]
+    if len(ts) < 2:
+        return None
+    d = float(ts.max()) - data.measured_from
+    return d if d > 0 else None
+
+
+# ---------------------------------------------------------------- sentences
+
+
+def fmt_value(kind: str, value: float | None) -> str:
+    """A measured value as a stakeholder reads it: ms, %, users."""
+    if value is None:
+        return "—"
+    if kind in ("latency", "microbenchmark"):
+        if value >= 100:
+            return f"{value:,.0f} ms"
+        return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
+    if kind in ("hit_rate", "error_rate"):
+        pct = value * 100
+        return f"{pct:.1f} %" if kind == "hit_rate" else f"{pct:.3f} %"
+    return f"{value:,.0f}"
+
+
+def _bound_text(b: Budget) -> str:
+    if b.max is not None:
+        return (
+            f"< {fmt_value(b.kind, b.max)}"
+            if b.kind != "error_rate"
+            else (f"≤ {fmt_value(b.kind, b.max)}")
+        )
+    return f"≥ {fmt_value(b.kind, b.min)}"
+
+
+def _sentence(r: dict[str, Any], b: Budget) -> str:
+    what = b.requirement[:1].upper() + b.requirement[1:]
+    if b.percentile is not None:
+        what += f" p{b.percentile:g}"
+    verdict = r["verdict"].replace("_", " ")
+    if r["measured"] is None:
+        reason = r["note"] or "nothing was measured"
+        return f"{what}: {verdict} ({reason})."
+    ci = ""
+    if b.kind != "users":
+        lo = fmt_value(b.kind, r["ci_low"]) if r["ci_low"] is not None else "unbounded"
+        hi = fmt_value(b.kind, r["ci_high"]) if r["ci_high"] is not None else "unbounded"
+        ci = f" (95 % CI {lo} to {hi})"
+    return f"{what} was {fmt_value(b.kind, r['measured'])}{ci} against {_bound_text(b)}: {verdict}."

@@ -1,0 +1,5 @@
+import sys
+
+from velro.cli import main
+
+sys.exit(main())

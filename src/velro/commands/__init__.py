@@ -1,0 +1,1 @@
+"""The ``velro`` subcommands, one module each, each with ``register(subparsers)``."""

@@ -1,0 +1,127 @@
+"""The tables, in SQLAlchemy Core: portable between SQLite and PostgreSQL.
+
+Ids are UUID text (36 characters) so that one schema serves both engines; times are stored
+timezone-aware.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "acl_versions",
+    "audit_log",
+    "cache_entries",
+    "grants",
+    "metadata",
+    "projects",
+    "service_keys",
+    "team_members",
+    "teams",
+    "users",
+]
+
+metadata = MetaData()
+
+UUID_LEN = 36
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("full_name", String(200), nullable=True),
+    Column("password_hash", String(200), nullable=False),
+    # Logout bumps it; a token carrying an older version is revoked.
+    Column("token_version", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+service_keys = Table(
+    "service_keys",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # SHA-256 hex of the key: the key itself is printed once and never stored.
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("owner_id", String(UUID_LEN), ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", String(UUID_LEN), ForeignKey("teams.id"), primary_key=True),
+    Column("user_id", String(UUID_LEN), ForeignKey("users.id"), primary_key=True),
+    Index("ix_team_members_user", "user_id"),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("owner_id", String(UUID_LEN), ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_projects_owner", "owner_id"),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("project_id", String(UUID_LEN), ForeignKey("projects.id"), primary_key=True),
+    Column("subject_type", String(8), primary_key=True),  # "user" or "team"
+    Column("subject_id", String(UUID_LEN), primary_key=True),
+    Column("role", String(8), nullable=False),  # "viewer", "editor", "owner"
+    Index("ix_grants_subject", "subject_type", "subject_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("actor_id", String(UUID_LEN), nullable=True),
+    Column("action", String(32), nullable=False),  # "deny", "grant", "revoke", ...
+    Column("project_id", String(UUID_LEN), nullable=True),
+    Column("detail", Text, nullable=True),
+)
+
+# Versions that authorization cache keys embed: a change of grants or membership bumps one,
+# so no stale entry of the same version can answer (issue 3).
+acl_versions = Table(
+    "acl_versions",
+    metadata,
+    Column("scope", String(64), primary_key=True),  # "project:<id>", "user:<id>", ...
+    Column("version", Integer, nullable=False),
+)
+
+# L3: the cache tier every process shares, even without Redis.
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),  # epoch seconds
+)

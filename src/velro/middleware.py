@@ -1,0 +1,149 @@
+"""The one ASGI middleware around every request.
+
+Pure ASGI rather than ``BaseHTTPMiddleware``: it wraps ``send`` and ``receive`` without
+buffering or an extra task, which matters on the hot path of a load test. It gives every
+response its request id, security headers and ``Server-Timing``; refuses bodies over the
+limit and non-JSON bodies with the contract's error shape; records the server-side timing in
+the performance tracker; and writes one log line per request with its id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from velro import timing
+from velro.headers import SECURITY_HEADERS
+
+if TYPE_CHECKING:
+    from velro.tracker import Tracker
+
+__all__ = ["VelroMiddleware", "error_body"]
+
+log = logging.getLogger("velro.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def error_body(code: str, message: str, request_id: str) -> bytes:
+    return json.dumps(
+        {"error": {"code": code, "message": message, "request_id": request_id}}
+    ).encode()
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class VelroMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, tracker: Tracker | None) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.tracker = tracker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+        ctx = timing.RequestContext(request_id=rid)
+        token = timing._set(ctx)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k not in (b"server", b"x-powered-by")
+                ]
+                out += SECURITY_HEADERS
+                out.append((b"x-request-id", rid.encode("latin-1")))
+                out.append((b"server-timing", ctx.server_timing().encode("latin-1")))
+                message["headers"] = out
+            await send(message)
+
+        try:
+            refusal = self._refuse(scope, headers)
+            if refusal is not None:
+                await self._send_error(send_wrapper, *refusal, rid)
+                return
+            received = 0
+
+            async def receive_limited() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise _BodyTooLarge
+                return message
+
+            try:
+                await self.app(scope, receive_limited, send_wrapper)
+            except _BodyTooLarge:
+                await self._send_error(send_wrapper, *self._too_large(), rid)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            route = scope.get("route")
+            name = f"{scope['method']} {getattr(route, 'path', 'unmatched')}"
+            if self.tracker is not None:
+                self.tracker.record(name, status, elapsed_ms)
+            log.info(
+                "%s %s %d %.2fms request_id=%s", scope["method"], scope["path"], status,
+                elapsed_ms, rid,
+            )
+            timing._reset(token)
+
+    def _refuse(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+        if scope["method"] not in _BODY_METHODS:
+            return None
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                if int(length) > self.max_body_bytes:
+                    return self._too_large()
+                has_body = int(length) > 0
+            except ValueError:
+                return (400, "invalid_request", "Content-Length is not a number.")
+        else:
+            has_body = b"transfer-encoding" in headers
+        if has_body:
+            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if ctype != b"application/json":
+                return (
+                    415,
+                    "unsupported_media_type",
+                    "Send the body as JSON with Content-Type: application/json.",
+                )
+        return None
+
+    def _too_large(self) -> tuple[int, str, str]:
+        return (413, "payload_too_large", f"The body is over {self.max_body_bytes} bytes.")
+
+    async def _send_error(self, send: Send, status: int, code: str, message: str, rid: str) -> None:
+        body = error_body(code, message, rid)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,81 @@
+"""The shared resources of one app: built in its lifespan, closed at its shutdown.
+
+Nothing here is created at import time (STYLE 4): ``build_services(settings)`` makes the
+database singleton, the executor, the Redis connection, the caches and the tracker for one
+app, and ``Services.close`` releases them. Handlers reach them through ``services(request)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from starlette.requests import HTTPConnection
+
+from velro import timing
+from velro.cache import TieredCache
+from velro.db import Database
+from velro.executor import Executor
+from velro.redis_conn import RedisConnection
+from velro.settings import Settings
+from velro.tracker import Tracker
+
+__all__ = ["Services", "build_services", "services"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    executor: Executor
+    redis: RedisConnection
+    cache: TieredCache
+    tracker: Tracker
+
+    async def db_call(self, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(conn, *args)`` in one transaction, off the event loop, timed as ``db``."""
+        with timing.timed("db"):
+            return await self.executor.run("db", self.db.call, func, *args)
+
+    async def close(self) -> None:
+        await self.cache.close()
+        await self.redis.close()
+        self.executor.shutdown()
+        self.db.close()
+
+
+def build_services(settings: Settings, tracker: Tracker | None = None) -> Services:
+    db = Database.instance(
+        settings.database_url,
+        pool_size=settings.executor_workers,
+        timeout_s=settings.db_timeout_s,
+        pooled=not settings.is_degraded,
+    )
+    executor = Executor(
+        settings.executor_workers,
+        {"db": settings.db_timeout_s, "hash": settings.hash_timeout_s},
+        inline=settings.is_degraded,
+    )
+    redis = RedisConnection(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        socket_timeout_s=settings.redis_socket_timeout_s,
+        cooldown_s=settings.redis_breaker_cooldown_s,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        executor=executor,
+        redis=redis,
+        cache=TieredCache(enabled=not settings.is_degraded),
+        tracker=tracker or Tracker(),
+    )
+
+
+def services(conn: HTTPConnection) -> Services:
+    """The app's ``Services``, for handlers (``Depends(services)``)."""
+    svc: Services = conn.app.state.services
+    return svc

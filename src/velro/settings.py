@@ -1,0 +1,121 @@
+"""Settings, read once from ``VELRO_*`` variables into a frozen object.
+
+``create_app(settings)`` takes the object, so tests hand in settings instead of patching the
+environment (starlette ``Config``; the Flask tutorial's ``create_app(test_config)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args
+
+from velro.errors import ConfigError
+
+__all__ = ["Profile", "Settings"]
+
+Profile = Literal["fixed", "degraded"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the reference service; each field is ``VELRO_<NAME>`` in the environment."""
+
+    profile: Profile = "fixed"
+    # SQLite is the embedded default so a newcomer needs no server; PostgreSQL via
+    # postgresql+psycopg://user@host/db.
+    database_url: str = "sqlite:///var/velro.db"
+    # Empty means "no Redis": the limiter and the cache then keep their state in the process
+    # (and in the database for L3).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "velro:"
+    # A Redis call that takes longer than this counts as an outage: the circuit breaker opens
+    # and requests go on without L2 rather than stall (issue 3).
+    redis_socket_timeout_s: float = 0.05
+    redis_breaker_cooldown_s: float = 5.0
+
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    jwt_issuer: str = "velro"
+    jwt_audience: str = "velro-api"
+    token_ttl_s: int = 900
+
+    # OWASP Password Storage Cheat Sheet, argon2id minimum: m=19 MiB, t=2, p=1.
+    argon2_memory_kib: int = 19456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+
+    # limits-style rate strings, e.g. "10/minute".
+    login_failures_per_account: str = "10/minute"
+    login_failures_per_address: str = "300/minute"
+
+    max_body_bytes: int = 64 * 1024
+
+    executor_workers: int = 20
+    db_timeout_s: float = 5.0
+    hash_timeout_s: float = 5.0
+
+    # L1 TTL is also the bound within which another process sees a revoked grant (README).
+    l1_ttl_s: float = 5.0
+    l1_max_entries: int = 100_000
+    l2_ttl_s: float = 60.0
+    l3_ttl_s: float = 300.0
+    # Denials are cached shorter than allows: a grant just given should start working soon.
+    deny_ttl_s: float = 1.0
+    service_key_ttl_s: float = 300.0
+
+    log_level: str = "warning"
+
+    def __post_init__(self) -> None:
+        if self.profile not in get_args(Profile):
+            raise ConfigError(
+                f"VELRO_PROFILE is {self.profile!r}; give one of: {', '.join(get_args(Profile))}"
+            )
+        if not self.database_url.startswith(("sqlite://", "postgresql")):
+            raise ConfigError(
+                f"VELRO_DATABASE_URL is {self.database_url!r}; give sqlite:///path/to/file.db "
+                "or postgresql+psycopg://user@host:port/database"
+            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+                raise ConfigError(
+                    f"VELRO_{f.name.upper()} is {value!r}; give a positive number"
+                )
+        if len(self.jwt_secret) < 32:
+            raise ConfigError("VELRO_JWT_SECRET is shorter than 32 characters; give a longer one")
+
+    @property
+    def is_degraded(self) -> bool:
+        return self.profile == "degraded"
+
+    @property
+    def redis_enabled(self) -> bool:
+        return bool(self.redis_url)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``VELRO_*`` variables; a value that does not parse names itself and the fix."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f"VELRO_{f.name.upper()}"
+            if name not in environ:
+                continue
+            raw = environ[name].strip()
+            kind = type(getattr(_DEFAULTS, f.name))
+            try:
+                values[f.name] = kind(raw) if kind in (int, float) else raw
+            except ValueError:
+                raise ConfigError(
+                    f"{name} is {raw!r}; give a {'whole number' if kind is int else 'number'}"
+                ) from None
+        return cls(**values)
+
+
+_DEFAULTS = Settings(jwt_secret="x" * 32)

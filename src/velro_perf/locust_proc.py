@@ -1,0 +1,79 @@
+"""Locust in a subprocess: the command line the locustfile expects, in its own process group.
+
+The locustfile's LoadTestShape drives the users and stops the run by itself; `--processes N`
+uses Locust's own master and forked workers, which stay in the same process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from velro_perf.paths import locustfile, project_root, tool_command
+from velro_perf.procs import ManagedProcess, spawn
+
+__all__ = ["LocustOptions", "locust_argv", "start_locust", "stop_locust"]
+
+
+@dataclass(frozen=True)
+class LocustOptions:
+    host: str
+    shape: str
+    run_dir: Path
+    fixtures: Path | None = None
+    open_rate: float | None = None
+    processes: int = 1
+
+
+def locust_argv(opts: LocustOptions) -> list[str]:
+    argv = [
+        *tool_command("locust", "locust"),
+        "-f",
+        str(locustfile()),
+        "--headless",
+        "--host",
+        opts.host,
+        "--csv",
+        str(opts.run_dir / "locust"),
+        "--csv-full-history",
+        # the periodic tables would only fill locust.log; progress comes from the history CSV
+        "--only-summary",
+        "--velro-shape",
+        opts.shape,
+        "--velro-out",
+        str(opts.run_dir),
+    ]
+    if opts.fixtures is not None:
+        argv += ["--velro-fixtures", str(opts.fixtures)]
+    if opts.open_rate is not None:
+        argv += ["--velro-open-rate", f"{opts.open_rate:g}"]
+    if opts.processes != 1:
+        argv += ["--processes", str(opts.processes)]
+    return argv
+
+
+def start_locust(opts: LocustOptions) -> ManagedProcess:
+    env = dict(os.environ)
+    root = str(project_root())
+    # scenarios/ is imported by the locustfile from the project root
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return spawn(
+        "locust", locust_argv(opts), env=env, log_path=opts.run_dir / "locust.log", cwd=opts.run_dir
+    )
+
+
+def stop_locust(proc: ManagedProcess, grace_s: float = 20.0) -> int | None:
+    """Stop Locust the way Ctrl-C would, so it writes its CSVs and the samples, then harder."""
+    # SIGTERM to the master alone: it quits its workers (which send their last samples) and runs
+    # its quit hooks, where the recorder writes samples.csv; the whole group is killed only if
+    # that hangs
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace_s)
+    return proc.stop(grace_s=5.0)

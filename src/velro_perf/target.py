@@ -1,0 +1,336 @@
+"""The system under test: checks on a given target, and the reference service's lifetime.
+
+Load only ever goes to this machine, so a target must be a loopback address. With no target
+the runner starts the reference service itself (`velro db init`, `velro seed`, `velro serve`)
+on a private database (SQLite in the run folder, or a PostgreSQL database of its own) and a
+Redis database number nobody else uses, and gives all of it back when the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from velro_perf.errors import ConfigError, ServiceStartError, TargetUnreachableError, UsageError
+from velro_perf.paths import project_root, tool_command
+from velro_perf.procs import ManagedProcess, spawn
+
+__all__ = [
+    "KEEP_ALIVE_S",
+    "ReferenceService",
+    "ServiceOptions",
+    "check_port_free",
+    "check_reachable",
+    "free_port",
+    "is_loopback_url",
+    "redact_url",
+    "require_loopback",
+]
+
+# uvicorn's keep-alive in `velro serve`, longer than Locust's idle gaps so that connections are
+# reused (recorded in meta.json as what the generator's connections were allowed)
+KEEP_ALIVE_S = 75
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+_REDIS_OWNER_KEY = "velro_perf:owner"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when `url` is http(s) to 127.0.0.0/8, ::1 or localhost."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return False
+    host = parts.hostname
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_loopback(url: str) -> str:
+    """The target without a trailing slash, or UsageError when it is not on this machine."""
+    if not is_loopback_url(url):
+        raise UsageError(
+            f"target {url!r} is not a loopback address; load stays on this machine: "
+            "give http://127.0.0.1:PORT, http://localhost:PORT or http://[::1]:PORT"
+        )
+    return url.rstrip("/")
+
+
+def check_reachable(url: str, timeout_s: float = 5.0) -> None:
+    """Raise TargetUnreachableError unless something answers HTTP at `url` (any status)."""
+    try:
+        with httpx.Client(timeout=timeout_s) as client:
+            client.get(url + "/health")
+    except httpx.HTTPError as exc:
+        raise TargetUnreachableError(
+            f"target {url} is unreachable ({type(exc).__name__}: {exc}); "
+            "start the service first or check the URL and port"
+        ) from exc
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """UsageError when `port` cannot be bound on `host` (another process holds it)."""
+    if not 0 < port < 65536:
+        raise UsageError(f"port {port} is out of range; give a port between 1 and 65535")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UsageError(
+                f"port {port} on {host} is already in use ({exc.strerror}); "
+                "give another --port or leave it out to pick a free one"
+            ) from exc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password, for files a person may share."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """How to start the reference service for one run."""
+
+    run_dir: Path
+    run_id: str
+    profile: str = "fixed"
+    database: str = "sqlite"  # sqlite | postgres | a SQLAlchemy URL
+    use_redis: bool = True
+    port: int | None = None
+    workers: int = 1
+    seed_users: int = 100
+    seed_teams: int = 10
+    seed_projects: int = 100
+    startup_timeout_s: float = 60.0
+
+
+@dataclass
+class ReferenceService:
+    """The reference service of one run; use as a context manager so it is always torn down."""
+
+    options: ServiceOptions
+    url: str = ""
+    database_url: str = ""
+    redis_url: str = ""
+    fixtures_path: Path | None = None
+    _process: ManagedProcess | None = None
+    _pg_database: str | None = None
+    _redis_db: int | None = None
+    _log: list[str] = field(default_factory=list)
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def __enter__(self) -> ReferenceService:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def prepare(self) -> None:
+        """Pick the port, create the database, claim a Redis database; nothing started yet."""
+        opts = self.options
+        if opts.port is not None:
+            check_port_free(opts.port)
+        port = opts.port if opts.port is not None else free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.database_url = self._prepare_database()
+        self.redis_url = self._claim_redis() if opts.use_redis else ""
+
+    def start(self) -> None:
+        """db init, seed with the shape's sizes, serve, and wait for /health."""
+        opts = self.options
+        env = self.env()
+        self._run_cli(["db", "init"], env, "velro db init")
+        self.fixtures_path = opts.run_dir / "fixtures.json"
+        self._run_cli(
+            [
+                "seed",
+                "--users",
+                str(opts.seed_users),
+                "--teams",
+                str(opts.seed_teams),
+                "--projects",
+                str(opts.seed_projects),
+                "--out",
+                str(self.fixtures_path),
+            ],
+            env,
+            "velro seed",
+        )
+        port = urlsplit(self.url).port
+        argv = [
+            *tool_command("velro", "velro"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        if opts.workers > 1:
+            argv += ["--workers", str(opts.workers)]
+        argv += ["--profile", opts.profile]
+        self._process = spawn("velro serve", argv, env=env, log_path=self.log_path)
+        self.wait_healthy()
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.options.startup_timeout_s
+        last = "no answer yet"
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self._process is not None and self._process.poll() is not None:
+                    raise ServiceStartError(
+                        f"velro serve exited with code {self._process.poll()} before it was "
+                        f"healthy; see {self.log_path}"
+                    )
+                try:
+                    response = client.get(self.url + "/health")
+                    if response.status_code == 200:
+                        return
+                    last = f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    last = type(exc).__name__
+                time.sleep(0.25)
+        raise TargetUnreachableError(
+            f"the reference service at {self.url} was not healthy after "
+            f"{self.options.startup_timeout_s:.0f} s (last: {last}); see {self.log_path}"
+        )
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        """Stop the server, then give back the database and the Redis keys it used."""
+        if self._process is not None:
+            self._process.stop(grace_s=10.0)
+            self._process = None
+        self._release_redis()
+        self._drop_database()
+
+    # -- pieces ---------------------------------------------------------------------------
+
+    @property
+    def log_path(self) -> Path:
+        return self.options.run_dir / "service.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["VELRO_DATABASE_URL"] = self.database_url
+        env["VELRO_REDIS_URL"] = self.redis_url
+        env["VELRO_PROFILE"] = self.options.profile
+        # the service imports from src/ even when the project is not installed in the venv
+        src = str(project_root() / "src")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+        return env
+
+    def _run_cli(self, args: list[str], env: dict[str, str], what: str) -> None:
+        argv = [*tool_command("velro", "velro"), *args]
+        with self.log_path.open("a") as log:
+            log.write(f"$ {' '.join(argv)}\n")
+        proc = spawn(what, argv, env=env, log_path=self.log_path)
+        try:
+            code = proc.wait()
+        finally:
+            proc.stop(grace_s=2.0)
+        if code != 0:
+            raise ServiceStartError(f"`{what}` failed with exit code {code}; see {self.log_path}")
+
+    def _prepare_database(self) -> str:
+        choice = self.options.database
+        if choice == "sqlite":
+            return f"sqlite:///{(self.options.run_dir / 'velro.db').resolve()}"
+        if choice in {"postgres", "postgresql"}:
+            return self._create_pg_database()
+        if "://" in choice:
+            return choice
+        raise ConfigError(
+            f"--database {choice!r} is not understood; give sqlite, postgres or a URL such as "
+            "postgresql+psycopg://postgres@127.0.0.1:5432/velro"
+        )
+
+    def _create_pg_database(self) -> str:
+        import psycopg  # the PostgreSQL driver is only needed for --database postgres
+
+        name = "velro_run_" + "".join(c if c.isalnum() else "_" for c in self.options.run_id)
+        name = name.lower()[:63]  # PostgreSQL truncates identifiers at 63 bytes
+        try:
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"could not create PostgreSQL database {name!r} at {POSTGRES_ADMIN_URL} ({exc}); "
+                "start PostgreSQL on 127.0.0.1:5432 or use --database sqlite"
+            ) from exc
+        self._pg_database = name
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+    def _drop_database(self) -> None:
+        if self._pg_database is None:
+            return
+        import psycopg
+
+        name, self._pg_database = self._pg_database, None
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as conn,
+        ):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _claim_redis(self) -> str:
+        """A Redis database number holding no keys, marked as ours; "" when Redis is absent."""
+        import redis
+
+        try:
+            probe = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2)
+            count = int(probe.config_get("databases").get("databases", 16))
+        except redis.RedisError:
+            return ""  # no Redis: the service runs with its in-process tiers only
+        # from the top down, away from db 0 that other tools use by default; SET NX makes two
+        # runs racing for the same number agree on one owner
+        for number in range(count - 1, 0, -1):
+            client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=2)
+            if client.dbsize() != 0:
+                continue
+            if client.set(_REDIS_OWNER_KEY, self.options.run_id, nx=True):
+                if client.dbsize() == 1:
+                    self._redis_db = number
+                    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
+                client.delete(_REDIS_OWNER_KEY)
+        raise ConfigError(
+            f"every Redis database number 1-{count - 1} at {REDIS_HOST}:{REDIS_PORT} holds keys; "
+            "free one or run with --no-redis"
+        )
+
+    def _release_redis(self) -> None:
+        if self._redis_db is None:
+            return
+        import redis
+
+        number, self._redis_db = self._redis_db, None
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=2)
+        with contextlib.suppress(redis.RedisError):
+            # flush only a database this run still owns
+            if client.get(_REDIS_OWNER_KEY) == self.options.run_id.encode():
+                client.flushdb()
