@@ -41,6 +41,7 @@ __all__ = [
     "CPU_SATURATED",
     "MIN_SAMPLES",
     "TIERS",
+    "bound_text",
     "cache_counters",
     "endpoint_latencies",
     "fmt_value",
@@ -233,6 +234,7 @@ def _judge(
         "description": b.description,
         "kind": b.kind,
         "bound": b.bound,
+        "bound_text": bound_text(b),
         "percentile": b.percentile,
         "measured": None,
         "ci_low": None,
@@ -461,14 +463,17 @@ def fmt_value(kind: str, value: float | None) -> str:
     return f"{value:,.0f}"
 
 
-def _bound_text(b: Budget) -> str:
-    if b.max is not None:
-        return (
-            f"< {fmt_value(b.kind, b.max)}"
-            if b.kind != "error_rate"
-            else (f"≤ {fmt_value(b.kind, b.max)}")
-        )
-    return f"≥ {fmt_value(b.kind, b.min)}"
+def bound_text(b: Budget) -> str:
+    """The bound as the PRD states it: "< 50 ms", "≥ 95 %", "≤ 0.1 %", "≥ 10,000"."""
+    if b.kind in ("latency", "microbenchmark"):
+        return f"< {b.max:g} ms"
+    if b.kind == "hit_rate":
+        return f"≥ {(b.min or 0) * 100:g} %"
+    if b.kind == "error_rate":
+        return f"≤ {(b.max or 0) * 100:g} %"
+    if b.min is not None:
+        return f"≥ {b.min:,.0f}"
+    return f"≤ {b.max:,.0f}"
 
 
 def _sentence(r: dict[str, Any], b: Budget) -> str:
@@ -484,4 +489,4 @@ def _sentence(r: dict[str, Any], b: Budget) -> str:
         lo = fmt_value(b.kind, r["ci_low"]) if r["ci_low"] is not None else "unbounded"
         hi = fmt_value(b.kind, r["ci_high"]) if r["ci_high"] is not None else "unbounded"
         ci = f" (95 % CI {lo} to {hi})"
-    return f"{what} was {fmt_value(b.kind, r['measured'])}{ci} against {_bound_text(b)}: {verdict}."
+    return f"{what} was {fmt_value(b.kind, r['measured'])}{ci} against {bound_text(b)}: {verdict}."

@@ -78,12 +78,19 @@ class Executor:
             # degraded: block the event loop, exactly the failure the story describes
             with self._lock:
                 self._submitted += 1
-            return self._call(deadline, kind, timeout, func, *args, **kwargs)
+            try:
+                return self._call(deadline, kind, timeout, func, *args, **kwargs)
+            except OperationTimeout:
+                self._count_timeout()
+                raise
         with self._lock:
             self._submitted += 1
         future = self._pool.submit(self._call, deadline, kind, timeout, func, *args, **kwargs)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except OperationTimeout:
+            self._count_timeout()
+            raise
         except TimeoutError:
             if future.cancel():  # still queued: it frees its slot and never starts
                 with self._lock:
@@ -110,6 +117,12 @@ class Executor:
             _local.deadline = deadline
             try:
                 return func(*args, **kwargs)
+            except Exception as exc:
+                # the server-side half of the timeout fired (a statement timeout, an
+                # interrupted SQLite query): report it as what it is
+                if time.monotonic() >= deadline:
+                    raise OperationTimeout(kind, timeout) from exc
+                raise
             finally:
                 _local.deadline = None
         finally:

@@ -44,6 +44,7 @@ RUN_SPECIFIC_FIELDS = frozenset(
         "target_url",
         "database_url",
         "redis_url",
+        "redis_prefix",
         "budgets_file",
         "fixtures_file",
     }

@@ -44,10 +44,10 @@ def _duration(table: dict[str, Any]) -> float | None:
     stages = table.get("stages") or table.get("stage")
     if not isinstance(stages, list) or not stages:
         return None
-    ends = [s.get(k) for s in stages if isinstance(s, dict) for k in ("end_s", "until_s", "at_s")]
-    ends = [e for e in ends if isinstance(e, int | float)]
+    raw = [s.get(k) for s in stages if isinstance(s, dict) for k in ("end_s", "until_s", "at_s")]
+    ends = [float(e) for e in raw if isinstance(e, int | float)]
     if ends:
-        return float(max(ends))
+        return max(ends)
     lengths = [
         s.get(k)
         for s in stages

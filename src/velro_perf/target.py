@@ -40,7 +40,6 @@ __all__ = [
 KEEP_ALIVE_S = 75
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-_REDIS_OWNER_KEY = "velro_perf:owner"
 
 
 def is_loopback_url(url: str) -> bool:
@@ -138,7 +137,7 @@ class ReferenceService:
     fixtures_path: Path | None = None
     _process: ManagedProcess | None = None
     _pg_database: str | None = None
-    _redis_db: int | None = None
+    redis_prefix: str = ""
     _log: list[str] = field(default_factory=list)
 
     # -- lifetime -------------------------------------------------------------------------
@@ -239,6 +238,8 @@ class ReferenceService:
         env = dict(os.environ)
         env["VELRO_DATABASE_URL"] = self.database_url
         env["VELRO_REDIS_URL"] = self.redis_url
+        if self.redis_prefix:
+            env["VELRO_REDIS_PREFIX"] = self.redis_prefix
         env["VELRO_PROFILE"] = self.options.profile
         # the service imports from src/ even when the project is not installed in the venv
         src = str(project_root() / "src")
@@ -299,38 +300,43 @@ class ReferenceService:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _claim_redis(self) -> str:
-        """A Redis database number holding no keys, marked as ours; "" when Redis is absent."""
+        """The Redis URL when 127.0.0.1:6379 answers, with a key prefix of this run; else ""."""
         import redis
 
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2)
         try:
-            probe = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2)
-            count = int(probe.config_get("databases").get("databases", 16))
-        except redis.RedisError:
+            client.ping()
+        except (redis.RedisError, OSError):
             return ""  # no Redis: the service runs with its in-process tiers only
-        # from the top down, away from db 0 that other tools use by default; SET NX makes two
-        # runs racing for the same number agree on one owner
-        for number in range(count - 1, 0, -1):
-            client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=2)
-            if client.dbsize() != 0:
-                continue
-            if client.set(_REDIS_OWNER_KEY, self.options.run_id, nx=True):
-                if client.dbsize() == 1:
-                    self._redis_db = number
-                    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
-                client.delete(_REDIS_OWNER_KEY)
-        raise ConfigError(
-            f"every Redis database number 1-{count - 1} at {REDIS_HOST}:{REDIS_PORT} holds keys; "
-            "free one or run with --no-redis"
-        )
+        finally:
+            client.close()
+        # database 0 is shared with other users of this Redis: a prefix of the run's own keeps
+        # its keys apart, and the end of the run deletes exactly those
+        self.redis_prefix = f"velro_perf:{self.options.run_id}:"
+        return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
     def _release_redis(self) -> None:
-        if self._redis_db is None:
+        if not self.redis_prefix:
             return
         import redis
 
-        number, self._redis_db = self._redis_db, None
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=2)
-        with contextlib.suppress(redis.RedisError):
-            # flush only a database this run still owns
-            if client.get(_REDIS_OWNER_KEY) == self.options.run_id.encode():
-                client.flushdb()
+        prefix, self.redis_prefix = self.redis_prefix, ""
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=5)
+        try:
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    client.delete(*batch)
+                    batch.clear()
+            if batch:
+                client.delete(*batch)
+        except (redis.RedisError, OSError):
+            pass  # Redis went away: nothing of ours is left to delete
+        finally:
+            client.close()
+
+
+def _glob_escape(text: str) -> str:
+    """`text` as a literal in a Redis MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

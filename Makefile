@@ -1,0 +1,60 @@
+# The commands everyone uses; each sets up what it needs (a virtual environment, the install).
+#   make run    a load test of the reference service, degraded then fixed, ending in an HTML report
+#   make test   every correctness test
+#   make gate   the CI gate: the smoke shape against the fixed profile, judged by the PRD budgets
+#   make bench  the full microbenchmarks (make bench-quick: each once, as CI does)
+#   make check  ruff and mypy
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SHAPE  ?= smoke
+OUT    ?= runs
+
+.PHONY: setup run gate test check fmt bench bench-quick throughput serve clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The degraded run is expected to fail its budgets (that is the story); the fixed run's
+# verdict is the exit code, and its report shows the two side by side.
+run: setup
+	-$(BIN)/velro-perf run --shape $(SHAPE) --service-profile degraded --out $(OUT)
+	$(BIN)/velro-perf run --shape $(SHAPE) --service-profile fixed --out $(OUT)
+
+gate: setup
+	$(BIN)/velro-perf run --shape smoke --service-profile fixed --out $(OUT)
+
+test: setup
+	$(BIN)/pytest
+
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/velro-perf bench
+
+bench-quick: setup
+	$(BIN)/velro-perf bench --quick
+
+throughput: setup
+	$(BIN)/velro-perf bench --throughput
+
+serve: setup
+	$(BIN)/velro db init
+	$(BIN)/velro serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks

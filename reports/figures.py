@@ -1,0 +1,206 @@
+"""From a run's files to the report's charts: the data reduction behind each figure.
+
+Every reduction is vectorised over the whole samples table once (integer time bins, one groupby,
+one sort per category), so a one-hour run of a million requests costs a second or two here.
+Each chart's caption names the file and the number of measurements it was drawn from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from reports import charts
+from reports.analysis import CPU_SATURATED, TIERS
+from reports.charts import Chart
+from reports.loading import RunData
+
+__all__ = ["category_latencies", "run_charts"]
+
+FloatArray = NDArray[np.float64]
+
+
+def category_latencies(judged: pd.DataFrame) -> dict[str, FloatArray]:
+    """Sorted latencies of each category of the judged samples."""
+    out: dict[str, FloatArray] = {}
+    if judged.empty:
+        return out
+    lat = judged["latency_ms"].to_numpy(dtype=np.float64)
+    cats = judged["category"].astype("category")
+    codes = cats.cat.codes.to_numpy()
+    for i, name in enumerate(cats.cat.categories):
+        sel = lat[codes == i]
+        if len(sel):
+            out[str(name)] = np.sort(sel)
+    return out
+
+
+def run_charts(data: RunData, summary: dict[str, Any]) -> dict[str, Chart | None]:
+    """Every chart of one run's report, keyed by section; a chart without data is None."""
+    judged = data.judged
+    n = len(judged)
+    t0 = data.measured_from
+    duration = float(summary.get("duration_s") or 0.0)
+    after = f"{n:,} requests after warm-up, setup excluded"
+    out: dict[str, Chart | None] = {}
+    out["users"] = _users(data)
+    if n:
+        bins, width = charts.time_bins(judged["ts"].to_numpy(), t0, duration)
+        out["latency_time"] = _latency_time(judged, bins, width, after)
+        out["cdf"] = charts.cdf_by_group(
+            category_latencies(judged), f"from samples.csv: {after}; exact, every request"
+        )
+        out["failures"] = _failures(judged, bins, width, after)
+        out["server_timing"] = _server_timing(judged)
+    out["cache"] = _cache(data)
+    out["generator"] = _generator(data)
+    return out
+
+
+def _users(data: RunData) -> Chart | None:
+    hist = data.locust_history
+    source = "locust_stats_history.csv (Locust's own, every second)"
+    if hist.empty:
+        gen = data.generator
+        if gen.empty:
+            return None
+        hist = pd.DataFrame({"ts": gen["ts"], "users": gen["users"], "rps": gen["achieved_rps"]})
+        source = "generator.jsonl (the runner's watcher, every second)"
+    start = float(hist["ts"].min())
+    return charts.users_and_rps(
+        hist["ts"].to_numpy(dtype=np.float64) - start,
+        hist["users"].to_numpy(dtype=np.float64),
+        hist["rps"].to_numpy(dtype=np.float64),
+        data.measured_from - start,
+        f"from {source}, {len(hist):,} rows; grey: warm-up, not judged",
+    )
+
+
+def _latency_time(
+    judged: pd.DataFrame, bins: NDArray[np.int64], width: int, after: str
+) -> Chart | None:
+    frame = pd.DataFrame(
+        {
+            "category": judged["category"].astype(str).to_numpy(),
+            "bin": bins,
+            "lat": judged["latency_ms"].to_numpy(),
+        }
+    )
+    q = frame.groupby(["category", "bin"], observed=True)["lat"].quantile([0.5, 0.95, 0.99])
+    table = q.unstack()
+    table.columns = ["p50", "p95", "p99"]
+    series = {}
+    for cat in sorted(table.index.get_level_values(0).unique()):
+        part = table.loc[cat]
+        part.index = part.index.to_numpy() * width
+        series[str(cat)] = part
+    return charts.latency_over_time(
+        series, width, f"from samples.csv: {after}; percentiles of each {width}-s bin"
+    )
+
+
+def _failures(
+    judged: pd.DataFrame, bins: NDArray[np.int64], width: int, after: str
+) -> Chart | None:
+    length = int(bins.max()) + 1 if len(bins) else 0
+    unexpected = np.bincount(bins, weights=(judged["expected"].to_numpy() == 0), minlength=length)
+    no_resp = np.bincount(bins, weights=(judged["status"].to_numpy() == 0), minlength=length)
+    t = np.arange(length, dtype=np.float64) * width
+    k = int(unexpected.sum())
+    return charts.failures_over_time(
+        t,
+        unexpected,
+        no_resp,
+        width,
+        f"from samples.csv: {k:,} unexpected responses among {after}",
+    )
+
+
+def _server_timing(judged: pd.DataFrame) -> Chart | None:
+    if "st_app" not in judged or judged["st_app"].isna().all():
+        return None
+    has = judged[judged["st_app"].notna()]
+    frame = pd.DataFrame(
+        {
+            "endpoint": has["endpoint"].astype(str).to_numpy(),
+            "app": has["st_app"].to_numpy(dtype=np.float64),
+            "db": has["st_db"].fillna(0).to_numpy(dtype=np.float64),
+            "hash": has["st_hash"].fillna(0).to_numpy(dtype=np.float64),
+        }
+    )
+    means = frame.groupby("endpoint").mean()
+    table = pd.DataFrame(
+        {
+            "database": means["db"],
+            "password hash": means["hash"],
+            "other application": (means["app"] - means["db"] - means["hash"]).clip(lower=0),
+        }
+    )
+    # means, not medians: means of the parts add up to the mean of the whole
+    return charts.server_timing(
+        table,
+        f"from samples.csv Server-Timing (app, db, hash): {len(has):,} responses that carried "
+        "it; means per request, app = the whole handler",
+    )
+
+
+def _cache(data: RunData) -> Chart | None:
+    rows = []
+    for m in data.metrics:
+        body = m.get("metrics")
+        ts = m.get("ts")
+        cache = body.get("cache") if isinstance(body, dict) else None
+        if isinstance(cache, dict) and isinstance(ts, int | float) and ts >= data.measured_from:
+            lowered = {str(k).upper(): v for k, v in cache.items()}
+            row: dict[str, float] = {"ts": float(ts)}
+            for tier in TIERS:
+                t = lowered.get(tier)
+                if isinstance(t, dict):
+                    for key in ("hits", "misses"):
+                        v = t.get(key)
+                        if isinstance(v, int | float):
+                            row[f"{tier}.{key}"] = float(v)
+            rows.append(row)
+    if len(rows) < 2:
+        return None
+    df = pd.DataFrame(rows).sort_values("ts")
+    d = df.diff().iloc[1:]
+    d = d.where(d >= 0)  # a counter reset leaves a gap rather than a negative rate
+    t = (df["ts"].iloc[1:] - data.measured_from).to_numpy(dtype=np.float64)
+    rates: dict[str, FloatArray] = {}
+    for tier in TIERS:
+        h, m = f"{tier}.hits", f"{tier}.misses"
+        if h in d and m in d:
+            total = (d[h] + d[m]).replace(0, np.nan)
+            rates[tier] = (d[h] / total).to_numpy(dtype=np.float64)
+    if "L1.hits" in d and "L1.misses" in d:
+        hits = sum(d[f"{t}.hits"] for t in TIERS if f"{t}.hits" in d)
+        lookups = (d["L1.hits"] + d["L1.misses"]).replace(0, np.nan)
+        rates["overall (L1+L2+L3)"] = (hits / lookups).clip(upper=1).to_numpy(dtype=np.float64)
+    if not rates:
+        return None
+    return charts.cache_tiers(
+        t,
+        rates,
+        f"from metrics.jsonl: {len(rows):,} scrapes after warm-up; each tier's hits over its own "
+        "lookups per scrape interval; overall = hits in any tier over L1 lookups",
+    )
+
+
+def _generator(data: RunData) -> Chart | None:
+    gen = data.generator.dropna(subset=["ts"])
+    if gen.empty:
+        return None
+    start = float(gen["ts"].min())
+    intended = gen["intended_rps"].to_numpy(dtype=np.float64)
+    return charts.generator_health(
+        gen["ts"].to_numpy(dtype=np.float64) - start,
+        gen["cpu_percent_max"].to_numpy(dtype=np.float64),
+        gen["achieved_rps"].to_numpy(dtype=np.float64),
+        intended if np.isfinite(intended).any() else None,
+        CPU_SATURATED,
+        f"from generator.jsonl: {len(gen):,} one-second readings of the load generator",
+    )

@@ -1,0 +1,94 @@
+"""The locustfile's own command-line options (`events.init_command_line_parser`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scenarios.errors import ScenarioConfigError
+
+__all__ = ["PROJECT_ROOT", "Options", "add_arguments", "resolve"]
+
+# relative paths in defaults are relative to the project, not to wherever locust runs
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def add_arguments(parser: Any) -> None:
+    parser.add_argument("--velro-shape", default="smoke", help="load shape name from the shapes file")
+    parser.add_argument(
+        "--velro-shapes", default="fixtures/shapes.toml", help="shapes file (TOML), see scenarios/shapes.py"
+    )
+    parser.add_argument(
+        "--velro-workload", default="fixtures/workload.toml", help="workload weights file (TOML)"
+    )
+    parser.add_argument(
+        "--velro-out", default="", help="run directory for samples.csv and friends; empty: record nothing"
+    )
+    parser.add_argument(
+        "--velro-fixtures",
+        default="",
+        help="fixtures JSON from `velro seed --out`; empty: provision users/teams/projects through the API",
+    )
+    parser.add_argument(
+        "--velro-open-rate",
+        type=float,
+        default=0.0,
+        help="open model: total requests per second on a fixed schedule (0: closed model)",
+    )
+    parser.add_argument(
+        "--velro-service-key",
+        default="",
+        env_var="VELRO_PERF_SERVICE_KEY",
+        is_secret=True,
+        help="X-Service-Key for /internal/users when no fixtures file gives one; none: service-key users off",
+    )
+    parser.add_argument(
+        "--velro-gc-rss-limit-mb",
+        type=float,
+        default=2048.0,
+        help="collect anyway when a generator process grows past this RSS while its GC is off",
+    )
+
+
+def resolve(path: str) -> Path:
+    """A path as given if it exists or is absolute, else relative to the project root."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return PROJECT_ROOT / candidate
+
+
+@dataclass(frozen=True)
+class Options:
+    shape: str
+    shapes_file: Path
+    workload_file: Path
+    out: str
+    fixtures: str
+    open_rate: float
+    service_key: str
+    gc_rss_limit_mb: float
+
+    @classmethod
+    def from_parsed(cls, parsed: Any) -> Options:
+        """Read the options from Locust's parsed_options (defaults when absent, as in tests
+        that build an Environment without a parser)."""
+
+        def get(name: str, default: Any) -> Any:
+            value = getattr(parsed, name, None) if parsed is not None else None
+            return default if value is None else value
+
+        rate = float(get("velro_open_rate", 0.0) or 0.0)
+        if rate < 0:
+            raise ScenarioConfigError(f"--velro-open-rate is {rate:g}; give requests per second above 0, or 0 for the closed model")
+        return cls(
+            shape=str(get("velro_shape", "smoke")),
+            shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),
+            workload_file=resolve(str(get("velro_workload", "fixtures/workload.toml"))),
+            out=str(get("velro_out", "")),
+            fixtures=str(get("velro_fixtures", "")),
+            open_rate=rate,
+            service_key=str(get("velro_service_key", "")),
+            gc_rss_limit_mb=float(get("velro_gc_rss_limit_mb", 2048.0)),
+        )

@@ -1,0 +1,273 @@
+"""Response checks: what CONTRACT.md promises for every response and for each call.
+
+A check returns a problem sentence ("expected 404 not_found, got 200") or None. Messages
+carry no ids or timings, so Locust groups equal failures into one row of its failure table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "FORBIDDEN_HEADERS",
+    "SECURITY_HEADERS",
+    "Expect",
+    "Verdict",
+    "authz_body",
+    "header_value",
+    "project_body",
+    "team_body",
+    "token_body",
+    "user_body",
+    "verify",
+]
+
+BodyCheck = Callable[[Any], str | None]
+
+# CONTRACT.md "Every response": the OWASP Secure Headers Project set. None = must be present
+# with any value; a string = the value the contract fixes (compared case-insensitively).
+SECURITY_HEADERS: Mapping[str, str | None] = {
+    "Strict-Transport-Security": None,
+    "Content-Security-Policy": None,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": None,
+    "Cross-Origin-Opener-Policy": None,
+    "Cross-Origin-Embedder-Policy": None,
+    "Cross-Origin-Resource-Policy": None,
+    "X-Permitted-Cross-Domain-Policies": "none",
+    "Cache-Control": "no-store",
+}
+# headers that disclose the server software (OWASP Secure Headers: "headers to remove")
+FORBIDDEN_HEADERS = ("Server", "X-Powered-By")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_APP_TIMING = re.compile(r"(^|,)\s*app\s*;[^,]*\bdur=", re.IGNORECASE)
+_CACHE_TIERS = {"L1", "L2", "L3", "db"}
+
+
+def header_value(headers: Any, name: str) -> str | None:
+    """One header's value from a requests- or geventhttpclient-style mapping, or None.
+
+    geventhttpclient answers a repeated header with a list; they are joined as RFC 9110
+    section 5.3 allows for list-valued fields.
+    """
+    if headers is None:
+        return None
+    value = headers.get(name)
+    if value is None and isinstance(headers, Mapping):
+        lowered = name.lower()
+        for key, item in headers.items():
+            if key.lower() == lowered:
+                value = item
+                break
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One answer a scenario accepts: a status, an error code for 4xx/5xx, a body check and
+    headers the answer must carry (None = any value)."""
+
+    status: int
+    error: str | None = None
+    body: BodyCheck | None = None
+    headers: Mapping[str, str | None] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.status} {self.error}" if self.error else str(self.status)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    message: str
+    expect: Expect | None
+    data: Any
+
+
+def _is_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def _missing(data: Any, keys: Sequence[str], what: str) -> str | None:
+    if not isinstance(data, dict):
+        return f"{what} body is not a JSON object"
+    absent = [key for key in keys if key not in data]
+    return f"{what} body lacks {absent}" if absent else None
+
+
+def user_body(user_id: str | None = None, email: str | None = None) -> BodyCheck:
+    """`{"id", "email", "full_name", "created_at"}`, optionally this user."""
+
+    def check(data: Any) -> str | None:
+        problem = _missing(data, ("id", "email", "full_name", "created_at"), "user")
+        if problem:
+            return problem
+        if not _is_uuid(data["id"]):
+            return "user id is not a canonical UUID"
+        if user_id is not None and data["id"] != user_id:
+            return "user body is another user's (id differs)"
+        if email is not None and str(data["email"]).lower() != email.strip().lower():
+            return "user body has another email than the one registered"
+        return None
+
+    return check
+
+
+def token_body(data: Any) -> str | None:
+    """`{"access_token", "token_type": "bearer", "expires_in"}`."""
+    problem = _missing(data, ("access_token", "token_type", "expires_in"), "token")
+    if problem:
+        return problem
+    if not isinstance(data["access_token"], str) or data["access_token"].count(".") != 2:
+        return "access_token is not a JWT (three dot-separated parts)"
+    if str(data["token_type"]).lower() != "bearer":
+        return f"token_type is {data['token_type']!r}, expected 'bearer'"
+    if isinstance(data["expires_in"], bool) or not isinstance(data["expires_in"], int | float):
+        return "expires_in is not a number"
+    return None
+
+
+def project_body(project_id: str | None = None) -> BodyCheck:
+    """`{"id", "name", "owner_id", "created_at"}`, optionally this project."""
+
+    def check(data: Any) -> str | None:
+        problem = _missing(data, ("id", "name", "owner_id", "created_at"), "project")
+        if problem:
+            return problem
+        if project_id is not None and data["id"] != project_id:
+            return "project body is another project's (id differs)"
+        return None
+
+    return check
+
+
+def team_body(data: Any) -> str | None:
+    """`{"id", "name", "owner_id"}`."""
+    problem = _missing(data, ("id", "name", "owner_id"), "team")
+    if problem:
+        return problem
+    return None if _is_uuid(data["id"]) else "team id is not a canonical UUID"
+
+
+def authz_body(allowed: bool) -> BodyCheck:
+    """`{"allowed", "role", "source"}` with the decision the seed implies."""
+
+    def check(data: Any) -> str | None:
+        problem = _missing(data, ("allowed", "role", "source"), "authz check")
+        if problem:
+            return problem
+        if data["allowed"] is not allowed:
+            return f"expected allowed={str(allowed).lower()}, got allowed={json.dumps(data['allowed'])}"
+        if data["source"] not in _CACHE_TIERS:
+            return f"source is {data['source']!r}, expected one of {sorted(_CACHE_TIERS)}"
+        return None
+
+    return check
+
+
+def _error_body(data: Any, code: str | None, request_id: str) -> str | None:
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict) or set(error) < {"code", "message", "request_id"}:
+        return 'error body is not {"error": {"code", "message", "request_id"}}'
+    if code is not None and error["code"] != code:
+        return f"expected error code {code!r}, got {error['code']!r}"
+    if error["request_id"] != request_id:
+        return "error.request_id differs from X-Request-ID"
+    return None
+
+
+def _common(headers: Any, request_id: str) -> str | None:
+    """CONTRACT.md "Every response": request id, Server-Timing, the security headers."""
+    echoed = header_value(headers, "X-Request-ID")
+    if echoed is None:
+        return "response lacks X-Request-ID"
+    if _REQUEST_ID.match(request_id) and echoed != request_id:
+        return "X-Request-ID does not echo the id the client sent"
+    timing = header_value(headers, "Server-Timing")
+    if not timing or not _APP_TIMING.search(timing):
+        return "Server-Timing lacks app;dur=<ms>"
+    for name, wanted in SECURITY_HEADERS.items():
+        value = header_value(headers, name)
+        if value is None:
+            return f"response lacks security header {name}"
+        if wanted is not None and wanted.lower() not in [
+            part.strip().lower() for part in value.split(",")
+        ]:
+            return f"expected {name}: {wanted}, got {value!r}"
+    for name in FORBIDDEN_HEADERS:
+        if header_value(headers, name) is not None:
+            return f"response discloses a {name} header"
+    return None
+
+
+def _snippet(body: bytes) -> str:
+    text = body[:120].decode("utf-8", "replace").replace("\n", " ")
+    return text + ("…" if len(body) > 120 else "")
+
+
+def verify(
+    status: int,
+    headers: Any,
+    body: bytes | None,
+    request_id: str,
+    expects: Sequence[Expect],
+) -> Verdict:
+    """Judge one response against the answers a scenario accepts.
+
+    The status picks the `Expect`; then the contract's common headers, the error shape for
+    4xx/5xx, the expected headers and the body check all have to hold.
+    """
+    body = body or b""
+    wanted = " or ".join(expect.describe() for expect in expects)
+    expect = next((item for item in expects if item.status == status), None)
+    if status == 0:
+        return Verdict(False, f"expected {wanted}, got no response (connection error or timeout)", None, None)
+    if expect is None:
+        detail = ""
+        try:
+            parsed = json.loads(body) if body else None
+            if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+                detail = f" {parsed['error'].get('code')}"
+        except ValueError:
+            detail = " (body not JSON)"
+        return Verdict(False, f"expected {wanted}, got {status}{detail}", None, None)
+    data: Any = None
+    if body:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return Verdict(False, f"expected {expect.describe()} with a JSON body, got {_snippet(body)!r}", expect, None)
+    problem = _common(headers, request_id)
+    if problem is None and status >= 400:
+        problem = _error_body(data, expect.error, request_id)
+    if problem is None:
+        for name, value in expect.headers.items():
+            got = header_value(headers, name)
+            if got is None:
+                problem = f"{status} lacks the {name} header"
+            elif value is not None and value.lower() not in got.lower():
+                problem = f"expected {name}: {value}, got {got!r}"
+            if problem:
+                break
+    if problem is None and expect.body is not None:
+        problem = expect.body(data)
+    if problem is not None:
+        return Verdict(False, f"{expect.describe()}: {problem}", expect, data)
+    return Verdict(True, "", expect, data)

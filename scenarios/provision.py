@@ -1,0 +1,211 @@
+"""Provisioning: create through the contract's API the seed a backend that is not the
+reference service lacks (users, teams, projects, grants), and describe it as a `Seed`.
+
+Every request here is category `setup`: recorded, never judged. Roles are kept simple:
+owners own, every grant is `viewer`, so `shared`/`team` projects are readable and only
+`own` ones are writable and deletable.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import gevent.pool
+
+from scenarios.checks import Expect, project_body, team_body, token_body, user_body
+from scenarios.errors import ProvisioningError
+from scenarios.http import call
+from scenarios.identity import identity
+from scenarios.seed import Seed, SeedUser
+
+__all__ = ["Plan", "plan", "provision"]
+
+log = logging.getLogger(__name__)
+API = "/api/v1"
+# at most this many denied projects per user: enough variety, small messages to workers
+DENIED_PER_USER = 20
+
+
+class Plan:
+    """Who owns, shares and belongs to what, before any id exists (indexes only)."""
+
+    def __init__(self, users: int, teams: int, projects: int) -> None:
+        self.users, self.teams, self.projects = users, teams, projects
+        self.team_owner = [k % users for k in range(teams)]
+        # members strided over all users so that (nearly) every user is in a team; never the
+        # team's owner (the contract does not say whether an owner is a member, so an owner
+        # is neither expected to read through the team nor to be denied)
+        per_team = min(10, max(1, -(-users // teams)))
+        self.team_members = [
+            sorted({(k + 1 + j * teams) % users for j in range(per_team)} - {k % users}) for k in range(teams)
+        ]
+        self.project_owner = [j % users for j in range(projects)]
+        # half the projects shared with the owner's next user (alternating per round of
+        # owners, so every user gets some), every third with a team; the rest stay private
+        # and give the denied cases
+        self.user_grants = [
+            ((self.project_owner[j] + 1) % users) if (j + j // users) % 2 == 0 and users > 1 else None
+            for j in range(projects)
+        ]
+        self.team_grants = [(j % teams) if j % 3 == 0 else None for j in range(projects)]
+
+    def all_relations(self) -> list[dict[str, list[int]]]:
+        """Per user: own, shared, team and (up to DENIED_PER_USER) denied project indexes.
+
+        One pass over projects and teams, so 10,000 users and 30,000 projects stay cheap."""
+        own: list[list[int]] = [[] for _ in range(self.users)]
+        shared: list[list[int]] = [[] for _ in range(self.users)]
+        team: list[list[int]] = [[] for _ in range(self.users)]
+        unsure: list[set[int]] = [set() for _ in range(self.users)]
+        for j in range(self.projects):
+            own[self.project_owner[j]].append(j)
+            grantee = self.user_grants[j]
+            if grantee is not None and grantee != self.project_owner[j]:
+                shared[grantee].append(j)
+            k = self.team_grants[j]
+            if k is not None:
+                for member in self.team_members[k]:
+                    team[member].append(j)
+                unsure[self.team_owner[k]].add(j)
+        result = []
+        for user in range(self.users):
+            taken = set(own[user]) | set(shared[user])
+            team_only = [j for j in team[user] if j not in taken]
+            readable = taken | set(team_only) | unsure[user]
+            denied: list[int] = []
+            # walk the projects from a per-user offset: different users get different denials
+            for step in range(min(self.projects, DENIED_PER_USER * 10)):
+                j = (user * 7919 + step) % self.projects
+                if j not in readable and j not in denied:
+                    denied.append(j)
+                    if len(denied) == DENIED_PER_USER:
+                        break
+            result.append({"own": own[user], "shared": shared[user], "team": team_only, "denied": denied})
+        return result
+
+
+def plan(users: int, teams: int, projects: int) -> Plan:
+    return Plan(users, teams, projects)
+
+
+def _run(pool: gevent.pool.Pool, jobs: list[Callable[[], Any]]) -> list[Any]:
+    return list(pool.imap(lambda job: job(), jobs))
+
+
+def provision(client: Any, users: int, teams: int, projects: int, service_key: str | None, concurrency: int = 8) -> Seed:
+    """Create the seed through the API and return it. Raises ProvisioningError, naming the
+    step and what came back, when the target does not answer as CONTRACT.md says."""
+    layout = plan(users, teams, projects)
+    password = f"Vp-{secrets.token_urlsafe(12)}"
+    pool = gevent.pool.Pool(concurrency)
+
+    def ok(step: str, verdict: Any) -> Any:
+        if not verdict.ok:
+            raise ProvisioningError(f"provisioning step {step!r} failed: {verdict.message}; does the target serve CONTRACT.md?")
+        return verdict.data
+
+    emails = [identity.email("seed") for _ in range(users)]
+    registered = _run(
+        pool,
+        [
+            lambda email=email: ok(
+                "register users",
+                call(client, "POST", f"{API}/auth/register", name=f"{API}/auth/register", category="setup",
+                     json={"email": email, "password": password, "full_name": "Velro perf seed"},
+                     expects=[Expect(201, body=user_body(email=email))]),
+            )
+            for email in emails
+        ],
+    )
+    ids = [body["id"] for body in registered]
+    tokens = [
+        body["access_token"]
+        for body in _run(
+            pool,
+            [
+                lambda email=email: ok(
+                    "log users in",
+                    call(client, "POST", f"{API}/auth/login", name=f"{API}/auth/login", category="setup",
+                         json={"email": email, "password": password}, expects=[Expect(200, body=token_body)]),
+                )
+                for email in emails
+            ],
+        )
+    ]
+    team_ids = [
+        body["id"]
+        for body in _run(
+            pool,
+            [
+                lambda k=k: ok(
+                    "create teams",
+                    call(client, "POST", f"{API}/teams", name=f"{API}/teams", category="setup",
+                         json={"name": f"perf team {k}"}, token=tokens[layout.team_owner[k]],
+                         expects=[Expect(201, body=team_body)]),
+                )
+                for k in range(teams)
+            ],
+        )
+    ]
+    _run(
+        pool,
+        [
+            lambda k=k, member=member: ok(
+                "add team members",
+                call(client, "PUT", f"{API}/teams/{team_ids[k]}/members/{ids[member]}",
+                     name=f"{API}/teams/{{id}}/members/{{id}}", category="setup",
+                     token=tokens[layout.team_owner[k]], expects=[Expect(204)]),
+            )
+            for k in range(teams)
+            for member in layout.team_members[k]
+        ],
+    )
+    project_ids = [
+        body["id"]
+        for body in _run(
+            pool,
+            [
+                lambda j=j: ok(
+                    "create projects",
+                    call(client, "POST", f"{API}/projects", name=f"{API}/projects", category="setup",
+                         json={"name": f"perf project {j}"}, token=tokens[layout.project_owner[j]],
+                         expects=[Expect(201, body=project_body())]),
+                )
+                for j in range(projects)
+            ],
+        )
+    ]
+    grants: list[tuple[int, str, str]] = []
+    for j in range(projects):
+        if layout.user_grants[j] is not None:
+            grants.append((j, "user", ids[layout.user_grants[j]]))
+        if layout.team_grants[j] is not None:
+            grants.append((j, "team", team_ids[layout.team_grants[j]]))
+    _run(
+        pool,
+        [
+            lambda j=j, kind=kind, subject=subject: ok(
+                "grant projects",
+                call(client, "PUT", f"{API}/projects/{project_ids[j]}/grants/{kind}/{subject}",
+                     name=f"{API}/projects/{{id}}/grants/{kind}/{{id}}", category="setup",
+                     json={"role": "viewer"}, token=tokens[layout.project_owner[j]], expects=[Expect(204)]),
+            )
+            for j, kind, subject in grants
+        ],
+    )
+    seed_users = []
+    for index, relations in enumerate(layout.all_relations()):
+        seed_users.append(
+            SeedUser(
+                id=ids[index],
+                email=emails[index],
+                **{name: tuple(project_ids[j] for j in items) for name, items in relations.items()},
+            )
+        )
+    log.info(
+        "provisioned %d users, %d teams, %d projects and %d grants through the API", users, teams, projects, len(grants)
+    )
+    return Seed(password=password, service_key=service_key or None, users=tuple(seed_users))

@@ -1,0 +1,122 @@
+"""Exact recording: every request as one row of <out>/samples.csv (docs/run-format.md).
+
+Locust's own statistics round response times into buckets; the gate needs the exact
+figures. A listener on `events.request` keeps one row per request. Workers hand their rows
+to the master through Locust's reporting channel (`events.report_to_master`, every 3 s and
+once more on quit); the master appends each batch on `events.worker_report`. A
+non-distributed process writes its own rows. The file is appended and flushed every couple
+of seconds, so an interrupted run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+from scenarios.servertiming import parse_server_timing
+
+__all__ = ["COLUMNS", "SampleRecorder"]
+
+COLUMNS = (
+    "ts",
+    "endpoint",
+    "category",
+    "latency_ms",
+    "status",
+    "expected",
+    "worker",
+    "st_app",
+    "st_db",
+    "st_hash",
+    "st_cache",
+)
+SAMPLES_KEY = "velro_samples"
+
+# a row as it travels from a worker: every column but `worker`, which the writer adds
+Row = list[Any]
+
+
+def _server_timing(response: Any) -> str | None:
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    value = headers.get("Server-Timing") or headers.get("server-timing")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return value
+
+
+class SampleRecorder:
+    """Buffers request rows and writes them to samples.csv."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.path: Path | None = None
+        self._rows: list[Row] = []
+
+    def configure(self, out_dir: str | None, *, writes: bool) -> None:
+        """Record when an out dir is given; `writes` is False on workers, whose rows go to
+        the master instead of a file."""
+        self.enabled = bool(out_dir)
+        self.path = Path(out_dir) / "samples.csv" if out_dir and writes else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int = 0,
+        response: Any = None,
+        context: dict[str, Any] | None = None,
+        exception: BaseException | None = None,
+        start_time: float | None = None,
+        **_kwargs: Any,
+    ) -> None:
+        """`events.request` listener."""
+        if not self.enabled:
+            return
+        context = context or {}
+        timing = parse_server_timing(_server_timing(response))
+        # ts is the intended start in the open model (set by scenarios.http), else the start
+        ts = context.get("intended_start", start_time)
+        status = getattr(response, "status_code", 0) or 0
+        self._rows.append(
+            [
+                ts,
+                f"{request_type} {name}",
+                context.get("category", "unknown"),
+                response_time,
+                int(status),
+                0 if exception is not None else 1,
+                timing.app,
+                timing.db,
+                timing.hash,
+                timing.cache,
+            ]
+        )
+
+    def take(self) -> list[Row]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def write(self, rows: list[Row], worker: str) -> None:
+        """Append rows (from this process or from a worker's report) and flush them to disk."""
+        if self.path is None or not rows:
+            return
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        with self.path.open("a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if new_file:
+                writer.writerow(COLUMNS)
+            for row in rows:
+                # repr-exact floats: csv writes str(float), which round-trips in Python 3
+                writer.writerow([*row[:6], worker, *("" if value is None else value for value in row[6:])])
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def flush(self, worker: str) -> None:
+        self.write(self.take(), worker)

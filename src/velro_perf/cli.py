@@ -1,0 +1,235 @@
+"""The `velro-perf` command line: run, gate, report, compare and bench.
+
+Exit codes (docs/run-format.md): 0 every judged budget passes, 1 a budget fails or is
+inconclusive, 2 bad usage or configuration, 3 an invalid run. User errors are one line on
+stderr naming the bad value and the fix, never a traceback (see velro_perf.errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from velro_perf.errors import EXIT_PASS, EXIT_USAGE, MissingComponentError, VelroPerfError
+from velro_perf.paths import budgets_file, shapes_file
+
+__all__ = ["build_parser", "main"]
+
+PROG = "velro-perf"
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of requests per second"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 requests per second")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port between 1 and 65535")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Load-test an authentication backend on this machine and gate on the PRD "
+        "budgets. Exit codes: 0 pass, 1 a budget fails, 2 bad usage, 3 invalid run.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run a load shape and judge it against the budgets")
+    run.add_argument(
+        "--shape", required=True, help="load shape in fixtures/shapes.toml, e.g. smoke"
+    )
+    run.add_argument(
+        "--target",
+        metavar="URL",
+        help="a loopback URL of a running backend; without it the reference service is started",
+    )
+    run.add_argument(
+        "--service-profile",
+        choices=["fixed", "degraded"],
+        help="profile of the reference service (default fixed)",
+    )
+    run.add_argument(
+        "--processes",
+        type=_whole,
+        default=1,
+        metavar="N",
+        help="Locust processes (master + workers via Locust's --processes; -1: one per core)",
+    )
+    run.add_argument(
+        "--out", type=Path, default=Path("runs"), help="folder of run folders (default ./runs)"
+    )
+    run.add_argument(
+        "--open-rate",
+        type=_rate,
+        metavar="RPS",
+        help="open model: start requests at this rate whatever the latency",
+    )
+    run.add_argument(
+        "--database",
+        metavar="sqlite|postgres|URL",
+        help="reference service database: sqlite in the run folder (default), postgres "
+        "(a database of its own on 127.0.0.1:5432, dropped after) or a SQLAlchemy URL",
+    )
+    run.add_argument(
+        "--no-redis",
+        dest="use_redis",
+        action="store_false",
+        help="do not give the reference service Redis even when 127.0.0.1:6379 answers",
+    )
+    run.add_argument(
+        "--port", type=_port, help="port for the reference service (default: a free one)"
+    )
+    run.add_argument("--workers", type=_whole, default=1, help="reference service worker processes")
+    run.add_argument("--budgets", type=Path, default=budgets_file(), metavar="FILE")
+    run.add_argument("--shapes", type=Path, default=shapes_file(), metavar="FILE")
+    run.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for the reference service's /health (default 60)",
+    )
+    run.add_argument(
+        "--max-duration",
+        type=float,
+        metavar="S",
+        help="stop Locust after this many seconds even if the shape has not ended",
+    )
+
+    gate = sub.add_parser("gate", help="re-judge a finished run and exit with its verdict")
+    gate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    gate.add_argument("--budgets", type=Path, default=budgets_file(), metavar="FILE")
+
+    report = sub.add_parser("report", help="re-render a run's report.html")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument(
+        "--against",
+        type=Path,
+        metavar="DEGRADED_RUN",
+        help="a run of the degraded profile to show beside this one",
+    )
+    report.add_argument("--bench-json", type=Path, metavar="FILE", help="pytest-benchmark JSON")
+    report.add_argument("--out", type=Path, metavar="FILE", help="where to write the HTML")
+
+    compare = sub.add_parser("compare", help="compare two runs; exit 1 on a regression")
+    compare.add_argument("baseline", type=Path, metavar="BASELINE")
+    compare.add_argument("current", type=Path, metavar="CURRENT")
+    compare.add_argument("--out", type=Path, metavar="FILE", help="where to write the HTML")
+
+    bench = sub.add_parser(
+        "bench", help="run the microbenchmarks (velro_perf.bench)", add_help=False
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from velro_perf.run import RunOptions, execute_run
+
+    return execute_run(
+        RunOptions(
+            shape=args.shape,
+            target=args.target,
+            service_profile=args.service_profile,
+            processes=args.processes,
+            out=args.out,
+            open_rate=args.open_rate,
+            database=args.database,
+            budgets_file=args.budgets,
+            shapes_file=args.shapes,
+            port=args.port,
+            workers=args.workers,
+            use_redis=args.use_redis,
+            startup_timeout_s=args.startup_timeout,
+            max_duration_s=args.max_duration,
+        )
+    )
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from velro_perf.gate import gate_run
+    from velro_perf.run import print_verdict
+
+    summary, code = gate_run(args.run_dir, args.budgets)
+    print_verdict(summary)
+    return code
+
+
+def _report(args: argparse.Namespace) -> int:
+    from velro_perf.gate import check_run_dir, render_run
+
+    run_dir = check_run_dir(args.run_dir)
+    against = check_run_dir(args.against) if args.against is not None else None
+    written = render_run(run_dir, out=args.out, story_baseline=against, bench_json=args.bench_json)
+    print(f"report: {written}")
+    return EXIT_PASS
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from velro_perf.compare import compare_command
+
+    return compare_command(args.baseline, args.current, args.out, sys.stdout)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        bench = importlib.import_module("velro_perf.bench")
+    except ModuleNotFoundError as exc:
+        if exc.name != "velro_perf.bench":
+            raise
+        raise MissingComponentError(
+            "`velro-perf bench` is not there yet: velro_perf/bench.py is not installed"
+        ) from exc
+    code = bench.main(list(args.bench_args))
+    return int(code) if code is not None else EXIT_PASS
+
+
+_COMMANDS = {
+    "run": _run,
+    "gate": _gate,
+    "report": _report,
+    "compare": _compare,
+    "bench": _bench,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` (default sys.argv[1:]), run the command, return its exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # argparse: --help is 0, a usage error 2
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return _COMMANDS[args.command](args)
+    except VelroPerfError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,179 @@
+"""Shared fixtures: real PostgreSQL, real Redis, real uvicorn servers on loopback sockets.
+
+A test that needs PostgreSQL or Redis skips with a reason when the server does not answer,
+except under ``CI=true``, where an absent service fails the run (it must not pass by
+skipping). Every test run gets its own PostgreSQL database and its own Redis key prefix, and
+removes them afterwards: the servers are shared with other sessions.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "VELRO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("VELRO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Cheap argon2id parameters for tests that hash many passwords; the defaults (OWASP minimum)
+# are exercised by the tests that check them.
+FAST_HASH = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+
+
+def _absent(what: str, why: object) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true but did not answer: {why}")
+    pytest.skip(f"{what} not available: {why}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        _absent("PostgreSQL", exc)
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards (SQLAlchemy URL)."""
+    import psycopg
+
+    name = f"velro_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from velro.db import Database
+
+        Database.reset()
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- Redis ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except (redis.RedisError, OSError) as exc:
+        _absent("Redis", exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_server: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"velro_test_{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(redis_server)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+# -- settings and live servers ------------------------------------------------------------
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Any]:
+    """Settings for a test: a fresh SQLite file, no Redis, cheap hashing, unless overridden."""
+    from velro.settings import Settings
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / f'velro-{uuid.uuid4().hex[:8]}.db'}",
+            "redis_url": "",
+            "jwt_secret": "test-secret-" + "x" * 32,
+            "log_level": "warning",
+            **FAST_HASH,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+class LiveServer:
+    """A real uvicorn server on a loopback port, in a thread of the test process."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            server_header=False, timeout_keep_alive=75,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start ``create_app(settings)`` on a real socket: ``live_server(settings) -> server``."""
+    from velro import create_app
+
+    started: list[LiveServer] = []
+
+    def start(settings: Any) -> LiveServer:
+        server = LiveServer(create_app(settings)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+    from velro.db import Database
+
+    Database.reset()
