@@ -48,6 +48,7 @@ __all__ = [
     "judge_interval",
     "summarize",
     "summarize_data",
+    "tier_counts",
     "write_summary",
 ]
 
@@ -198,8 +199,12 @@ def _locust_row(locust: pd.DataFrame, endpoint: str) -> dict[str, float | None]:
     row = match.iloc[0]
     out: dict[str, float | None] = {}
     for key, col in LOCUST_QS.items():
-        value = pd.to_numeric(row.get(col), errors="coerce")
-        out[key] = None if pd.isna(value) else float(value)
+        raw: Any = row.get(col)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = math.nan
+        out[key] = value if math.isfinite(value) else None
     return out
 
 
@@ -295,7 +300,7 @@ def cache_counters(
         cache = body.get("cache") if isinstance(body, dict) else None
         if not isinstance(ts, int | float) or ts < measured_from or not isinstance(cache, dict):
             continue
-        rows.append((float(ts), _tier_counts(cache)))
+        rows.append((float(ts), tier_counts(cache)))
     rows.sort(key=lambda r: r[0])
     if len(rows) < 2:
         return None, None
@@ -312,8 +317,12 @@ def cache_counters(
     return int(hits), int(lookups)
 
 
-def _tier_counts(cache: dict[str, Any]) -> dict[str, float]:
+def tier_counts(cache: dict[str, Any]) -> dict[str, float]:
+    """Counters per tier; tolerant of lower-case tier names and of a nested "tiers" object,
+    and of tiers or counters that are absent (a target may serve no cache at all)."""
     out = {}
+    if isinstance(cache.get("tiers"), dict):
+        cache = cache["tiers"]
     lowered = {str(k).upper(): v for k, v in cache.items()}
     for tier in TIERS:
         t = lowered.get(tier)
@@ -456,7 +465,9 @@ def fmt_value(kind: str, value: float | None) -> str:
     if kind in ("latency", "microbenchmark"):
         if value >= 100:
             return f"{value:,.0f} ms"
-        return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
+        if value >= 10:
+            return f"{value:.1f} ms"
+        return f"{value:.2f} ms" if value >= 1 else f"{value:.3g} ms"
     if kind in ("hit_rate", "error_rate"):
         pct = value * 100
         return f"{pct:.1f} %" if kind == "hit_rate" else f"{pct:.3f} %"

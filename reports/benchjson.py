@@ -83,7 +83,7 @@ def benchmark_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
 def judge_microbenchmarks(budgets: Budgets, data: dict[str, Any] | None) -> list[dict[str, Any]]:
     """One result per microbenchmark budget and matching benchmark, shaped like summary.json's."""
     benches = [b for b in (data or {}).get("benchmarks", []) if isinstance(b, dict)]
-    out = []
+    out: list[dict[str, Any]] = []
     for budget in budgets.of_kind("microbenchmark"):
         matches = [b for b in benches if _base_name(b) in budget.benchmarks]
         if not matches:

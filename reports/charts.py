@@ -13,12 +13,14 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
 from numpy.typing import NDArray
 
 __all__ = [
@@ -55,7 +57,7 @@ class Chart:
 def _render(fig: Figure) -> str:
     FigureCanvasAgg(fig)  # attach the Agg canvas explicitly: no global backend is touched
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=_DPI)
     return base64.b64encode(buf.getbuffer()).decode("ascii")
 
 
@@ -69,6 +71,14 @@ def time_bins(ts: NDArray[np.float64], t0: float, duration: float) -> tuple[NDAr
     """Integer bin of each timestamp (seconds from t0, grouped so there are <= MAX_POINTS)."""
     width = max(1, math.ceil(max(duration, 1.0) / MAX_POINTS))
     return ((ts - t0) // width).astype(np.int64), width
+
+
+def _plain_log(axis: Any) -> None:
+    """Log axis labelled 1, 2, 5, 10, 20, 50 ... instead of mathtext powers (cheaper to draw,
+    easier to read)."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
 
 
 def _shade_warmup(ax: Axes, warmup_s: float | None) -> None:
@@ -119,6 +129,7 @@ def latency_over_time(
             ax.plot(frame.index, frame[col], color=color, label=col, linewidth=0.9)
         ax.set_title(cat, fontsize=10)
         ax.set_yscale("log")
+        _plain_log(ax.yaxis)
         ax.set_ylabel("ms")
         ax.grid(True, which="major", alpha=0.3)
     for ax in axes[k:]:
@@ -155,6 +166,7 @@ def cdf_by_group(
             linewidth=1.0,
         )
     ax.set_xscale("log")
+    _plain_log(ax.xaxis)
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of requests ≤ x")
     ax.set_ylim(0, 1.01)
@@ -237,7 +249,7 @@ def server_timing(table: pd.DataFrame, caption: str) -> Chart | None:
         left += values
     ax.set_xlabel("mean milliseconds per request (Server-Timing)")
     ax.invert_yaxis()
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.tick_params(axis="y", labelsize=8)
     return Chart(
         "Where the time went, per endpoint",
@@ -291,6 +303,7 @@ def trend(
         ax.plot(x, v, marker="o", markersize=3, label=name, color=_COLORS[i % len(_COLORS)])
     ax.set_ylabel(ylabel)
     ax.set_yscale("log")
+    _plain_log(ax.yaxis)
     tick_step = max(1, len(labels) // 10)
     ax.set_xticks(
         x[::tick_step], [str(s) for s in labels[::tick_step]], rotation=30, ha="right", fontsize=7
@@ -325,6 +338,7 @@ def bar_compare(
     ax.bar(x + 0.2, a, width=0.4, label=labels[1], color=_COLORS[0])
     if log and np.nanmin(np.concatenate([a, b, [np.inf]])) > 0:
         ax.set_yscale("log")
+        _plain_log(ax.yaxis)
     ax.set_xticks(x, list(names), rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)

@@ -14,7 +14,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from reports import charts
-from reports.analysis import CPU_SATURATED, TIERS
+from reports.analysis import CPU_SATURATED, TIERS, tier_counts
 from reports.charts import Chart
 from reports.loading import RunData
 
@@ -82,21 +82,20 @@ def _users(data: RunData) -> Chart | None:
 def _latency_time(
     judged: pd.DataFrame, bins: NDArray[np.int64], width: int, after: str
 ) -> Chart | None:
+    # integer category codes, not strings: a million Python str objects would cost ~60 MB
+    cats = judged["category"].astype("category")
     frame = pd.DataFrame(
-        {
-            "category": judged["category"].astype(str).to_numpy(),
-            "bin": bins,
-            "lat": judged["latency_ms"].to_numpy(),
-        }
+        {"category": cats.cat.codes.to_numpy(), "bin": bins, "lat": judged["latency_ms"].to_numpy()}
     )
-    q = frame.groupby(["category", "bin"], observed=True)["lat"].quantile([0.5, 0.95, 0.99])
+    q = frame.groupby(["category", "bin"])["lat"].quantile([0.5, 0.95, 0.99])  # type: ignore[arg-type]
     table = q.unstack()
     table.columns = ["p50", "p95", "p99"]
+    names = [str(c) for c in cats.cat.categories]
     series = {}
-    for cat in sorted(table.index.get_level_values(0).unique()):
-        part = table.loc[cat]
+    for code in sorted(set(table.index.get_level_values(0)), key=lambda c: names[c]):
+        part = table.loc[code]
         part.index = part.index.to_numpy() * width
-        series[str(cat)] = part
+        series[names[code]] = part
     return charts.latency_over_time(
         series, width, f"from samples.csv: {after}; percentiles of each {width}-s bin"
     )
@@ -106,8 +105,12 @@ def _failures(
     judged: pd.DataFrame, bins: NDArray[np.int64], width: int, after: str
 ) -> Chart | None:
     length = int(bins.max()) + 1 if len(bins) else 0
-    unexpected = np.bincount(bins, weights=(judged["expected"].to_numpy() == 0), minlength=length)
-    no_resp = np.bincount(bins, weights=(judged["status"].to_numpy() == 0), minlength=length)
+    unexpected = np.bincount(
+        bins, weights=(judged["expected"].to_numpy() == 0), minlength=length
+    ).astype(np.float64)
+    no_resp = np.bincount(
+        bins, weights=(judged["status"].to_numpy() == 0), minlength=length
+    ).astype(np.float64)
     t = np.arange(length, dtype=np.float64) * width
     k = int(unexpected.sum())
     return charts.failures_over_time(
@@ -125,13 +128,13 @@ def _server_timing(judged: pd.DataFrame) -> Chart | None:
     has = judged[judged["st_app"].notna()]
     frame = pd.DataFrame(
         {
-            "endpoint": has["endpoint"].astype(str).to_numpy(),
+            "endpoint": has["endpoint"].astype("category"),
             "app": has["st_app"].to_numpy(dtype=np.float64),
             "db": has["st_db"].fillna(0).to_numpy(dtype=np.float64),
             "hash": has["st_hash"].fillna(0).to_numpy(dtype=np.float64),
         }
     )
-    means = frame.groupby("endpoint").mean()
+    means = frame.groupby("endpoint", observed=True).mean()
     table = pd.DataFrame(
         {
             "database": means["db"],
@@ -154,16 +157,7 @@ def _cache(data: RunData) -> Chart | None:
         ts = m.get("ts")
         cache = body.get("cache") if isinstance(body, dict) else None
         if isinstance(cache, dict) and isinstance(ts, int | float) and ts >= data.measured_from:
-            lowered = {str(k).upper(): v for k, v in cache.items()}
-            row: dict[str, float] = {"ts": float(ts)}
-            for tier in TIERS:
-                t = lowered.get(tier)
-                if isinstance(t, dict):
-                    for key in ("hits", "misses"):
-                        v = t.get(key)
-                        if isinstance(v, int | float):
-                            row[f"{tier}.{key}"] = float(v)
-            rows.append(row)
+            rows.append({"ts": float(ts), **tier_counts(cache)})
     if len(rows) < 2:
         return None
     df = pd.DataFrame(rows).sort_values("ts")
@@ -172,9 +166,9 @@ def _cache(data: RunData) -> Chart | None:
     t = (df["ts"].iloc[1:] - data.measured_from).to_numpy(dtype=np.float64)
     rates: dict[str, FloatArray] = {}
     for tier in TIERS:
-        h, m = f"{tier}.hits", f"{tier}.misses"
-        if h in d and m in d:
-            total = (d[h] + d[m]).replace(0, np.nan)
+        h, miss = f"{tier}.hits", f"{tier}.misses"
+        if h in d and miss in d:
+            total = (d[h] + d[miss]).replace(0, np.nan)
             rates[tier] = (d[h] / total).to_numpy(dtype=np.float64)
     if "L1.hits" in d and "L1.misses" in d:
         hits = sum(d[f"{t}.hits"] for t in TIERS if f"{t}.hits" in d)

@@ -141,13 +141,20 @@ def read_locust_history(path: Path) -> pd.DataFrame:
         df = df[df["Name"] == "Aggregated"]
     out = pd.DataFrame(
         {
-            "ts": pd.to_numeric(df.get("Timestamp"), errors="coerce"),
-            "users": pd.to_numeric(df.get("User Count"), errors="coerce"),
-            "rps": pd.to_numeric(df.get("Requests/s"), errors="coerce"),
-            "fps": pd.to_numeric(df.get("Failures/s"), errors="coerce"),
+            "ts": _numeric(df, "Timestamp"),
+            "users": _numeric(df, "User Count"),
+            "rps": _numeric(df, "Requests/s"),
+            "fps": _numeric(df, "Failures/s"),
         }
     )
     return out.dropna(subset=["ts"]).reset_index(drop=True)
+
+
+def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
+    """A column as numbers (NaN where unparsable), all NaN when the column is absent."""
+    if column not in df:
+        return pd.Series(np.nan, index=df.index, dtype="float64")
+    return pd.to_numeric(df[column], errors="coerce")
 
 
 @dataclass
@@ -210,7 +217,9 @@ class RunData:
             "achieved_rps",
         ]
         df = pd.DataFrame(rows, columns=cols)
-        return df.apply(pd.to_numeric, errors="coerce")
+        for c in cols:
+            df[c] = _numeric(df, c)
+        return df
 
     @property
     def shape(self) -> str | None:

@@ -87,8 +87,13 @@ def render_report(
             "datetime": bench.get("datetime"),
         }
 
+    bench_by_id: dict[str, list[dict[str, Any]]] = {}
+    for v in bench_section["verdicts"] if bench_section else []:
+        bench_by_id.setdefault(str(v["id"]), []).append(v)
+
     context = {
         "s": summary,
+        "bench_by_id": bench_by_id,
         "requirements": _requirements(summary),
         "charts": run_charts(data, summary),
         "story": story,
@@ -275,7 +280,9 @@ def _fmt_ms(value: Any) -> str:
         return f"{v:,.0f}"
     if v >= 100:
         return f"{v:.0f}"
-    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if v >= 1 else f"{v:.3g}"
 
 
 def _fmt_num(value: Any, digits: int = 0) -> str:

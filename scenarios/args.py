@@ -15,20 +15,26 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def add_arguments(parser: Any) -> None:
-    parser.add_argument("--velro-shape", default="smoke", help="load shape name from the shapes file")
     parser.add_argument(
-        "--velro-shapes", default="fixtures/shapes.toml", help="shapes file (TOML), see scenarios/shapes.py"
+        "--velro-shape", default="smoke", help="load shape name from the shapes file"
+    )
+    parser.add_argument(
+        "--velro-shapes",
+        default="fixtures/shapes.toml",
+        help="shapes file (TOML), see scenarios/shapes.py",
     )
     parser.add_argument(
         "--velro-workload", default="fixtures/workload.toml", help="workload weights file (TOML)"
     )
     parser.add_argument(
-        "--velro-out", default="", help="run directory for samples.csv and friends; empty: record nothing"
+        "--velro-out",
+        default="",
+        help="run directory for samples.csv and friends; empty: record nothing",
     )
     parser.add_argument(
         "--velro-fixtures",
         default="",
-        help="fixtures JSON from `velro seed --out`; empty: provision users/teams/projects through the API",
+        help="fixtures JSON from `velro seed --out`; empty: provision the seed through the API",
     )
     parser.add_argument(
         "--velro-open-rate",
@@ -41,7 +47,7 @@ def add_arguments(parser: Any) -> None:
         default="",
         env_var="VELRO_PERF_SERVICE_KEY",
         is_secret=True,
-        help="X-Service-Key for /internal/users when no fixtures file gives one; none: service-key users off",
+        help="X-Service-Key when no fixtures file gives one; none: service-key users off",
     )
     parser.add_argument(
         "--velro-gc-rss-limit-mb",
@@ -81,7 +87,10 @@ class Options:
 
         rate = float(get("velro_open_rate", 0.0) or 0.0)
         if rate < 0:
-            raise ScenarioConfigError(f"--velro-open-rate is {rate:g}; give requests per second above 0, or 0 for the closed model")
+            raise ScenarioConfigError(
+                f"--velro-open-rate is {rate:g}; give requests per second above 0 "
+                "(or 0 for the closed model)"
+            )
         return cls(
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),

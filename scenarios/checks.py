@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "FORBIDDEN_HEADERS",
+    "RETRY_AFTER",
     "SECURITY_HEADERS",
     "Expect",
     "Verdict",
@@ -47,6 +48,8 @@ SECURITY_HEADERS: Mapping[str, str | None] = {
 # headers that disclose the server software (OWASP Secure Headers: "headers to remove")
 FORBIDDEN_HEADERS = ("Server", "X-Powered-By")
 
+# RFC 9110 §10.2.3: Retry-After is delay-seconds or an HTTP-date
+RETRY_AFTER = r"^\s*(\d+|[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT)\s*$"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _APP_TIMING = re.compile(r"(^|,)\s*app\s*;[^,]*\bdur=", re.IGNORECASE)
 _CACHE_TIERS = {"L1", "L2", "L3", "db"}
@@ -77,7 +80,8 @@ def header_value(headers: Any, name: str) -> str | None:
 @dataclass(frozen=True)
 class Expect:
     """One answer a scenario accepts: a status, an error code for 4xx/5xx, a body check and
-    headers the answer must carry (None = any value)."""
+    headers the answer must carry (value: None = any, else a regular expression searched
+    case-insensitively)."""
 
     status: int
     error: str | None = None
@@ -174,7 +178,8 @@ def authz_body(allowed: bool) -> BodyCheck:
         if problem:
             return problem
         if data["allowed"] is not allowed:
-            return f"expected allowed={str(allowed).lower()}, got allowed={json.dumps(data['allowed'])}"
+            got = json.dumps(data["allowed"])
+            return f"expected allowed={str(allowed).lower()}, got allowed={got}"
         if data["source"] not in _CACHE_TIERS:
             return f"source is {data['source']!r}, expected one of {sorted(_CACHE_TIERS)}"
         return None
@@ -238,7 +243,9 @@ def verify(
     wanted = " or ".join(expect.describe() for expect in expects)
     expect = next((item for item in expects if item.status == status), None)
     if status == 0:
-        return Verdict(False, f"expected {wanted}, got no response (connection error or timeout)", None, None)
+        return Verdict(
+            False, f"expected {wanted}, got no response (connection error or timeout)", None, None
+        )
     if expect is None:
         detail = ""
         try:
@@ -253,7 +260,12 @@ def verify(
         try:
             data = json.loads(body)
         except ValueError:
-            return Verdict(False, f"expected {expect.describe()} with a JSON body, got {_snippet(body)!r}", expect, None)
+            return Verdict(
+                False,
+                f"expected {expect.describe()} with a JSON body, got {_snippet(body)!r}",
+                expect,
+                None,
+            )
     problem = _common(headers, request_id)
     if problem is None and status >= 400:
         problem = _error_body(data, expect.error, request_id)
@@ -262,8 +274,8 @@ def verify(
             got = header_value(headers, name)
             if got is None:
                 problem = f"{status} lacks the {name} header"
-            elif value is not None and value.lower() not in got.lower():
-                problem = f"expected {name}: {value}, got {got!r}"
+            elif value is not None and not re.search(value, got, re.IGNORECASE):
+                problem = f"expected {name} matching {value!r}, got {got!r}"
             if problem:
                 break
     if problem is None and expect.body is not None:

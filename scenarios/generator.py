@@ -59,8 +59,12 @@ class GcGuard:
         began = time.perf_counter()
         collected = gc.collect()
         self.actions["forced_collections"].append(
-            {"ts": time.time(), "rss_mb": rss_mb, "collected_objects": collected,
-             "pause_ms": (time.perf_counter() - began) * 1000}
+            {
+                "ts": time.time(),
+                "rss_mb": rss_mb,
+                "collected_objects": collected,
+                "pause_ms": (time.perf_counter() - began) * 1000,
+            }
         )
         # memory a collection frees is not always returned to the OS: raise the bar so a
         # process that stays big is not collected on every check

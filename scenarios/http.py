@@ -23,6 +23,7 @@ def call(
     token: str | None = None,
     headers: Mapping[str, str] | None = None,
     intended_start: float | None = None,
+    label: str | None = None,
 ) -> Verdict:
     """Send one request through a Locust FastHttpSession and judge it with `catch_response`.
 
@@ -51,9 +52,12 @@ def call(
             effective = min(intended_start, started)
             meta["context"]["intended_start"] = effective
             meta["response_time"] += (started - effective) * 1000
-        verdict = verify(response.status_code, response.headers, response.content, request_id, expects)
+        verdict = verify(
+            response.status_code, response.headers, response.content, request_id, expects
+        )
         if verdict.ok:
             response.success()
         else:
-            response.failure(verdict.message)
+            # `label` names the variant when one request name covers several (bad token kinds)
+            response.failure(f"{label}: {verdict.message}" if label else verdict.message)
     return verdict

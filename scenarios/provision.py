@@ -40,14 +40,17 @@ class Plan:
         # is neither expected to read through the team nor to be denied)
         per_team = min(10, max(1, -(-users // teams)))
         self.team_members = [
-            sorted({(k + 1 + j * teams) % users for j in range(per_team)} - {k % users}) for k in range(teams)
+            sorted({(k + 1 + j * teams) % users for j in range(per_team)} - {k % users})
+            for k in range(teams)
         ]
         self.project_owner = [j % users for j in range(projects)]
         # half the projects shared with the owner's next user (alternating per round of
         # owners, so every user gets some), every third with a team; the rest stay private
         # and give the denied cases
         self.user_grants = [
-            ((self.project_owner[j] + 1) % users) if (j + j // users) % 2 == 0 and users > 1 else None
+            ((self.project_owner[j] + 1) % users)
+            if (j + j // users) % 2 == 0 and users > 1
+            else None
             for j in range(projects)
         ]
         self.team_grants = [(j % teams) if j % 3 == 0 else None for j in range(projects)]
@@ -83,7 +86,9 @@ class Plan:
                     denied.append(j)
                     if len(denied) == DENIED_PER_USER:
                         break
-            result.append({"own": own[user], "shared": shared[user], "team": team_only, "denied": denied})
+            result.append(
+                {"own": own[user], "shared": shared[user], "team": team_only, "denied": denied}
+            )
         return result
 
 
@@ -91,110 +96,147 @@ def plan(users: int, teams: int, projects: int) -> Plan:
     return Plan(users, teams, projects)
 
 
-def _run(pool: gevent.pool.Pool, jobs: list[Callable[[], Any]]) -> list[Any]:
-    return list(pool.imap(lambda job: job(), jobs))
+class _Steps:
+    """The API calls of provisioning, each checked; a refusal raises ProvisioningError."""
+
+    def __init__(self, client: Any, password: str) -> None:
+        self.client = client
+        self.password = password
+
+    def _do(
+        self, step: str, method: str, url: str, name: str, expect: Expect, **kwargs: Any
+    ) -> Any:
+        verdict = call(
+            self.client, method, url, name=name, category="setup", expects=[expect], **kwargs
+        )
+        if not verdict.ok:
+            raise ProvisioningError(
+                f"provisioning step {step!r} failed: {verdict.message}; "
+                "does the target serve CONTRACT.md?"
+            )
+        return verdict.data
+
+    def register(self, email: str) -> str:
+        body = {"email": email, "password": self.password, "full_name": "Velro perf seed"}
+        data = self._do(
+            "register users",
+            "POST",
+            f"{API}/auth/register",
+            f"{API}/auth/register",
+            Expect(201, body=user_body(email=email)),
+            json=body,
+        )
+        return str(data["id"])
+
+    def login(self, email: str) -> str:
+        data = self._do(
+            "log users in",
+            "POST",
+            f"{API}/auth/login",
+            f"{API}/auth/login",
+            Expect(200, body=token_body),
+            json={"email": email, "password": self.password},
+        )
+        return str(data["access_token"])
+
+    def team(self, token: str, name: str) -> str:
+        data = self._do(
+            "create teams",
+            "POST",
+            f"{API}/teams",
+            f"{API}/teams",
+            Expect(201, body=team_body),
+            json={"name": name},
+            token=token,
+        )
+        return str(data["id"])
+
+    def member(self, token: str, team_id: str, user_id: str) -> None:
+        self._do(
+            "add team members",
+            "PUT",
+            f"{API}/teams/{team_id}/members/{user_id}",
+            f"{API}/teams/{{id}}/members/{{id}}",
+            Expect(204),
+            token=token,
+        )
+
+    def project(self, token: str, name: str) -> str:
+        data = self._do(
+            "create projects",
+            "POST",
+            f"{API}/projects",
+            f"{API}/projects",
+            Expect(201, body=project_body()),
+            json={"name": name},
+            token=token,
+        )
+        return str(data["id"])
+
+    def grant(self, token: str, project_id: str, kind: str, subject: str) -> None:
+        self._do(
+            "grant projects",
+            "PUT",
+            f"{API}/projects/{project_id}/grants/{kind}/{subject}",
+            f"{API}/projects/{{id}}/grants/{kind}/{{id}}",
+            Expect(204),
+            json={"role": "viewer"},
+            token=token,
+        )
 
 
-def provision(client: Any, users: int, teams: int, projects: int, service_key: str | None, concurrency: int = 8) -> Seed:
+def provision(
+    client: Any,
+    users: int,
+    teams: int,
+    projects: int,
+    service_key: str | None,
+    concurrency: int = 8,
+) -> Seed:
     """Create the seed through the API and return it. Raises ProvisioningError, naming the
     step and what came back, when the target does not answer as CONTRACT.md says."""
     layout = plan(users, teams, projects)
-    password = f"Vp-{secrets.token_urlsafe(12)}"
+    steps = _Steps(client, f"Vp-{secrets.token_urlsafe(12)}")
     pool = gevent.pool.Pool(concurrency)
 
-    def ok(step: str, verdict: Any) -> Any:
-        if not verdict.ok:
-            raise ProvisioningError(f"provisioning step {step!r} failed: {verdict.message}; does the target serve CONTRACT.md?")
-        return verdict.data
+    def each(function: Callable[..., Any], *columns: list[Any]) -> list[Any]:
+        # a handful of requests at once: provisioning is not the load, but 10,000 users one
+        # argon2id hash at a time would take minutes
+        return list(pool.imap(lambda args: function(*args), list(zip(*columns, strict=True))))
 
     emails = [identity.email("seed") for _ in range(users)]
-    registered = _run(
-        pool,
-        [
-            lambda email=email: ok(
-                "register users",
-                call(client, "POST", f"{API}/auth/register", name=f"{API}/auth/register", category="setup",
-                     json={"email": email, "password": password, "full_name": "Velro perf seed"},
-                     expects=[Expect(201, body=user_body(email=email))]),
-            )
-            for email in emails
-        ],
+    ids: list[str] = each(steps.register, emails)
+    tokens: list[str] = each(steps.login, emails)
+    team_ids: list[str] = each(
+        steps.team,
+        [tokens[owner] for owner in layout.team_owner],
+        [f"perf team {k}" for k in range(teams)],
     )
-    ids = [body["id"] for body in registered]
-    tokens = [
-        body["access_token"]
-        for body in _run(
-            pool,
-            [
-                lambda email=email: ok(
-                    "log users in",
-                    call(client, "POST", f"{API}/auth/login", name=f"{API}/auth/login", category="setup",
-                         json={"email": email, "password": password}, expects=[Expect(200, body=token_body)]),
-                )
-                for email in emails
-            ],
-        )
-    ]
-    team_ids = [
-        body["id"]
-        for body in _run(
-            pool,
-            [
-                lambda k=k: ok(
-                    "create teams",
-                    call(client, "POST", f"{API}/teams", name=f"{API}/teams", category="setup",
-                         json={"name": f"perf team {k}"}, token=tokens[layout.team_owner[k]],
-                         expects=[Expect(201, body=team_body)]),
-                )
-                for k in range(teams)
-            ],
-        )
-    ]
-    _run(
-        pool,
-        [
-            lambda k=k, member=member: ok(
-                "add team members",
-                call(client, "PUT", f"{API}/teams/{team_ids[k]}/members/{ids[member]}",
-                     name=f"{API}/teams/{{id}}/members/{{id}}", category="setup",
-                     token=tokens[layout.team_owner[k]], expects=[Expect(204)]),
-            )
-            for k in range(teams)
-            for member in layout.team_members[k]
-        ],
+    memberships = [(k, member) for k in range(teams) for member in layout.team_members[k]]
+    each(
+        steps.member,
+        [tokens[layout.team_owner[k]] for k, _ in memberships],
+        [team_ids[k] for k, _ in memberships],
+        [ids[member] for _, member in memberships],
     )
-    project_ids = [
-        body["id"]
-        for body in _run(
-            pool,
-            [
-                lambda j=j: ok(
-                    "create projects",
-                    call(client, "POST", f"{API}/projects", name=f"{API}/projects", category="setup",
-                         json={"name": f"perf project {j}"}, token=tokens[layout.project_owner[j]],
-                         expects=[Expect(201, body=project_body())]),
-                )
-                for j in range(projects)
-            ],
-        )
-    ]
+    project_ids: list[str] = each(
+        steps.project,
+        [tokens[owner] for owner in layout.project_owner],
+        [f"perf project {j}" for j in range(projects)],
+    )
     grants: list[tuple[int, str, str]] = []
     for j in range(projects):
-        if layout.user_grants[j] is not None:
-            grants.append((j, "user", ids[layout.user_grants[j]]))
-        if layout.team_grants[j] is not None:
-            grants.append((j, "team", team_ids[layout.team_grants[j]]))
-    _run(
-        pool,
-        [
-            lambda j=j, kind=kind, subject=subject: ok(
-                "grant projects",
-                call(client, "PUT", f"{API}/projects/{project_ids[j]}/grants/{kind}/{subject}",
-                     name=f"{API}/projects/{{id}}/grants/{kind}/{{id}}", category="setup",
-                     json={"role": "viewer"}, token=tokens[layout.project_owner[j]], expects=[Expect(204)]),
-            )
-            for j, kind, subject in grants
-        ],
+        grantee, team = layout.user_grants[j], layout.team_grants[j]
+        if grantee is not None:
+            grants.append((j, "user", ids[grantee]))
+        if team is not None:
+            grants.append((j, "team", team_ids[team]))
+    each(
+        steps.grant,
+        [tokens[layout.project_owner[j]] for j, _, _ in grants],
+        [project_ids[j] for j, _, _ in grants],
+        [kind for _, kind, _ in grants],
+        [subject for _, _, subject in grants],
     )
     seed_users = []
     for index, relations in enumerate(layout.all_relations()):
@@ -206,6 +248,10 @@ def provision(client: Any, users: int, teams: int, projects: int, service_key: s
             )
         )
     log.info(
-        "provisioned %d users, %d teams, %d projects and %d grants through the API", users, teams, projects, len(grants)
+        "provisioned %d users, %d teams, %d projects and %d grants through the API",
+        users,
+        teams,
+        projects,
+        len(grants),
     )
-    return Seed(password=password, service_key=service_key or None, users=tuple(seed_users))
+    return Seed(password=steps.password, service_key=service_key or None, users=tuple(seed_users))

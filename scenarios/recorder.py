@@ -45,7 +45,7 @@ def _server_timing(response: Any) -> str | None:
     value = headers.get("Server-Timing") or headers.get("server-timing")
     if isinstance(value, list | tuple):
         return ", ".join(str(item) for item in value)
-    return value
+    return None if value is None else str(value)
 
 
 class SampleRecorder:
@@ -114,7 +114,9 @@ class SampleRecorder:
                 writer.writerow(COLUMNS)
             for row in rows:
                 # repr-exact floats: csv writes str(float), which round-trips in Python 3
-                writer.writerow([*row[:6], worker, *("" if value is None else value for value in row[6:])])
+                writer.writerow(
+                    [*row[:6], worker, *("" if value is None else value for value in row[6:])]
+                )
             handle.flush()
             os.fsync(handle.fileno())
 

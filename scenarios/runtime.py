@@ -13,6 +13,7 @@ from typing import Any
 import gevent.event
 
 from scenarios.args import Options
+from scenarios.errors import ScenarioConfigError
 from scenarios.generator import GcGuard
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
@@ -36,6 +37,12 @@ class SeedStore:
         # a random starting point: processes do not all begin with the same seed user
         start = random.randrange(len(seed.users))
         self._cycle = itertools.cycle(seed.users[start:] + seed.users[:start])
+        self._ready.set()
+
+    def fail(self) -> None:
+        """No seed will come: waiting users give up at once."""
+        self.seed = None
+        self._cycle = None
         self._ready.set()
 
     def clear(self) -> None:
@@ -68,10 +75,8 @@ class Runtime:
         options = Options.from_parsed(parsed_options)
         shapes = load_shapes(options.shapes_file)
         if options.shape not in shapes:
-            from scenarios.errors import ScenarioConfigError
-
             raise ScenarioConfigError(
-                f"--velro-shape is {options.shape!r}, which {str(options.shapes_file)!r} does not define; "
+                f"--velro-shape is {options.shape!r}, not defined in {str(options.shapes_file)!r}; "
                 f"use one of {sorted(shapes)}"
             )
         self.options = options

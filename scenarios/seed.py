@@ -48,7 +48,11 @@ class Seed:
             "password": self.password,
             "service_key": self.service_key,
             "users": [
-                {"id": user.id, "email": user.email, **{rel: list(user.projects(rel)) for rel in _RELATIONS}}
+                {
+                    "id": user.id,
+                    "email": user.email,
+                    **{rel: list(user.projects(rel)) for rel in _RELATIONS},
+                }
                 for user in self.users
             ],
         }
@@ -57,26 +61,40 @@ class Seed:
 def parse_seed(data: Any, source: str = "<fixtures>") -> Seed:
     """Validate a fixtures structure; `source` only names it in errors."""
     if not isinstance(data, Mapping):
-        raise ScenarioConfigError(f"{source} is not a JSON object; give the file `velro seed --out` wrote")
+        raise ScenarioConfigError(
+            f"{source} is not a JSON object; give the file `velro seed --out` wrote"
+        )
     password = data.get("password")
     if not isinstance(password, str) or not password:
-        raise ScenarioConfigError(f"{source}: 'password' is {password!r}; give the seeded users' password")
+        raise ScenarioConfigError(
+            f"{source}: 'password' is {password!r}; give the seeded users' password"
+        )
     key = data.get("service_key")
     if key is not None and (not isinstance(key, str) or not key):
         raise ScenarioConfigError(f"{source}: 'service_key' is {key!r}; give a key string or null")
     raw_users = data.get("users")
     if not isinstance(raw_users, list) or not raw_users:
-        raise ScenarioConfigError(f"{source}: 'users' is {raw_users!r}; give a non-empty list of users")
+        raise ScenarioConfigError(
+            f"{source}: 'users' is {raw_users!r}; give a non-empty list of users"
+        )
     users = []
     for index, raw in enumerate(raw_users):
         where = f"{source}: users[{index}]"
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("email"), str):
-            raise ScenarioConfigError(f"{where} is {raw!r}; give an object with 'id' and 'email' strings")
+        if (
+            not isinstance(raw, Mapping)
+            or not isinstance(raw.get("id"), str)
+            or not isinstance(raw.get("email"), str)
+        ):
+            raise ScenarioConfigError(
+                f"{where} is {raw!r}; give an object with 'id' and 'email' strings"
+            )
         lists: dict[str, tuple[str, ...]] = {}
         for relation in _RELATIONS:
             value = raw.get(relation, [])
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-                raise ScenarioConfigError(f"{where}.{relation} is {value!r}; give a list of project ids")
+                raise ScenarioConfigError(
+                    f"{where}.{relation} is {value!r}; give a list of project ids"
+                )
             lists[relation] = tuple(value)
         users.append(SeedUser(id=raw["id"], email=raw["email"], **lists))
     return Seed(password=password, service_key=key, users=tuple(users))
@@ -88,7 +106,11 @@ def load_seed(path: str | Path) -> Seed:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ScenarioConfigError(f"fixtures file {str(path)!r} does not exist; run `velro seed --out FILE` first") from None
+        raise ScenarioConfigError(
+            f"fixtures file {str(path)!r} does not exist; run `velro seed --out FILE` first"
+        ) from None
     except ValueError as error:
-        raise ScenarioConfigError(f"fixtures file {str(path)!r} is not valid JSON: {error}") from None
+        raise ScenarioConfigError(
+            f"fixtures file {str(path)!r} is not valid JSON: {error}"
+        ) from None
     return parse_seed(data, str(path))

@@ -104,7 +104,9 @@ def _stage(raw: Any, where: str) -> Stage:
     unknown = set(raw) - _STAGE_KEYS
     missing = _STAGE_KEYS - set(raw)
     if unknown:
-        raise ScenarioConfigError(f"{where} has unknown key(s) {sorted(unknown)}; use {sorted(_STAGE_KEYS)}")
+        raise ScenarioConfigError(
+            f"{where} has unknown key(s) {sorted(unknown)}; use {sorted(_STAGE_KEYS)}"
+        )
     if missing:
         raise ScenarioConfigError(f"{where} lacks {sorted(missing)}")
     return Stage(
@@ -116,11 +118,14 @@ def _stage(raw: Any, where: str) -> Stage:
 
 def _shape(name: str, raw: Any, path: str) -> Shape:
     if not isinstance(raw, Mapping):
-        raise ScenarioConfigError(f"{path}: shape {name!r} is {raw!r}; give a table [shapes.{name}]")
+        raise ScenarioConfigError(
+            f"{path}: shape {name!r} is {raw!r}; give a table [shapes.{name}]"
+        )
     unknown = set(raw) - _SHAPE_KEYS
     if unknown:
         raise ScenarioConfigError(
-            f"{path}: shape {name!r} has unknown key(s) {sorted(unknown)}; use {sorted(_SHAPE_KEYS)}"
+            f"{path}: shape {name!r} has unknown key(s) {sorted(unknown)}; "
+            f"use {sorted(_SHAPE_KEYS)}"
         )
     missing = _SHAPE_KEYS - {"description"} - set(raw)
     if missing:
@@ -142,17 +147,31 @@ def _shape(name: str, raw: Any, path: str) -> Shape:
             f"{_where(path, name, 'stages')} is {stages_raw!r}; give at least one stage"
         )
     stages = tuple(
-        _stage(item, _where(path, name, f"stages[{index}]")) for index, item in enumerate(stages_raw)
+        _stage(item, _where(path, name, f"stages[{index}]"))
+        for index, item in enumerate(stages_raw)
     )
     shape = Shape(
         name=name,
         description=str(raw.get("description", "")),
         warmup_s=_number(raw["warmup_s"], _where(path, name, "warmup_s"), positive=False),
         wait_s=(low, high),
-        seed_users=int(_number(raw["seed_users"], _where(path, name, "seed_users"), positive=True, integer=True)),
-        seed_teams=int(_number(raw["seed_teams"], _where(path, name, "seed_teams"), positive=True, integer=True)),
+        seed_users=int(
+            _number(
+                raw["seed_users"], _where(path, name, "seed_users"), positive=True, integer=True
+            )
+        ),
+        seed_teams=int(
+            _number(
+                raw["seed_teams"], _where(path, name, "seed_teams"), positive=True, integer=True
+            )
+        ),
         seed_projects=int(
-            _number(raw["seed_projects"], _where(path, name, "seed_projects"), positive=True, integer=True)
+            _number(
+                raw["seed_projects"],
+                _where(path, name, "seed_projects"),
+                positive=True,
+                integer=True,
+            )
         ),
         stages=stages,
     )
@@ -162,7 +181,9 @@ def _shape(name: str, raw: Any, path: str) -> Shape:
             f"{shape.duration_s:g} s; leave time to measure after warm-up"
         )
     if shape.peak_users == 0:
-        raise ScenarioConfigError(f"{_where(path, name, 'stages')}: every stage has 0 users; give one users > 0")
+        raise ScenarioConfigError(
+            f"{_where(path, name, 'stages')}: every stage has 0 users; give one users > 0"
+        )
     return shape
 
 
@@ -181,7 +202,9 @@ def load_shapes(path: str | Path) -> dict[str, Shape]:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
-        raise ScenarioConfigError(f"shapes file {str(path)!r} does not exist; pass --velro-shapes FILE") from None
+        raise ScenarioConfigError(
+            f"shapes file {str(path)!r} does not exist; pass --velro-shapes FILE"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ScenarioConfigError(f"shapes file {str(path)!r} is not valid TOML: {error}") from None
     return parse_shapes(data, str(path))

@@ -64,10 +64,14 @@ def _weights(raw: Any, names: tuple[str, ...], where: str) -> dict[str, int]:
         raise ScenarioConfigError(f"{where} is {raw!r}; give a table of weights for {list(names)}")
     unknown = set(raw) - set(names)
     if unknown:
-        raise ScenarioConfigError(f"{where} has unknown key(s) {sorted(unknown)}; use {list(names)}")
+        raise ScenarioConfigError(
+            f"{where} has unknown key(s) {sorted(unknown)}; use {list(names)}"
+        )
     weights = {name: _count(raw.get(name, 0), f"{where}.{name}") for name in names}
     if not any(weights.values()):
-        raise ScenarioConfigError(f"{where} gives every weight 0; give at least one a weight above 0")
+        raise ScenarioConfigError(
+            f"{where} gives every weight 0; give at least one a weight above 0"
+        )
     return weights
 
 
@@ -76,11 +80,14 @@ def parse_workload(data: Mapping[str, Any], path: str = "<workload>") -> Workloa
     unknown_tables = set(data) - {"users", "authorization", "abuse"}
     if unknown_tables:
         raise ScenarioConfigError(
-            f"{path} has unknown table(s) {sorted(unknown_tables)}; use [users], [authorization], [abuse]"
+            f"{path} has unknown table(s) {sorted(unknown_tables)}; "
+            "use [users], [authorization], [abuse]"
         )
     raw_users = data.get("users")
     if not isinstance(raw_users, Mapping) or not raw_users:
-        raise ScenarioConfigError(f"{path} has no [users] table; give each of {list(CATEGORIES)} a weight")
+        raise ScenarioConfigError(
+            f"{path} has no [users] table; give each of {list(CATEGORIES)} a weight"
+        )
     unknown = set(raw_users) - set(CATEGORIES)
     if unknown:
         raise ScenarioConfigError(
@@ -99,19 +106,29 @@ def parse_workload(data: Mapping[str, Any], path: str = "<workload>") -> Workloa
             fixed_count=_count(entry.get("fixed_count", 0), f"{where}.fixed_count"),
         )
     if not any(mix.weight for mix in users.values()):
-        raise ScenarioConfigError(f"{path}: every [users] weight is 0; give at least one kind a weight")
+        raise ScenarioConfigError(
+            f"{path}: every [users] weight is 0; give at least one kind a weight"
+        )
     authz = data.get("authorization", {})
     if not isinstance(authz, Mapping) or set(authz) - {"tasks", "relation"}:
-        raise ScenarioConfigError(f"{path}: [authorization] is {authz!r}; give tasks = {{..}} and relation = {{..}}")
+        raise ScenarioConfigError(
+            f"{path}: [authorization] is {authz!r}; give tasks = {{..}} and relation = {{..}}"
+        )
     abuse = data.get("abuse", {})
     if not isinstance(abuse, Mapping) or set(abuse) - {"max_wrong_passwords"}:
         raise ScenarioConfigError(f"{path}: [abuse] is {abuse!r}; give max_wrong_passwords = N")
     max_wrong = _count(abuse.get("max_wrong_passwords", 30), f"{path}: abuse.max_wrong_passwords")
     if max_wrong == 0:
-        raise ScenarioConfigError(f"{path}: abuse.max_wrong_passwords is 0; give the number after which a 429 must come")
+        raise ScenarioConfigError(
+            f"{path}: abuse.max_wrong_passwords is 0; give the number after which a 429 must come"
+        )
     return Workload(
         users=users,
-        authz_tasks=_weights(authz.get("tasks", {"check": 1, "project": 1}), _AUTHZ_TASKS, f"{path}: authorization.tasks"),
+        authz_tasks=_weights(
+            authz.get("tasks", {"check": 1, "project": 1}),
+            _AUTHZ_TASKS,
+            f"{path}: authorization.tasks",
+        ),
         relations=_weights(
             authz.get("relation", {"own": 1, "shared": 1, "team": 1, "denied": 1}),
             _RELATIONS,
@@ -128,7 +145,11 @@ def load_workload(path: str | Path) -> Workload:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
-        raise ScenarioConfigError(f"workload file {str(path)!r} does not exist; pass --velro-workload FILE") from None
+        raise ScenarioConfigError(
+            f"workload file {str(path)!r} does not exist; pass --velro-workload FILE"
+        ) from None
     except tomllib.TOMLDecodeError as error:
-        raise ScenarioConfigError(f"workload file {str(path)!r} is not valid TOML: {error}") from None
+        raise ScenarioConfigError(
+            f"workload file {str(path)!r} is not valid TOML: {error}"
+        ) from None
     return parse_workload(data, str(path))

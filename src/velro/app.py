@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = build_services(settings, tracker)
         app.state.services = svc
+        tracker.bind(cache_stats=svc.cache.stats, executor_stats=svc.executor.stats)
+        await svc.start()
         try:
             yield
         finally:

@@ -17,8 +17,12 @@ from velro import timing
 from velro.cache import TieredCache
 from velro.db import Database
 from velro.executor import Executor
+from velro.passwords import Passwords
+from velro.ratelimit import LoginLimiter
 from velro.redis_conn import RedisConnection
+from velro.service_keys import ServiceKeys
 from velro.settings import Settings
+from velro.tokens import TokenCodec
 from velro.tracker import Tracker
 
 __all__ = ["Services", "build_services", "services"]
@@ -34,13 +38,26 @@ class Services:
     redis: RedisConnection
     cache: TieredCache
     tracker: Tracker
+    # authentication (velro.passwords, .tokens, .ratelimit, .service_keys)
+    passwords: Passwords
+    tokens: TokenCodec
+    limiter: LoginLimiter
+    service_keys: ServiceKeys
 
     async def db_call(self, func: Callable[..., T], *args: Any) -> T:
         """Run ``func(conn, *args)`` in one transaction, off the event loop, timed as ``db``."""
         with timing.timed("db"):
             return await self.executor.run("db", self.db.call, func, *args)
 
+    async def start(self) -> None:
+        """Start what runs beside the requests (called once by the app's lifespan)."""
+        await self.passwords.start()
+        await self.service_keys.start()
+        await self.cache.start()  # subscribe to other processes' cache invalidations
+
     async def close(self) -> None:
+        await self.service_keys.close()
+        await self.limiter.close()
         await self.cache.close()
         await self.redis.close()
         self.executor.shutdown()
@@ -70,8 +87,12 @@ def build_services(settings: Settings, tracker: Tracker | None = None) -> Servic
         db=db,
         executor=executor,
         redis=redis,
-        cache=TieredCache(enabled=not settings.is_degraded),
+        cache=TieredCache.from_settings(settings, redis=redis, db=db, executor=executor),
         tracker=tracker or Tracker(),
+        passwords=Passwords(settings, executor),
+        tokens=TokenCodec(settings),
+        limiter=LoginLimiter(settings, redis),
+        service_keys=ServiceKeys(settings),
     )
 
 

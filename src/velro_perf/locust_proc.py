@@ -27,6 +27,7 @@ class LocustOptions:
     fixtures: Path | None = None
     open_rate: float | None = None
     processes: int = 1
+    shapes_file: Path | None = None  # None: the locustfile's default, fixtures/shapes.toml
 
 
 def locust_argv(opts: LocustOptions) -> list[str]:
@@ -47,6 +48,8 @@ def locust_argv(opts: LocustOptions) -> list[str]:
         "--velro-out",
         str(opts.run_dir),
     ]
+    if opts.shapes_file is not None:
+        argv += ["--velro-shapes", str(opts.shapes_file.resolve())]
     if opts.fixtures is not None:
         argv += ["--velro-fixtures", str(opts.fixtures)]
     if opts.open_rate is not None:

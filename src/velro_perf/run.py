@@ -8,8 +8,10 @@ history.csv row and report.html. Every process started here is stopped before it
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import shutil
 import signal
 import sys
 import time
@@ -30,7 +32,7 @@ from velro_perf.errors import (
 )
 from velro_perf.locust_proc import LocustOptions, start_locust, stop_locust
 from velro_perf.paths import budgets_file as default_budgets_file
-from velro_perf.paths import project_root
+from velro_perf.paths import fixtures_dir, project_root
 from velro_perf.paths import shapes_file as default_shapes_file
 from velro_perf.procs import ManagedProcess
 from velro_perf.progress import StatsHistoryTail, format_progress
@@ -115,6 +117,12 @@ def _validate(opts: RunOptions) -> None:
         raise UsageError(f"--open-rate {opts.open_rate:g} is invalid; give requests per second > 0")
     if opts.workers < 1:
         raise UsageError(f"--workers {opts.workers} is invalid; give 1 or more")
+    known = {"sqlite", "postgres", "postgresql"}
+    if opts.database is not None and opts.database not in known and "://" not in opts.database:
+        raise UsageError(
+            f"--database {opts.database!r} is not understood; give sqlite, postgres or a "
+            "URL such as postgresql+psycopg://postgres@127.0.0.1:5432/velro"
+        )
     if opts.port is not None:
         check_port_free(opts.port)
 
@@ -131,13 +139,12 @@ def _shape(opts: RunOptions) -> ShapeInfo:
             duration_s=opts.max_duration_s,
         )
     info = load_shape(opts.shape, opts.shapes_file)
-    return ShapeInfo(
-        name=info.name,
+    return dataclasses.replace(
+        info,
         warmup_s=info.warmup_s if opts.warmup_s is None else opts.warmup_s,
         seed_users=info.seed_users if opts.seed_users is None else opts.seed_users,
         seed_teams=info.seed_teams if opts.seed_teams is None else opts.seed_teams,
         seed_projects=info.seed_projects if opts.seed_projects is None else opts.seed_projects,
-        duration_s=info.duration_s,
     )
 
 
@@ -232,6 +239,10 @@ def execute_run(opts: RunOptions) -> int:
         "open_model_rate": opts.open_rate,
         "budgets_file": str(opts.budgets_file.resolve()),
         "budgets_sha256": _file_sha256(opts.budgets_file),
+        # the load itself: a changed shape or workload is another configuration
+        "shapes_file": str(opts.shapes_file.resolve()),
+        "shapes_sha256": _file_sha256(opts.shapes_file),
+        "workload_sha256": _file_sha256(fixtures_dir() / "workload.toml"),
         "seed": {
             "users": shape.seed_users,
             "teams": shape.seed_teams,
@@ -258,7 +269,11 @@ def execute_run(opts: RunOptions) -> int:
             "gc": None,
             "keep_alive_s": None,
             "processes": opts.processes,
-            "wait_time": None,
+            "wait_time": (
+                {"kind": "between", "min_s": shape.wait_s[0], "max_s": shape.wait_s[1]}
+                if shape.wait_s
+                else None
+            ),
         },
     }
     state = _RunState(run_dir=run_dir, run_id=run_id, config=config, meta=meta, shape=shape)
@@ -278,12 +293,15 @@ def execute_run(opts: RunOptions) -> int:
             state.interrupted = f"crash: {type(exc).__name__}: {exc}"
         finally:
             signals.armed = False  # cleanup must not be cut short by a second Ctrl-C
-            if state.interrupted is not None:
+            if state.interrupted is not None and error is None:
                 _say(f"stopping: {state.interrupted}")
             _teardown(state)
             _finish_meta(state)
     if error is not None and state.meta["measured_from"] is None:
-        raise error  # nothing was measured (the service never came up): just the error
+        # nothing was measured: keep the folder only when it holds a log worth reading
+        if not (run_dir / "service.log").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise error
     return _judge(state, opts, budgets)
 
 
@@ -336,6 +354,7 @@ def _load(state: _RunState, opts: RunOptions, target: str | None) -> None:
             fixtures=state.service.fixtures_path if state.service else None,
             open_rate=opts.open_rate,
             processes=opts.processes,
+            shapes_file=opts.shapes_file,
         )
     )
     state.meta["measured_from"] = locust_started + shape.warmup_s
@@ -407,6 +426,16 @@ def _finish_meta(state: _RunState) -> None:
     meta["interrupted"] = state.interrupted
     meta["complete"] = state.interrupted is None and state.meta["measured_from"] is not None
     meta["locust_exit_code"] = state.locust_exit
+    if state.scraper is not None:
+        scraper = state.scraper
+        meta["metrics_scraper"] = {
+            "url": scraper.url,
+            "scrapes": scraper.scrapes,
+            "errors": scraper.errors,
+            "unsupported": scraper.unsupported,
+        }
+        if scraper.unsupported:
+            _say(f"the target does not serve {scraper.url} (404): no metrics.jsonl")
     actions_path = state.run_dir / "generator_actions.json"
     if actions_path.is_file():
         try:
@@ -415,8 +444,21 @@ def _finish_meta(state: _RunState) -> None:
             _say(f"warning: {actions_path} is unreadable ({exc}); generator actions not recorded")
         else:
             if isinstance(actions, dict):
-                meta["generator"].update(actions)
+                _merge_actions(meta["generator"], actions)
     write_json(state.run_dir / "meta.json", meta)
+
+
+def _merge_actions(generator: dict[str, Any], actions: dict[str, Any]) -> None:
+    """Fold the locustfile's generator_actions.json into meta.generator.
+
+    `processes` stays the number of Locust processes; the locustfile's per-process GC reports
+    go beside it as `gc_by_process`.
+    """
+    for key, value in actions.items():
+        if key == "processes" and isinstance(value, dict):
+            generator["gc_by_process"] = value
+        else:
+            generator[key] = value
 
 
 def _judge(state: _RunState, opts: RunOptions, budgets: Any) -> int:
@@ -427,6 +469,9 @@ def _judge(state: _RunState, opts: RunOptions, budgets: Any) -> int:
             f"with `velro-perf gate {run_dir}`"
         )
         return EXIT_USAGE
+    if state.locust_exit not in {None, 0, 1}:
+        # 1 is Locust's "some requests failed"; anything else is an error in the test itself
+        _say(f"warning: Locust exited with code {state.locust_exit}; see {run_dir / 'locust.log'}")
     summary = gate.judge_run(run_dir, budgets)
     code = gate.exit_code_of(summary)
     if state.meta["complete"]:

@@ -46,6 +46,7 @@ RUN_SPECIFIC_FIELDS = frozenset(
         "redis_url",
         "redis_prefix",
         "budgets_file",
+        "shapes_file",
         "fixtures_file",
     }
 )

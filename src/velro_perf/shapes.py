@@ -25,6 +25,7 @@ class ShapeInfo:
     seed_teams: int
     seed_projects: int
     duration_s: float | None  # None when the stages do not say
+    wait_s: tuple[float, float] | None = None  # the users' think time, [min, max] seconds
 
 
 def _shape_tables(data: dict[str, Any]) -> dict[str, Any]:
@@ -89,4 +90,15 @@ def load_shape(name: str, path: Path) -> ShapeInfo:
         seed_teams=int(number("seed_teams")),
         seed_projects=int(number("seed_projects")),
         duration_s=_duration(table),
+        wait_s=_wait(table.get("wait_s")),
     )
+
+
+def _wait(value: Any) -> tuple[float, float] | None:
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        return (float(value[0]), float(value[1]))
+    return None

@@ -1,38 +1,23 @@
-"""The multi-tier cache (placeholder interface; issue 3 fills it in).
+"""The multi-tier cache: L1 in process memory, L2 in Redis, L3 in the database.
 
-``TieredCache.get_or_load(namespace, key, loader)`` answers ``(value, tier)`` where tier is
-``"L1"``, ``"L2"``, ``"L3"`` or ``"miss"`` (the loader ran). Values are JSON-serialisable.
+``value, tier = await cache.get_or_load(namespace, key, loader, ttl_s=None)``; ``tier`` is
+``"L1"``, ``"L2"``, ``"L3"`` or ``"miss"`` (the loader ran). See ``velro.cache.tiered``.
 """
 
-from __future__ import annotations
+from velro.cache.l1 import L1Cache
+from velro.cache.l2 import InvalidationListener, L2Cache
+from velro.cache.l3 import L3Cache
+from velro.cache.singleflight import Flight, SingleFlight
+from velro.cache.tiered import TieredCache, Ttl, storage_key
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-__all__ = ["TieredCache"]
-
-T = TypeVar("T")
-
-
-class TieredCache:
-    def __init__(self, *, enabled: bool = True) -> None:
-        self.enabled = enabled
-
-    async def get_or_load(
-        self,
-        namespace: str,
-        key: str,
-        loader: Callable[[], Awaitable[T]],
-        *,
-        ttl_s: float | None = None,
-    ) -> tuple[T, str]:
-        return await loader(), "miss"
-
-    async def invalidate(self, namespace: str, key: str) -> None:
-        return None
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-    async def close(self) -> None:
-        return None
+__all__ = [
+    "Flight",
+    "InvalidationListener",
+    "L1Cache",
+    "L2Cache",
+    "L3Cache",
+    "SingleFlight",
+    "TieredCache",
+    "Ttl",
+    "storage_key",
+]

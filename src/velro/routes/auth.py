@@ -1,7 +1,100 @@
-"""Routes of the contract's auth section (being written)."""
+"""The contract's authentication section: register, login, me, logout.
 
-from fastapi import APIRouter
+Bodies are Pydantic models that ignore unknown fields but refuse a wrong type (an email as a
+number, a password as an object) with 422, never a 500; emails are trimmed and lower-cased
+before anything else sees them. Handlers answer ``Response`` objects directly, so FastAPI
+skips its response-model encoding on the hot path.
+"""
 
-__all__ = ["router"]
+from __future__ import annotations
 
-router = APIRouter()
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from pydantic import AfterValidator, BaseModel, Field
+from starlette.requests import Request
+
+from velro import users
+from velro.errors import ApiError
+from velro.headers import CLEAR_SITE_DATA
+from velro.security import CurrentUser, client_address
+from velro.services import Services, services
+
+__all__ = ["LoginIn", "RegisterIn", "normalise_email", "router"]
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+# RFC 5321 4.5.3.1: a path is at most 256 octets with its brackets, so an address at most 254;
+# a local part at most 64. The pattern only asks for "something@domain.tld" without spaces:
+# whether the address exists is for a confirmation mail, not a regular expression.
+_MAX_EMAIL = 254
+_MAX_LOCAL = 64
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def normalise_email(value: str) -> str:
+    """Trim and lower-case; refuse an address over 254 characters or without user@domain.tld."""
+    email = value.strip().lower()
+    if len(email) > _MAX_EMAIL:
+        raise ValueError(f"the email is {len(email)} characters; give at most {_MAX_EMAIL}")
+    if not _EMAIL.fullmatch(email) or len(email.partition("@")[0]) > _MAX_LOCAL:
+        raise ValueError("the email is not an address like name@example.com")
+    return email
+
+
+class RegisterIn(BaseModel):
+    email: Annotated[str, AfterValidator(normalise_email)]
+    # OWASP Authentication Cheat Sheet: at least 8 characters, allow at least 64; the upper
+    # bound keeps one request from buying an expensive hash
+    password: str = Field(min_length=8, max_length=128)
+    full_name: str | None = Field(default=None, max_length=200)
+
+
+class LoginIn(BaseModel):
+    # no format check on login: a malformed address is simply an unknown one (401)
+    email: str
+    password: str
+
+
+@router.post("/register", status_code=201)
+async def register(body: RegisterIn, svc: Annotated[Services, Depends(services)]) -> JSONResponse:
+    record = await users.register(svc, body.email, body.password, body.full_name)
+    return JSONResponse(users.public(record), status_code=201)
+
+
+@router.post("/login")
+async def login(
+    body: LoginIn, request: Request, svc: Annotated[Services, Depends(services)]
+) -> JSONResponse:
+    email = body.email.strip().lower()
+    address = client_address(request)
+    # refused before any hashing: a locked-out account costs no argon2 time
+    await svc.limiter.check(email, address)
+    found = await users.authenticate(svc, email, body.password)
+    if found is None:
+        await svc.limiter.record_failure(email, address)
+        # one body for "no such account" and "wrong password" (no account enumeration)
+        raise ApiError(401, "invalid_credentials", "The email or the password is wrong.")
+    user_id, version = found
+    return JSONResponse(
+        {
+            "access_token": svc.tokens.issue(user_id, version),
+            "token_type": "bearer",
+            "expires_in": svc.tokens.ttl_s,
+        },
+        headers={"Pragma": "no-cache"},  # RFC 6749 5.1, beside Cache-Control: no-store
+    )
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> JSONResponse:
+    return JSONResponse(users.public(user))
+
+
+@router.post("/logout", status_code=204)
+async def logout(user: CurrentUser, request: Request) -> Response:
+    svc: Services = request.app.state.services
+    await users.logout(svc, user["id"])
+    return Response(status_code=204, headers={"Clear-Site-Data": CLEAR_SITE_DATA})

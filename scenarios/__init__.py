@@ -1,0 +1,48 @@
+"""Locust load scenarios of the Velro performance suite: they talk HTTP only.
+
+The public surface re-exported here is the pure part (checks, shapes, workload, seed,
+Server-Timing, recorder, open model), importable without starting gevent's monkey
+patching. The Locust users and event hooks live in `scenarios.users` and
+`scenarios.hooks`, imported by locustfile.py.
+"""
+
+from __future__ import annotations
+
+from scenarios.checks import SECURITY_HEADERS, Expect, Verdict, verify
+from scenarios.errors import ProvisioningError, ScenarioConfigError, ScenarioError
+from scenarios.identity import IdentitySource
+from scenarios.openmodel import OpenModel, combine_reports
+from scenarios.recorder import COLUMNS, SampleRecorder
+from scenarios.seed import Seed, SeedUser, load_seed, parse_seed
+from scenarios.servertiming import ServerTiming, parse_server_timing
+from scenarios.shapes import Shape, Stage, load_shapes, parse_shapes
+from scenarios.workload import CATEGORIES, Workload, load_workload, parse_workload
+
+__all__ = [
+    "CATEGORIES",
+    "COLUMNS",
+    "SECURITY_HEADERS",
+    "Expect",
+    "IdentitySource",
+    "OpenModel",
+    "ProvisioningError",
+    "SampleRecorder",
+    "ScenarioConfigError",
+    "ScenarioError",
+    "Seed",
+    "SeedUser",
+    "ServerTiming",
+    "Shape",
+    "Stage",
+    "Verdict",
+    "Workload",
+    "combine_reports",
+    "load_seed",
+    "load_shapes",
+    "load_workload",
+    "parse_seed",
+    "parse_server_timing",
+    "parse_shapes",
+    "parse_workload",
+    "verify",
+]

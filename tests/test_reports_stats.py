@@ -1,0 +1,61 @@
+"""Exact percentiles and their distribution-free confidence intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from reports.stats import (
+    clopper_pearson,
+    percentile_ci,
+    percentile_rank_bounds,
+    percentiles,
+    wilson,
+)
+
+
+def test_percentiles_are_nearest_rank_order_statistics() -> None:
+    values = np.arange(1.0, 101.0)  # 1..100
+    assert percentiles(values, (50.0, 95.0, 99.0, 99.9)) == [50.0, 95.0, 99.0, 100.0]
+    assert percentiles(np.array([7.0]), (50.0, 99.0)) == [7.0, 7.0]
+    assert percentiles(np.empty(0), (50.0,)) == [None]
+
+
+def test_rank_bounds_cover_the_binomial_mass() -> None:
+    n, q = 1000, 95.0
+    lo, hi = percentile_rank_bounds(n, q)
+    # the number of samples below the true p95 is Binomial(n, 0.95): [lo, hi - 1] holds >= 95 %
+    mass = sps.binom.cdf(hi - 1, n, 0.95) - sps.binom.cdf(lo - 1, n, 0.95)
+    assert mass >= 0.95
+    assert lo < 950 < hi
+
+
+def test_too_few_samples_leave_the_upper_end_unbounded() -> None:
+    iv = percentile_ci(np.sort(np.arange(10.0)), 95.0)
+    assert iv.value == 9.0
+    assert iv.high is None  # ten samples cannot bound a p95 from above
+
+
+def test_the_interval_covers_the_true_percentile_at_least_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(7)
+    true_p95 = -np.log(0.05)  # of Exp(1)
+    reps, n = 400, 300
+    covered = 0
+    for _ in range(reps):
+        iv = percentile_ci(np.sort(rng.exponential(size=n)), 95.0)
+        assert iv.low is not None
+        assert iv.high is not None
+        covered += iv.low <= true_p95 <= iv.high
+    # nominal >= 95 %; 400 reps put a true 95 % above 0.92 with overwhelming probability
+    assert covered / reps >= 0.92
+
+
+def test_wilson_and_clopper_pearson_match_known_values() -> None:
+    w = wilson(95, 100)
+    assert w.low == pytest.approx(0.8882, abs=1e-3)
+    assert w.high == pytest.approx(0.9785, abs=1e-3)
+    cp = clopper_pearson(0, 1000)
+    assert cp.low == 0.0
+    assert cp.high == pytest.approx(1 - 0.025 ** (1 / 1000), rel=1e-6)
+    assert wilson(0, 0).value is None

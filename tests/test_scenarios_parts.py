@@ -1,0 +1,205 @@
+"""The recorder's rows, the provisioning plan, bad tokens and the open-model schedule."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from scenarios.errors import ScenarioConfigError
+from scenarios.openmodel import OpenModel, combine_reports
+from scenarios.provision import plan
+from scenarios.recorder import COLUMNS, SampleRecorder
+from scenarios.seed import Seed, SeedUser, parse_seed
+from scenarios.tokens import alg_none, bad_token, tampered
+
+
+class _Response:
+    """The two attributes of a Locust response the recorder reads."""
+
+    def __init__(self, status_code: int, headers: dict[str, str]) -> None:
+        self.status_code = status_code
+        self.headers = headers
+
+
+def test_the_recorder_writes_one_exact_row_per_request(tmp_path: Path) -> None:
+    recorder = SampleRecorder()
+    recorder.configure(str(tmp_path), writes=True)
+    recorder.on_request(
+        request_type="GET",
+        name="/api/v1/projects/{id}",
+        response_time=12.345678901,
+        response=_Response(404, {"Server-Timing": 'app;dur=1.5, db;dur=0.25, cache;desc="L1"'}),
+        context={"category": "authorization"},
+        exception=None,
+        start_time=1700000000.125,
+    )
+    recorder.on_request(
+        request_type="POST",
+        name="/api/v1/auth/login",
+        response_time=3.0,
+        response=_Response(0, {}),
+        context={"category": "login", "intended_start": 1700000000.0},
+        exception=ConnectionError("refused"),
+        start_time=1700000000.5,
+    )
+    recorder.flush("local")
+    recorder.write([[1.0, "GET /x", "setup", 1.0, 200, 1, None, None, None, None]], "worker-7")
+    with (tmp_path / "samples.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == COLUMNS
+    assert rows[1] == [
+        "1700000000.125",
+        "GET /api/v1/projects/{id}",
+        "authorization",
+        "12.345678901",
+        "404",
+        "1",
+        "local",
+        "1.5",
+        "0.25",
+        "",
+        "L1",
+    ]
+    # the open model's intended start is the row's ts; a failure is expected=0, status 0
+    assert rows[2][:7] == [
+        "1700000000.0",
+        "POST /api/v1/auth/login",
+        "login",
+        "3.0",
+        "0",
+        "0",
+        "local",
+    ]
+    assert rows[3][6] == "worker-7"
+    assert len(rows) == 4
+
+
+def test_a_recorder_without_out_dir_records_nothing(tmp_path: Path) -> None:
+    recorder = SampleRecorder()
+    recorder.configure("", writes=True)
+    recorder.on_request(request_type="GET", name="/", response_time=1.0, start_time=1.0)
+    assert recorder.take() == []
+
+
+def test_a_workers_recorder_buffers_for_the_master(tmp_path: Path) -> None:
+    recorder = SampleRecorder()
+    recorder.configure(str(tmp_path), writes=False)
+    recorder.on_request(
+        request_type="GET",
+        name="/",
+        response_time=1.0,
+        start_time=1.0,
+        context={"category": "login"},
+    )
+    assert len(recorder.take()) == 1
+    assert not (tmp_path / "samples.csv").exists()
+
+
+def test_the_provisioning_plan_gives_every_user_each_relation() -> None:
+    layout = plan(40, 8, 80)
+    relations = layout.all_relations()
+    for user, rel in enumerate(relations):
+        assert all(rel[name] for name in ("own", "shared", "team", "denied")), (user, rel)
+        sets = [set(rel[name]) for name in ("own", "shared", "team", "denied")]
+        assert sum(len(item) for item in sets) == len(set().union(*sets)), "relations overlap"
+        teams_owned = {k for k in range(layout.teams) if layout.team_owner[k] == user}
+        for project in rel["denied"]:
+            assert layout.project_owner[project] != user
+            assert layout.user_grants[project] != user
+            # a project granted to a team the user owns may be readable: never expected denied
+            assert layout.team_grants[project] not in teams_owned
+            assert (
+                layout.team_grants[project] is None
+                or user not in layout.team_members[layout.team_grants[project]]
+            )
+
+
+def test_the_plan_scales_to_the_ramp_seed() -> None:
+    relations = plan(10_000, 1_000, 30_000).all_relations()
+    assert len(relations) == 10_000
+    assert all(len(rel["denied"]) == 20 for rel in relations)
+
+
+def _unb64(text: str) -> dict[str, object]:
+    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+
+GOOD_TOKEN = (
+    ".".join(
+        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+        for part in ({"alg": "HS256", "typ": "JWT"}, {"sub": "abc", "aud": "velro"})
+    )
+    + ".c2lnbmF0dXJl"
+)
+
+
+def test_a_tampered_token_keeps_the_signature_and_changes_a_claim() -> None:
+    _header, payload, signature = tampered(GOOD_TOKEN).split(".")
+    assert signature == "c2lnbmF0dXJl"
+    assert _unb64(payload)["sub"] != "abc"
+    assert _unb64(payload)["aud"] == "velro"
+
+
+def test_an_alg_none_token_is_unsigned() -> None:
+    header, payload, signature = alg_none(GOOD_TOKEN).split(".")
+    assert _unb64(header)["alg"] == "none"
+    assert _unb64(payload)["sub"] == "abc"
+    assert signature == ""
+
+
+def test_bad_token_kinds() -> None:
+    assert bad_token("missing", GOOD_TOKEN) is None
+    assert bad_token("malformed", GOOD_TOKEN) == "not-a-jwt"
+    with pytest.raises(ValueError, match="unknown bad token kind 'expired'"):
+        bad_token("expired", GOOD_TOKEN)
+
+
+def test_the_open_model_schedules_slots_at_the_rate() -> None:
+    model = OpenModel()
+    model.start(4.0, now=100.0)
+    slots = [model.claim() for _ in range(5)]
+    assert slots == [100.0, 100.25, 100.5, 100.75, 101.0]
+    model.done(100.0, 100.0, 100.5)
+    model.done(100.25, 100.75, 101.0)
+    report = model.report()
+    assert report["completed"] == 2
+    assert report["achieved_rps"] == pytest.approx(2.0)
+    assert report["max_start_lag_s"] == pytest.approx(0.5)
+    combined = combine_reports({"a": report, "b": report}, 8.0)
+    assert combined["intended_rps"] == 8.0
+    assert combined["achieved_rps"] == pytest.approx(4.0)
+
+
+def test_the_seed_round_trips_and_a_bad_one_is_named() -> None:
+    seed = Seed(
+        "pw-12345678", None, (SeedUser("u1", "a@example.com", own=("p1",), denied=("p2",)),)
+    )
+    assert parse_seed(seed.to_json()) == seed
+    with pytest.raises(ScenarioConfigError, match=r"users\[0\]\.own is 'p1'"):
+        parse_seed(
+            {"password": "x", "users": [{"id": "u", "email": "e", "own": "p1"}]}, "seed.json"
+        )
+
+
+def _tag_in_child(queue: multiprocessing.Queue[str]) -> None:
+    from scenarios.identity import identity
+
+    queue.put(identity.tag)
+
+
+def test_a_forked_process_gets_its_own_email_tag() -> None:
+    # `locust --processes N` forks after the locustfile was imported
+    from scenarios.identity import identity
+
+    parent = identity.tag
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[str] = context.Queue()
+    child = context.Process(target=_tag_in_child, args=(queue,))
+    child.start()
+    child.join(10)
+    assert queue.get(timeout=5) != parent
