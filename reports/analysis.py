@@ -74,9 +74,23 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
     """Write summary.json into the run directory; return its path."""
     path = Path(run_dir) / "summary.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    text = json.dumps(_json_safe(summary), indent=2, allow_nan=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
     tmp.replace(path)  # atomic: a reader never sees half a summary
     return path
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null (JSON has no such numbers); numpy scalars become Python's."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def summarize_data(data: RunData, budgets: Budgets) -> dict[str, Any]:
@@ -491,6 +505,8 @@ def _sentence(r: dict[str, Any], b: Budget) -> str:
     what = b.requirement[:1].upper() + b.requirement[1:]
     if b.percentile is not None:
         what += f" p{b.percentile:g}"
+    if b.kind == "users":
+        what += " held within every latency budget"
     verdict = r["verdict"].replace("_", " ")
     if r["measured"] is None:
         reason = r["note"] or "nothing was measured"

@@ -507,9 +507,9 @@ def test_logout_revokes_tokens_at_once_in_another_process(
         token = login(a, "two@example.com").json()["access_token"]
         for client in (a, b, a, b):  # warm both processes' L1
             assert client.get("/auth/me", headers=bearer(token)).status_code == 200
-        assert 'cache;desc="L1"' in b.get("/auth/me", headers=bearer(token)).headers[
-            "server-timing"
-        ]
+        assert (
+            'cache;desc="L1"' in b.get("/auth/me", headers=bearer(token)).headers["server-timing"]
+        )
         assert a.post("/auth/logout", headers=bearer(token)).status_code == 204
         # the cache's invalidation broadcast reached b before this request did
         assert_error(b.get("/auth/me", headers=bearer(token)), 401, "invalid_token")
@@ -533,3 +533,41 @@ def test_without_redis_logout_reaches_another_process_within_the_l1_ttl(
             assert time.monotonic() - logged_out < settings.l1_ttl_s + 1.0
             time.sleep(0.05)
         b.close()
+
+
+WEIRD_BODIES = [
+    rb'{"email": "a\ud800@example.com", "password": "password123"}',
+    rb'{"email": "b@example.com", "password": "pass\ud800word123"}',
+    rb'{"email": "c@example.com", "password": "password123", "full_name": "x\udfff"}',
+    rb'{"email": "d\u0000@example.com", "password": "password123"}',
+    rb'{"email": "e@example.com", "password": "pass\u0000word123", "full_name": "a\u0000b"}',
+    rb'{"email": "f@example.com", "password": "password123", "full_name": "\u0000"}',
+    b'{"email": "\xc3\xa9l\xc3\xa8ve@exemple.fr", "password": "mot de passe \xe2\x9c\x93"}',
+    b'{"email": "g@example.com", "password": "password123"} trailing',
+    b'{"email": "g@example.com", "email": 5, "password": "password123"}',
+    b'{"email": "h@example.com", "password": "' + b"p" * 60_000 + b'"}',
+    b'{"email": {"$ne": null}, "password": {"$ne": null}}',
+    b'{"email": "i@example.com", "password": 1e309}',
+    b"[" * 10_000 + b"]" * 10_000,
+    b'"\\u0000"',
+    b"NaN",
+]
+
+
+def test_no_input_makes_a_500_on_either_database(
+    any_db_settings: Settings, live_server: Callable[..., Any]
+) -> None:
+    with start(live_server, any_db_settings) as client:
+        for path in ("/auth/register", "/auth/login"):
+            for raw in WEIRD_BODIES:
+                r = client.post(path, content=raw, headers={"content-type": "application/json"})
+                assert r.status_code < 500, (path, raw[:80], r.text)
+                if r.status_code >= 400:
+                    assert_error(r, r.status_code, r.json()["error"]["code"])
+                assert_common_headers(r)
+        # the non-ASCII account above is real: it registered and can log in
+        r = login(client, "ÉLÈVE@exemple.fr", "mot de passe ✓")
+        assert r.status_code == 200, r.text
+        for header in ("Bearer \u00ff\u00fe.abc.def", "Bearer a.b", "Bearer ....", "Bearer ="):
+            me = client.get("/auth/me", headers={"Authorization": header.encode("latin-1")})
+            assert_error(me, 401, "invalid_token")

@@ -458,7 +458,10 @@ def test_the_degraded_profile_decides_from_the_database_every_time(
 
 @pytest.mark.postgres
 def test_grants_memberships_and_revocation_on_postgresql(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any], postgres_url: str
+    # postgres_url before live_server: the server stops before its database is dropped
+    postgres_url: str,
+    make_settings: Callable[..., Settings],
+    live_server: Callable[..., Any],
 ) -> None:
     settings = make_settings(database_url=postgres_url)
     _schema(settings)
@@ -487,3 +490,11 @@ def test_grants_memberships_and_revocation_on_postgresql(
         assert friend.check(project, "read").json()["allowed"] is False
     finally:
         world.close()
+
+
+def test_an_id_with_a_trailing_newline_is_malformed(world: World) -> None:
+    owner = world.user("owner")
+    project = owner.post("/projects", json={"name": "p"}).json()["id"]
+    r = owner.get(f"/projects/{project}%0A")
+    assert r.status_code == 422
+    assert owner.check(project + "\n", "read").status_code == 422

@@ -85,3 +85,51 @@ def test_a_route_under_the_api_prefix_is_named_by_its_full_template(
         client.get("/api/v1/performance/metrics")
         routes = client.get("/api/v1/performance/metrics").json()["routes"]
     assert "GET /api/v1/performance/metrics" in routes, sorted(routes)
+
+
+def test_cache_and_rate_limit_figures_follow_what_the_client_saw(
+    make_settings: Callable[..., Any], live_server: Callable[..., Any]
+) -> None:
+    from velro.db import Database
+
+    settings = make_settings(login_failures_per_account="3/minute")
+    db = Database(settings.database_url)
+    db.create_all()
+    db.close()
+    server = live_server(settings)
+    with httpx.Client(base_url=server.url + "/api/v1", timeout=10) as client:
+        email, password = "metrics@example.com", "a long enough password"
+        assert client.post("/auth/register", json={"email": email, "password": password}).is_success
+        token = client.post("/auth/login", json={"email": email, "password": password}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        before = client.get("/performance/metrics").json()["cache"]
+        tiers = []
+        for _ in range(10):
+            r = client.get("/auth/me", headers=headers)
+            assert r.status_code == 200
+            tiers.append(re.search(r'cache;desc="(\w+)"', r.headers["server-timing"]))
+        after = client.get("/performance/metrics").json()
+        statuses = [
+            client.post(
+                "/auth/login", json={"email": email, "password": "wrong password"}
+            ).status_code
+            for _ in range(5)
+        ]
+        final = client.get("/performance/metrics").json()
+    text = httpx.get(server.url + "/metrics").text
+
+    seen = [m.group(1) for m in tiers if m is not None]
+    assert len(seen) == 10
+    assert all(t == "L1" for t in seen[1:])  # the user record stays in L1
+    l1_hits = after["cache"]["L1"]["hits"] - before["L1"]["hits"]
+    assert l1_hits >= seen.count("L1")
+    assert after["cache"]["overall"]["lookups"] > before["overall"]["lookups"]
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    prom_hits = {s.labels["tier"]: s.value for s in families["velro_cache_hits"].samples}
+    assert prom_hits["L1"] >= after["cache"]["L1"]["hits"]  # counters only grow
+    assert 429 in statuses
+    assert final["rate_limit"]["rejections"] == statuses.count(429)
+    [login_route] = [r for r in final["routes"] if r.endswith("/auth/login")]
+    assert final["routes"][login_route]["client_errors"] == statuses.count(429) + statuses.count(
+        401
+    )

@@ -369,8 +369,10 @@ def test_summary_junit_and_history_are_written(
 ) -> None:
     run = make_run(np.linspace(100, 500, 1000))
     s = summarize(run, budgets)
-    path = write_summary(run, s)
-    assert json.loads(path.read_text())["verdict"] == "fail"
+    path = write_summary(run, {**s, "odd": [float("nan"), np.float32(1.5), np.int64(2)]})
+    written = json.loads(path.read_text())
+    assert written["verdict"] == "fail"
+    assert written["odd"] == [None, 1.5, 2]  # JSON has no NaN; numpy scalars are plain numbers
 
     junit = write_junit(s, tmp_path / "junit.xml")
     suite = ET.parse(junit).getroot().find("testsuite")  # noqa: S314 - the file just written

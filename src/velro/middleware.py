@@ -9,6 +9,7 @@ the performance tracker; and writes one log line per request with its id.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -36,6 +37,28 @@ def error_body(code: str, message: str, request_id: str) -> bytes:
     return json.dumps(
         {"error": {"code": code, "message": message, "request_id": request_id}}
     ).encode()
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's full path template (``/api/v1/projects/{project_id}``).
+
+    FastAPI 0.16x keeps an included router's prefix out of ``scope["route"].path``; the full
+    template is on its effective route context. Parameters are named ``{id}`` as in the load
+    scenarios' request names and the budgets file, so one name means one endpoint across the
+    suite. Unmatched paths share one name, so a scan of random URLs cannot grow the tracker
+    without bound.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    return _suite_name(path) if isinstance(path, str) else "unmatched"
+
+
+@functools.lru_cache(maxsize=256)
+def _suite_name(template: str) -> str:
+    return _PARAM.sub("{id}", template)
+
+
+_PARAM = re.compile(r"\{[^}]+\}")
 
 
 class _BodyTooLarge(Exception):
@@ -98,8 +121,7 @@ class VelroMiddleware:
                 await self._send_error(send_wrapper, *self._too_large(), rid)
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
-            route = scope.get("route")
-            name = f"{scope['method']} {getattr(route, 'path', 'unmatched')}"
+            name = f"{scope['method']} {_route_template(scope)}"
             if self.tracker is not None:
                 self.tracker.record(name, status, elapsed_ms)
             log.info(

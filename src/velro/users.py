@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from velro import timing
 from velro.db.schema import users
 from velro.errors import ApiError
 from velro.services import Services
@@ -159,8 +158,9 @@ async def cached_user(svc: Services, user_id: str) -> UserRecord | None:
     async def load() -> UserRecord | None:
         return await svc.db_call(load_user, user_id)
 
-    record, tier = await svc.cache.get_or_load("user", user_id, load)
-    timing.note_cache(tier)
+    # the cache notes its tier for Server-Timing itself
+    record: UserRecord | None
+    record, _tier = await svc.cache.get_or_load("user", user_id, load)
     return record
 
 

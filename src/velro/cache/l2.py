@@ -125,6 +125,7 @@ class InvalidationListener:
         self._retry_s = retry_s
         self._connect_timeout_s = connect_timeout_s
         self.subscribed = asyncio.Event()
+        self._attempted = asyncio.Event()  # the first attempt to subscribe ended, either way
         self.origin = uuid.uuid4().hex  # this cache instance, to skip its own broadcasts
         self.received = 0
         self._task: asyncio.Task[None] | None = None
@@ -140,11 +141,12 @@ class InvalidationListener:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def wait_subscribed(self, timeout_s: float) -> bool:
+        """Wait for the first attempt to subscribe (at most ``timeout_s``); True if it did."""
         try:
-            await asyncio.wait_for(self.subscribed.wait(), timeout_s)
+            await asyncio.wait_for(self._attempted.wait(), timeout_s)
         except TimeoutError:
             return False
-        return True
+        return self.subscribed.is_set()
 
     async def close(self) -> None:
         self._closed = True
@@ -163,6 +165,7 @@ class InvalidationListener:
             try:
                 await pubsub.subscribe(self.channel)
                 self.subscribed.set()
+                self._attempted.set()
                 self._on_subscribed()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
@@ -170,7 +173,7 @@ class InvalidationListener:
                         self.received += 1
                         data = message["data"]
                         self._on_message(data.decode() if isinstance(data, bytes) else data)
-            except _FAILURES as exc:
+            except Exception as exc:  # any failure: a lost connection, or a bug in a handler
                 if self.subscribed.is_set():
                     log.warning(
                         "cache invalidation channel lost (%r); other processes' invalidations "
@@ -178,6 +181,7 @@ class InvalidationListener:
                         exc,
                     )
                 self.subscribed.clear()
+                self._attempted.set()
             finally:
                 await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                 await _quietly(client.aclose())

@@ -57,6 +57,7 @@ _Result: TypeAlias = tuple[Any, str]
 # cache_entries.key is 255 characters; longer keys are stored by their SHA-256.
 _MAX_KEY = 200
 _CLOSE_WAIT_S = 5.0
+_MAX_UNSENT = 10_000
 
 
 class TieredCache:
@@ -196,10 +197,10 @@ class TieredCache:
         self.l1.pop(skey)
         flight = self._flights.forget(skey)
         if flight is not None and flight.task is not None:
-            # let a write-back already under way finish, so the deletes below come after it
+            # let a write-back already under way finish, so the tombstones below come after it
             await asyncio.wait([flight.task])
         # Tombstones rather than deletes: a computation elsewhere that read the old value
-        # before this point cannot write it back for TOMBSTONE_S (l2.py, l3.py).
+        # before this point cannot write it back for tombstone_s (l2.py, l3.py).
         writes: list[Awaitable[Any]] = []
         if self.l2 is not None:
             writes.append(self._l2_tombstone(skey))
@@ -216,8 +217,10 @@ class TieredCache:
             self._unsent.discard(skey)
         else:
             # Redis did not answer: its entry may outlive the outage (a blip, not a restart),
-            # so try again once Redis answers (_resend).
-            self._unsent.add(skey)
+            # so try again once Redis answers (_resend). Bounded: past the cap, an entry left
+            # in L2 lives out its L2 TTL.
+            if len(self._unsent) < _MAX_UNSENT:
+                self._unsent.add(skey)
 
     async def _resend(self) -> None:
         assert self.l2 is not None

@@ -22,7 +22,7 @@ from velro.headers import CLEAR_SITE_DATA
 from velro.security import CurrentUser, client_address
 from velro.services import Services, services
 
-__all__ = ["LoginIn", "RegisterIn", "normalise_email", "router"]
+__all__ = ["LoginIn", "RegisterIn", "Text", "normalise_email", "router", "text"]
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -32,6 +32,24 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 _MAX_EMAIL = 254
 _MAX_LOCAL = 64
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def text(value: str) -> str:
+    """Refuse what JSON allows but no store can keep: lone surrogates (not UTF-8) and NUL.
+
+    ``json.loads`` accepts ``"\\ud800"``; it cannot be encoded for argon2, a Redis key or
+    PostgreSQL, and PostgreSQL text cannot hold NUL. A 422 here instead of a 500 later.
+    """
+    if "\x00" in value:
+        raise ValueError("the text contains a NUL character; remove it")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("the text is not valid Unicode (a lone surrogate); send UTF-8") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(text)]
 
 
 def normalise_email(value: str) -> str:
@@ -45,17 +63,17 @@ def normalise_email(value: str) -> str:
 
 
 class RegisterIn(BaseModel):
-    email: Annotated[str, AfterValidator(normalise_email)]
+    email: Annotated[str, AfterValidator(text), AfterValidator(normalise_email)]
     # OWASP Authentication Cheat Sheet: at least 8 characters, allow at least 64; the upper
     # bound keeps one request from buying an expensive hash
-    password: str = Field(min_length=8, max_length=128)
-    full_name: str | None = Field(default=None, max_length=200)
+    password: Text = Field(min_length=8, max_length=128)
+    full_name: Text | None = Field(default=None, max_length=200)
 
 
 class LoginIn(BaseModel):
     # no format check on login: a malformed address is simply an unknown one (401)
-    email: str
-    password: str
+    email: Text
+    password: Text
 
 
 @router.post("/register", status_code=201)
