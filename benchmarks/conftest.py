@@ -17,14 +17,11 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-__all__ = ["Run"]
-
-T = TypeVar("T")
-Run = Callable[[Awaitable[T]], T]
+__all__ = ["IN_CI", "JWT_SECRET", "absent"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "VELRO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import socket
 import statistics
@@ -305,6 +306,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds of the finished child processes (the load generators; servers still run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _phase(
     server: Server, path: str, token: str, args: argparse.Namespace, *, metrics: bool
 ) -> dict[str, Any]:
@@ -320,12 +327,13 @@ def _phase(
         # fills the caches and the connection pools; its figures are thrown away
         _load(base + path, token, args.warmup, 0.0, args.connections)
     before = _metrics(base) if metrics else None
-    cpu_before = server.cpu_s()
+    cpu_before, client_before = server.cpu_s(), _children_cpu_s()
     res = _load(base + path, token, 0.0, args.duration, args.connections)
-    cpu = server.cpu_s() - cpu_before
-    res["server_cpu_us_per_request"] = (
-        round(cpu / res["requests"] * 1e6, 1) if res["requests"] else None
-    )
+    cpu, client = server.cpu_s() - cpu_before, _children_cpu_s() - client_before
+    n = res["requests"]
+    res["server_cpu_us_per_request"] = round(cpu / n * 1e6, 1) if n else None
+    # the generator's own cost: when it nears the server's, the generator sets the pace
+    res["client_cpu_us_per_request"] = round(client / n * 1e6, 1) if n else None
     if metrics:
         res["cache"] = _hit_rate(before, _metrics(base))
     return res

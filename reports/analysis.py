@@ -17,8 +17,9 @@ The cache hit rate over the tiers is defined as
     hits    = L1 hits + L2 hits + L3 hits  (answered by some tier, not by the source)
 
 over the counters' increase between the first scrape of metrics.jsonl at or after
-``measured_from`` and the last one (a counter that goes down, a restarted service, restarts the
-sum from its new value), with Wilson's 95 % interval.
+``measured_from`` and the last one, summed over the service's worker processes (each scrape is
+answered by one of them, with its own counters: see counter_increases), with Wilson's 95 %
+interval.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "TIERS",
     "bound_text",
     "cache_counters",
+    "counter_increases",
     "endpoint_latencies",
     "fmt_value",
     "judge_interval",
@@ -282,6 +284,11 @@ def _judge(
         if lookups is None:
             base["verdict"] = "no_data"
             base["note"] = "metrics.jsonl is absent or has no cache counters after warm-up"
+        elif lookups == 0:
+            base["verdict"] = "no_data"
+            base["note"] = (
+                "metrics.jsonl shows no cache lookups after warm-up (cache off or unused)"
+            )
         else:
             assert hits is not None
             _put(base, wilson(min(hits, lookups), lookups), b)
@@ -303,32 +310,55 @@ def _put(out: dict[str, Any], iv: Interval, b: Budget) -> None:
     )
 
 
-def cache_counters(
-    metrics: list[dict[str, Any]], measured_from: float
-) -> tuple[int | None, int | None]:
-    """(hits, lookups) over L1+L2+L3 after warm-up, as defined in the module docstring."""
-    rows = []
+def counter_increases(metrics: list[dict[str, Any]], measured_from: float) -> pd.DataFrame:
+    """Per scrape after warm-up, how much each cache counter grew since the previous scrape of
+    the same service process.
+
+    A multi-process service answers each scrape from whichever worker accepted it, each with its
+    own counters, so consecutive scrapes are compared only within one process (the body's
+    ``process`` id; a body without one is one process). A counter that went down was reset (a
+    restarted worker): its increase is counted from its new value. Columns: ts, process, then
+    ``L1.hits``, ``L1.misses``, ... for the counters present.
+    """
+    series: dict[str, list[tuple[float, dict[str, float]]]] = {}
     for m in metrics:
         ts = m.get("ts")
         body = m.get("metrics")
         cache = body.get("cache") if isinstance(body, dict) else None
         if not isinstance(ts, int | float) or ts < measured_from or not isinstance(cache, dict):
             continue
-        rows.append((float(ts), tier_counts(cache)))
-    rows.sort(key=lambda r: r[0])
-    if len(rows) < 2:
+        assert isinstance(body, dict)
+        process = str(body.get("process", ""))
+        series.setdefault(process, []).append((float(ts), tier_counts(cache)))
+    rows: list[dict[str, Any]] = []
+    for process, scrapes in series.items():
+        scrapes.sort(key=lambda r: r[0])
+        for (_, prev), (ts, cur) in itertools.pairwise(scrapes):
+            row: dict[str, Any] = {"ts": ts, "process": process}
+            for key, value in cur.items():
+                before = prev.get(key, 0.0)
+                row[key] = value - before if value >= before else value
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["ts", "process"])
+    return pd.DataFrame(rows).sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def cache_counters(
+    metrics: list[dict[str, Any]], measured_from: float
+) -> tuple[int | None, int | None]:
+    """(hits, lookups) over L1+L2+L3 after warm-up, as defined in the module docstring."""
+    inc = counter_increases(metrics, measured_from)
+    if inc.empty:
         return None, None
-    increase: dict[str, float] = {}
-    for (_, prev), (_, cur) in itertools.pairwise(rows):
-        for key, value in cur.items():
-            before = prev.get(key, 0.0)
-            # a counter that went down was reset (service restart): count from its new value
-            increase[key] = increase.get(key, 0.0) + (value - before if value >= before else value)
-    lookups = increase.get("L1.hits", 0.0) + increase.get("L1.misses", 0.0)
-    hits = sum(increase.get(f"{t}.hits", 0.0) for t in TIERS)
-    if lookups <= 0:
-        return None, None
-    return int(hits), int(lookups)
+
+    def total(key: str) -> float:
+        return float(inc[key].fillna(0).sum()) if key in inc else 0.0
+
+    lookups = total("L1.hits") + total("L1.misses")
+    hits = sum(total(f"{t}.hits") for t in TIERS)
+    # (0, 0): counters were served but nothing was looked up (a cache that is off or unused)
+    return int(min(hits, lookups)), int(lookups)
 
 
 def tier_counts(cache: dict[str, Any]) -> dict[str, float]:

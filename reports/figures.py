@@ -14,7 +14,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from reports import charts
-from reports.analysis import CPU_SATURATED, TIERS, tier_counts
+from reports.analysis import CPU_SATURATED, TIERS, counter_increases
 from reports.charts import Chart
 from reports.loading import RunData
 
@@ -151,36 +151,34 @@ def _server_timing(judged: pd.DataFrame) -> Chart | None:
 
 
 def _cache(data: RunData) -> Chart | None:
-    rows = []
-    for m in data.metrics:
-        body = m.get("metrics")
-        ts = m.get("ts")
-        cache = body.get("cache") if isinstance(body, dict) else None
-        if isinstance(cache, dict) and isinstance(ts, int | float) and ts >= data.measured_from:
-            rows.append({"ts": float(ts), **tier_counts(cache)})
-    if len(rows) < 2:
+    inc = counter_increases(data.metrics, data.measured_from)
+    if inc.empty:
         return None
-    df = pd.DataFrame(rows).sort_values("ts")
-    d = df.diff().iloc[1:]
-    d = d.where(d >= 0)  # a counter reset leaves a gap rather than a negative rate
-    t = (df["ts"].iloc[1:] - data.measured_from).to_numpy(dtype=np.float64)
+    duration = max(float(inc["ts"].max()) - data.measured_from, 1.0)
+    # pool the processes' increases into windows: one worker's interval alone is too noisy
+    width = max(10.0, duration / 120.0)
+    window = ((inc["ts"] - data.measured_from) // width).astype(np.int64)
+    sums = inc.drop(columns=["ts", "process"]).groupby(window.to_numpy()).sum(min_count=1)
+    t = (sums.index.to_numpy(dtype=np.float64) + 1.0) * width
     rates: dict[str, FloatArray] = {}
     for tier in TIERS:
         h, miss = f"{tier}.hits", f"{tier}.misses"
-        if h in d and miss in d:
-            total = (d[h] + d[miss]).replace(0, np.nan)
-            rates[tier] = (d[h] / total).to_numpy(dtype=np.float64)
-    if "L1.hits" in d and "L1.misses" in d:
-        hits = sum(d[f"{t}.hits"] for t in TIERS if f"{t}.hits" in d)
-        lookups = (d["L1.hits"] + d["L1.misses"]).replace(0, np.nan)
-        rates["overall (L1+L2+L3)"] = (hits / lookups).clip(upper=1).to_numpy(dtype=np.float64)
+        if h in sums and miss in sums:
+            lookups = (sums[h] + sums[miss]).replace(0, np.nan)
+            rates[tier] = (sums[h] / lookups).to_numpy(dtype=np.float64)
+    if "L1.hits" in sums and "L1.misses" in sums:
+        hits = sum(sums[f"{t}.hits"].fillna(0) for t in TIERS if f"{t}.hits" in sums)
+        l1 = (sums["L1.hits"] + sums["L1.misses"]).replace(0, np.nan)
+        rates["overall (L1+L2+L3)"] = (hits / l1).clip(upper=1).to_numpy(dtype=np.float64)
     if not rates:
         return None
+    processes = inc["process"].nunique()
     return charts.cache_tiers(
         t,
         rates,
-        f"from metrics.jsonl: {len(rows):,} scrapes after warm-up; each tier's hits over its own "
-        "lookups per scrape interval; overall = hits in any tier over L1 lookups",
+        f"from metrics.jsonl: {len(inc) + processes:,} scrapes after warm-up of {processes} "
+        f"service process(es), counters' increase per {width:.0f}-s window; each tier's hits over "
+        "its own lookups; overall = hits in any tier over L1 lookups",
     )
 
 

@@ -111,3 +111,20 @@ def test_bench_quick_runs_every_benchmark_and_writes_the_json(tmp_path: Path) ->
     assert all(b["stats"]["data"] for b in data["benchmarks"])  # rounds saved for the gate
     assert "x anchor" in proc.stdout
     assert "tier.l1.p99" in proc.stdout
+
+
+def test_velro_perf_bench_passes_its_options_through(tmp_path: Path) -> None:
+    """`velro-perf bench --quick --compare MISSING` reaches bench.main, which names the file."""
+    missing = tmp_path / "no-such-baseline.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "velro_perf", "bench", "--quick", "--compare", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "no-such-baseline.json" in proc.stderr
+    assert "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -185,3 +185,28 @@ def test_health_says_redis_down_and_still_serves(
     r = httpx.get(f"{server.url}/health")
     assert r.status_code == 200
     assert r.json()["checks"] == {"database": "ok", "redis": "down"}
+
+
+def test_an_unexpected_error_is_a_500_in_the_error_shape_with_the_request_id(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.conftest import LiveServer
+    from velro import create_app
+
+    app = create_app(make_settings())
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug, with a secret in its message")
+
+    server = LiveServer(app).start()
+    try:
+        r = httpx.get(f"{server.url}/boom", headers={"X-Request-ID": "trace-1"})
+    finally:
+        server.stop()
+    assert r.status_code == 500
+    assert r.json() == {"error": {"code": "internal_error",
+                                  "message": "Something went wrong on our side.",
+                                  "request_id": "trace-1"}}
+    assert "secret" not in r.text
+    assert r.headers["x-content-type-options"] == "nosniff"

@@ -333,6 +333,23 @@ def test_the_metrics_reader_tolerates_other_shapes_of_the_body() -> None:
     assert cache_counters([{"ts": 1, "metrics": {"routes": {}}}] * 3, 0) == (None, None)
 
 
+def test_counters_of_different_service_processes_are_not_mixed() -> None:
+    def scrape(ts: float, pid: int, hits: int, misses: int) -> dict[str, Any]:
+        return {
+            "ts": ts,
+            "metrics": {"process": pid, "cache": {"L1": {"hits": hits, "misses": misses}}},
+        }
+
+    # two workers answer the scrapes in turn; each one's counters grow by 90 hits + 10 misses
+    metrics = [
+        scrape(10, 1, 1000, 0),
+        scrape(12, 2, 5, 5),
+        scrape(14, 1, 1090, 10),
+        scrape(16, 2, 95, 15),
+    ]
+    assert cache_counters(metrics, 0) == (180, 200)
+
+
 def test_a_restarted_counter_is_counted_from_its_new_value() -> None:
     metrics = [
         _scrape(10, (100, 0), 0, 0),

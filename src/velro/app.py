@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from velro import timing
-from velro.errors import ApiError, OperationTimeout
+from velro.authz import Authorizer
 from velro.db import DatabaseUnavailable
+from velro.errors import ApiError, OperationTimeout
 from velro.middleware import VelroMiddleware
 from velro.routes import api_router, root_router
 from velro.services import build_services
@@ -33,11 +34,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = build_services(settings, tracker)
         app.state.services = svc
+        app.state.authorizer = authorizer = Authorizer(svc)
         tracker.bind(cache_stats=svc.cache.stats, executor_stats=svc.executor.stats)
         await svc.start()
         try:
             yield
         finally:
+            await authorizer.close()  # flushes the buffered audit rows of denials
             await svc.close()
 
     app = FastAPI(
@@ -52,9 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(root_router)
     app.include_router(api_router, prefix="/api/v1")
     _install_error_handlers(app)
-    app.add_middleware(
-        VelroMiddleware, max_body_bytes=settings.max_body_bytes, tracker=tracker
-    )
+    app.add_middleware(VelroMiddleware, max_body_bytes=settings.max_body_bytes, tracker=tracker)
     return app
 
 
@@ -109,9 +110,3 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
         return error_response(503, "unavailable", "The database is unavailable; try again.")
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # never a stack trace to the client; the log line carries the request id
-        log.exception("unhandled error request_id=%s", timing.request_id())
-        return error_response(500, "internal_error", "Something went wrong on our side.")

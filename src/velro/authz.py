@@ -28,7 +28,7 @@ from velro import timing
 from velro.acl import VersionCache, project_scope, read_versions, user_scope
 from velro.audit import AuditBuffer, entry
 from velro.errors import ApiError, not_found
-from velro.services import Services, services
+from velro.services import Services
 
 __all__ = [
     "ACTIONS",
@@ -239,18 +239,6 @@ class Authorizer:
 
 
 async def authorizer(conn: HTTPConnection) -> Authorizer:
-    """The app's ``Authorizer`` (``Depends(authorizer)``), made on first use.
-
-    It lives on ``app.state`` beside the services it was made from; a new lifespan (new
-    services) gets a new one, so no version or audit state crosses apps. ``async`` on
-    purpose: FastAPI runs a plain ``def`` dependency in a worker thread, which would cost a
-    thread hop per request and let two threads make two authorizers at start-up (a version
-    bump remembered by the one thrown away would be lost to this process).
-    """
-    svc = services(conn)
-    state = conn.app.state
-    current: Authorizer | None = getattr(state, "authorizer", None)
-    if current is None or current.svc is not svc:
-        current = Authorizer(svc)
-        state.authorizer = current
+    """The app's ``Authorizer`` (``Depends(authorizer)``), made by its lifespan."""
+    current: Authorizer = conn.app.state.authorizer
     return current

@@ -1,9 +1,9 @@
 """Every error the reference service raises on purpose.
 
-    VelroError
-    ├── ConfigError        a bad setting; the message names the variable and the fix
-    ├── OperationTimeout   a blocking call outlived its per-operation timeout (executor)
-    └── ApiError           answered to the client in the contract's one error shape
+VelroError
+├── ConfigError        a bad setting; the message names the variable and the fix
+├── OperationTimeout   a blocking call outlived its per-operation timeout (executor)
+└── ApiError           answered to the client in the contract's one error shape
 """
 
 from __future__ import annotations

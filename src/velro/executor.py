@@ -13,6 +13,7 @@ original service did.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -68,9 +69,7 @@ class Executor:
                 f"known kinds: {', '.join(sorted(self._timeouts))}"
             ) from None
 
-    async def run(
-        self, kind: str, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    async def run(self, kind: str, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``func`` in a worker; raise ``OperationTimeout`` after ``kind``'s timeout."""
         timeout = self.timeout_for(kind)
         deadline = time.monotonic() + timeout
@@ -85,7 +84,8 @@ class Executor:
                 raise
         with self._lock:
             self._submitted += 1
-        future = self._pool.submit(self._call, deadline, kind, timeout, func, *args, **kwargs)
+        call = functools.partial(self._call, deadline, kind, timeout, func, *args, **kwargs)
+        future = self._pool.submit(call)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except OperationTimeout:

@@ -82,12 +82,14 @@ class VelroMiddleware:
         ctx = timing.RequestContext(request_id=rid)
         token = timing._set(ctx)
         status = 500
-        started = time.perf_counter()
+        started = False
+        t0 = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 out = [
                     (k, v)
                     for k, v in message.get("headers", [])
@@ -119,14 +121,27 @@ class VelroMiddleware:
                 await self.app(scope, receive_limited, send_wrapper)
             except _BodyTooLarge:
                 await self._send_error(send_wrapper, *self._too_large(), rid)
+            except Exception:
+                # Answered here, inside the request's context, so the 500 carries its request
+                # id and the headers; never a stack trace to the client, always one in the log.
+                log.exception("unhandled error request_id=%s", rid)
+                if started:
+                    raise
+                await self._send_error(
+                    send_wrapper, 500, "internal_error", "Something went wrong on our side.", rid
+                )
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            elapsed_ms = (time.perf_counter() - t0) * 1000.0
             name = f"{scope['method']} {_route_template(scope)}"
             if self.tracker is not None:
                 self.tracker.record(name, status, elapsed_ms)
             log.info(
-                "%s %s %d %.2fms request_id=%s", scope["method"], scope["path"], status,
-                elapsed_ms, rid,
+                "%s %s %d %.2fms request_id=%s",
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed_ms,
+                rid,
             )
             timing._reset(token)
 

@@ -96,7 +96,11 @@ def build_services(settings: Settings, tracker: Tracker | None = None) -> Servic
     )
 
 
-def services(conn: HTTPConnection) -> Services:
-    """The app's ``Services``, for handlers (``Depends(services)``)."""
+async def services(conn: HTTPConnection) -> Services:
+    """The app's ``Services``, for handlers (``Depends(services)``).
+
+    ``async`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
+    hop on every request.
+    """
     svc: Services = conn.app.state.services
     return svc

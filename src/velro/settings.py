@@ -81,9 +81,7 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-                raise ConfigError(
-                    f"VELRO_{f.name.upper()} is {value!r}; give a positive number"
-                )
+                raise ConfigError(f"VELRO_{f.name.upper()} is {value!r}; give a positive number")
         if len(self.jwt_secret) < 32:
             raise ConfigError("VELRO_JWT_SECRET is shorter than 32 characters; give a longer one")
 

@@ -38,7 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from velro_perf.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, VelroPerfError
+from velro_perf.errors import (
+    EXIT_FAIL,
+    EXIT_PASS,
+    EXIT_USAGE,
+    ConfigError,
+    UsageError,
+    VelroPerfError,
+)
 from velro_perf.paths import budgets_file, project_root
 
 __all__ = [
@@ -372,6 +379,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a previous run's JSON (e.g. runs/bench/latest.json kept aside); exit 1 on a "
         f"regression (Mann-Whitney U p < {ALPHA:g} and median >= {MIN_EFFECT:.0%} slower)",
     )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=ALPHA,
+        help=f"significance level of the regression test (default {ALPHA:g})",
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=MIN_EFFECT,
+        metavar="FRACTION",
+        help=f"smallest slowdown of the median that counts (default {MIN_EFFECT:g}: 10 %%)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also copy the JSON here")
     parser.add_argument("--budgets", type=Path, default=budgets_file(), metavar="FILE")
     parser.add_argument(
@@ -433,6 +453,8 @@ def judge(
     baseline: dict[str, Any] | None = None,
     pytest_code: int = 0,
     out: TextIO | None = None,
+    alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
 ) -> int:
     """Print the tables for one benchmark JSON and return the exit code of the gate."""
     stream = out if out is not None else sys.stdout
@@ -470,7 +492,7 @@ def judge(
         code = EXIT_FAIL
 
     if baseline is not None:
-        changes = compare_benchmarks(baseline, data)
+        changes = compare_benchmarks(baseline, data, alpha=alpha, min_effect=min_effect)
         say()
         say("\n".join(compare_table(changes)))
         regressions = [c for c in changes if c.verdict == "regression"]
@@ -496,6 +518,11 @@ def main(argv: list[str]) -> int:
         args = build_parser().parse_args(own)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if not 0 < args.alpha < 1 or args.min_effect < 0:
+        raise UsageError(
+            f"--alpha {args.alpha:g} / --min-effect {args.min_effect:g}: give an alpha between "
+            "0 and 1 (like 0.01) and a min effect of 0 or more (0.10 for 10 %)"
+        )
     if args.throughput:
         return _throughput(extra)
     baseline = None
@@ -522,7 +549,14 @@ def main(argv: list[str]) -> int:
         shutil.copyfile(json_path, args.json)
     data = _read_json(json_path, "benchmark JSON")
 
-    code = judge(data, budgets_path=args.budgets, baseline=baseline, pytest_code=pytest_code)
+    code = judge(
+        data,
+        budgets_path=args.budgets,
+        baseline=baseline,
+        pytest_code=pytest_code,
+        alpha=args.alpha,
+        min_effect=args.min_effect,
+    )
     print(f"\nbenchmark JSON: {json_path} (copied to {bench_dir / 'latest.json'})")
     return code
 

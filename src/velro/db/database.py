@@ -104,17 +104,16 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection in a transaction, committed on success, rolled back on error."""
-        if self.pooled:
-            engine = self.engine
-        else:
-            # degraded: what the story's original code did on every request
-            engine = self._create_engine(pooled=False)
+        # degraded: a new engine and connection, what the story's original code did per request
+        engine = self.engine if self.pooled else self._create_engine(pooled=False)
         try:
             with engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             if _is_connection_error(exc):
-                raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+                raise DatabaseUnavailable(
+                    f"database unavailable: {exc.__class__.__name__}"
+                ) from exc
             raise
         finally:
             if not self.pooled:

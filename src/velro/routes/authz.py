@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.requests import HTTPConnection
 
 from velro import projects as project_repo
 from velro import teams as team_repo
@@ -29,12 +28,7 @@ __all__ = ["parse_id", "router"]
 router = APIRouter()
 
 
-async def _services(conn: HTTPConnection) -> Services:
-    # async: a plain ``def`` dependency would cost a worker-thread hop per request
-    return services(conn)
-
-
-Svc = Annotated[Services, Depends(_services)]
+Svc = Annotated[Services, Depends(services)]
 Authz = Annotated[Authorizer, Depends(authorizer)]
 
 # fullmatch, not ``$``: a ``$`` would let a trailing newline (%0A in a path) through
