@@ -27,6 +27,7 @@ class IdentitySource:
         self._tag = ""
         self._emails = itertools.count(1)
         self._requests = itertools.count(1)
+        self._addresses = itertools.count(1)
 
     @property
     def tag(self) -> str:
@@ -44,6 +45,11 @@ class IdentitySource:
         """`reg-<pid+random>-<n>-<random>@example.com`: unique across processes and runs."""
         tag = self.tag
         return f"{kind}-{tag}-{next(self._emails)}-{secrets.token_hex(3)}@{EMAIL_DOMAIN}"
+
+    def client_address(self) -> str:
+        """A loopback address (127.0.0.0/8) of its own for each simulated user."""
+        n = next(self._addresses) + (os.getpid() % 200) * 65_536
+        return f"127.{(n >> 16) % 254 + 1}.{(n >> 8) % 256}.{n % 256}"
 
     def request_id(self) -> str:
         """An X-Request-ID matching ^[A-Za-z0-9._-]{1,64}$ so the server must echo it."""
