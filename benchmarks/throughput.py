@@ -19,6 +19,13 @@ sides rather than one. Also reported: the ratios me/bare (target >= 0.60) and ch
 (target >= 0.50), and the cache hit rate over the measured windows, from
 ``/api/v1/performance/metrics`` (the definition of ``reports.analysis.cache_counters``).
 
+Beside requests per second, each phase records the server's CPU time per request (psutil, over
+the measured window) and the generator's (its rusage): on a machine shared with other work,
+rps moves with the neighbours' load, CPU time per request much less, so ``cpu_ratios`` (bare's
+CPU per request over velro's: the capacity ratio on one core) is the steadier figure; and a
+generator whose CPU per request nears the server's would be setting the pace itself. The load
+average at start and end is written too.
+
 Performance is measured here, not asserted: the script writes the figures and exits 0 when
 every phase ran, whatever the ratios; 1 when a phase failed (a server did not start, a
 response was not 200).
@@ -31,6 +38,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -226,35 +234,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         capture_output=True, timeout=60,
     )  # fmt: skip
 
-    # the seed: one user and one project, made through the contract like any client would
-    with _velro(env, _free_port(), log) as server:
-        token, project = _seed(server.url)
-    paths = {
-        "me": "/api/v1/auth/me",
-        "check": f"/api/v1/authz/check?resource_id={project}&action=read",
-    }
+    loadavg_start = os.getloadavg()
     phases: list[dict[str, Any]] = []
     started = datetime.now(UTC).isoformat()
-    for repeat in range(args.repeats):
-        with _bare(env, _free_port(), log) as server:
-            res = _phase(server, "/bare/me", token, args, metrics=False)
-            phases.append({"repeat": repeat, "server": "bare", "endpoint": "bare", **res})
-            print(
-                f"[{repeat}] bare  GET /bare/me             {res['rps']:>9.1f} rps"
-                f"  {res['server_cpu_us_per_request']} µs CPU/req",
-                flush=True,
-            )
+    try:
+        # the seed: one user and one project, made through the contract like any client would
         with _velro(env, _free_port(), log) as server:
-            for name, path in paths.items():
-                res = _phase(server, path, token, args, metrics=True)
-                phases.append({"repeat": repeat, "server": "velro", "endpoint": name, **res})
-                print(
-                    f"[{repeat}] velro GET {path.split('?')[0]:<21} {res['rps']:>9.1f} rps"
-                    f"  {res['server_cpu_us_per_request']} µs CPU/req",
-                    flush=True,
-                )
-    if redis:
-        _clean_redis(prefix)
+            token, project = _seed(server.url)
+        paths = {
+            "me": "/api/v1/auth/me",
+            "check": f"/api/v1/authz/check?resource_id={project}&action=read",
+        }
+        for repeat in range(args.repeats):
+            with _bare(env, _free_port(), log) as server:
+                res = _phase(server, "/bare/me", token, args, metrics=False)
+                phases.append({"repeat": repeat, "server": "bare", "endpoint": "bare", **res})
+                _say(repeat, "bare ", "/bare/me", res)
+            with _velro(env, _free_port(), log) as server:
+                for name, path in paths.items():
+                    res = _phase(server, path, token, args, metrics=True)
+                    phases.append({"repeat": repeat, "server": "velro", "endpoint": name, **res})
+                    _say(repeat, "velro", path.split("?")[0], res)
+    except BaseException:
+        print(f"throughput: the servers' log is {log}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    finally:
+        if redis:
+            _clean_redis(prefix)
 
     rps = {
         name: _median([p["rps"] for p in phases if p["endpoint"] == name])
@@ -282,7 +290,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "started_at": started,
         "ended_at": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": sys.platform,
+            "loadavg_start": [round(x, 2) for x in loadavg_start],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "config": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
@@ -304,6 +317,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cache_hit_rate": (hits / lookups) if lookups else None,
         "phases": phases,
     }
+
+
+def _say(repeat: int, server: str, path: str, res: dict[str, Any]) -> None:
+    print(
+        f"[{repeat}] {server} GET {path:<21} {res['rps']:>9.1f} rps  "
+        f"server {res['server_cpu_us_per_request']} µs CPU/req, "
+        f"generator {res['client_cpu_us_per_request']} µs CPU/req",
+        flush=True,
+    )
 
 
 def _children_cpu_s() -> float:
