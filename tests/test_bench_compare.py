@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from velro_perf.bench import compare_benchmarks, judge
 
@@ -95,3 +96,19 @@ def test_the_gate_exits_0_when_nothing_changed() -> None:
     base = bench_json(test_l1_hit=lognormal(11, 50e-6, 300))
     cur = bench_json(test_l1_hit=lognormal(12, 50e-6, 300))
     assert judge(cur, budgets_path=BUDGETS, baseline=base, out=io.StringIO()) == 0
+
+
+def test_each_change_shows_how_its_anchor_moved() -> None:
+    base = bench_json(
+        test_l1_hit=lognormal(13, 1e-6, 200), test_l1_anchor_dict=lognormal(14, 4e-8, 200)
+    )
+    cur = bench_json(
+        test_l1_hit=lognormal(15, 1.5e-6, 200), test_l1_anchor_dict=lognormal(16, 6e-8, 200)
+    )
+    cur["benchmarks"][0]["extra_info"] = {"anchor": "test_l1_anchor_dict"}
+    changes = {c.name: c for c in compare_benchmarks(base, cur)}
+    hit = changes["test_l1_hit"]
+    assert hit.verdict == "regression"
+    assert hit.anchor == "test_l1_anchor_dict"
+    assert hit.anchor_ratio == pytest.approx(1.5, rel=0.1)  # the anchor slowed down as much
+    assert changes["test_l1_anchor_dict"].anchor is None

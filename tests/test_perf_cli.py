@@ -356,3 +356,68 @@ def test_an_unknown_database_is_named_and_leaves_no_run_folder(
     )  # fmt: skip
     assert_clean_error(done, 2, "'mysql'", "postgres")
     assert not (tmp_path / "runs").exists()
+
+
+# -- a real run, interrupted -----------------------------------------------------------------
+
+SHORT_SHAPE = """
+[shapes.tiny]
+warmup_s = 1
+wait_s = [0.5, 1.0]
+seed_users = 6
+seed_teams = 2
+seed_projects = 6
+stages = [{ duration_s = 30, users = 4, spawn_rate = 4 }]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("reports_package")
+def test_an_interrupted_run_keeps_what_it_measured_and_leaves_no_process(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    if not (ROOT / "locustfile.py").exists():
+        pytest.skip("locustfile.py is not written yet")
+    shapes = tmp_path / "shapes.toml"
+    shapes.write_text(SHORT_SHAPE)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    with subprocess.Popen(
+        [*velro_perf_argv(), "run", "--shape", "tiny", "--shapes", str(shapes), "--no-redis"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as runner:
+        assert runner.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in runner.stdout:  # progress lines come once Locust runs
+            if "requests" in line and "requests 0 " not in line:
+                break
+            assert time.monotonic() < deadline, "the run never made requests"
+        seen = {p.pid for p in psutil.Process(runner.pid).children(recursive=True)}
+        assert len(seen) >= 2  # velro serve and locust at least
+        runner.send_signal(signal.SIGINT)
+        output = line + runner.stdout.read()
+        code = runner.wait(60)
+    assert code == 3, output
+    assert "run incomplete (SIGINT)" in output
+    survivors = [pid for pid in seen if psutil.pid_exists(pid)
+                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+    assert survivors == []
+    (run,) = (tmp_path / "runs").glob("*-tiny-fixed")
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["complete"] is False
+    assert meta["interrupted"] == "SIGINT"
+    assert meta["generator"]["keep_alive_s"] == 75
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["complete"] is False
+    assert summary["requests"] > 0
+    for name in ("config.json", "samples.csv", "junit.xml", "report.html", "generator.jsonl"):
+        assert (run / name).is_file(), name
+    # an incomplete run is not a row of history.csv (one row per finished run)
+    assert not (tmp_path / "runs" / "history.csv").exists()

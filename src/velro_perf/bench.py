@@ -1,7 +1,8 @@
 """`velro-perf bench`: run the microbenchmarks, gate on the tier budgets, compare with a baseline.
 
-    velro-perf bench [--quick] [--compare BASELINE_JSON] [--json OUT] [--budgets FILE]
-                     [--out DIR] [--throughput] [-- PYTEST_ARGS...]
+    velro-perf bench [--quick] [--compare BASELINE_JSON [--alpha 0.01] [--min-effect 0.10]]
+                     [--json OUT] [--budgets FILE] [--out DIR] [-- PYTEST_ARGS...]
+    velro-perf bench --throughput [-- THROUGHPUT_ARGS...]   (benchmarks/throughput.py)
 
 pytest-benchmark runs ``benchmarks/`` and writes its JSON to ``<out>/bench/<UTC time>.json``,
 copied to ``<out>/bench/latest.json`` where the HTML report looks. ``--benchmark-json``
@@ -20,6 +21,12 @@ run are stochastically greater than the baseline's (one-sided Mann-Whitney U, p 
 assumes neither normality nor equal variances, and round times are neither) *and* the median
 is at least 10 % slower. The test alone flags a 1 % shift once there are enough rounds; the
 effect alone flags noise on a busy machine.
+
+What neither can fix: the test takes a run's rounds as independent, and rounds taken back to
+back are not when the machine is shared; a neighbour's burst moves a whole benchmark. On the
+2-core machine this was written on, two full runs of the same code a minute apart had 13 of
+40 benchmarks "regress" by 11 to 88 %. Compare on a quiet, dedicated runner; the table shows
+beside each benchmark how its physical anchor moved, which tells the machine from the code.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -109,6 +116,8 @@ class Change:
     median_ms: float | None
     p_value: float | None
     verdict: str  # regression | faster | unchanged | new | gone | too_few_rounds
+    anchor: str | None = None
+    anchor_ratio: float | None = None  # the anchor's median now over its median then
 
     @property
     def ratio(self) -> float | None:
@@ -267,7 +276,18 @@ def compare_benchmarks(
         else:
             verdict, p = "unchanged", float(min(slower, faster))
         changes.append(Change(name, mb, mc, p, verdict))
-    return changes
+    # Beside each benchmark, how its physical anchor moved between the two runs: when the
+    # anchor slowed down as much, the machine changed (a busy neighbour), not the code.
+    by_name = {ch.name: ch for ch in changes}
+    out: list[Change] = []
+    for ch in changes:
+        anchor = ((cur.get(ch.name) or {}).get("extra_info") or {}).get("anchor")
+        if not isinstance(anchor, str):
+            out.append(ch)
+            continue
+        moved = by_name[anchor].ratio if anchor in by_name else None
+        out.append(replace(ch, anchor=anchor, anchor_ratio=moved))
+    return out
 
 
 # -- printing --------------------------------------------------------------------------------
@@ -342,17 +362,22 @@ def budgets_table(results: list[BudgetResult]) -> list[str]:
 
 
 def compare_table(changes: list[Change]) -> list[str]:
-    rows = [["benchmark", "base median", "median", "change", "p (Mann-Whitney)", "verdict"]]
+    def pct(ratio: float | None) -> str:
+        return f"{100.0 * (ratio - 1.0):+.1f} %" if ratio is not None else "-"
+
+    rows = [
+        ["benchmark", "base median", "median", "change", "p (Mann-Whitney)", "verdict", "anchor"]
+    ]
     for c in changes:
-        ratio = c.ratio
         rows.append(
             [
                 c.name,
                 _fmt_ms(c.base_median_ms),
                 _fmt_ms(c.median_ms),
-                f"{100.0 * (ratio - 1.0):+.1f} %" if ratio is not None else "-",
+                pct(c.ratio),
                 f"{c.p_value:.2g}" if c.p_value is not None else "-",
                 c.verdict,
+                pct(c.anchor_ratio),
             ]
         )
     return _table(rows)
@@ -441,8 +466,13 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _throughput(extra: Sequence[str]) -> int:
-    cmd = [sys.executable, "-m", "benchmarks.throughput", *extra]
+def _throughput(extra: Sequence[str], runs: Path) -> int:
+    """``python -m benchmarks.throughput``, writing into this runs folder unless told otherwise."""
+    args = list(extra)
+    if "--out" not in args:
+        args += ["--out", str((runs / "bench" / "throughput.json").resolve())]
+    cmd = [sys.executable, "-m", "benchmarks.throughput", *args]
+    # run from the project root: benchmarks/ is a folder of the project, not an installed package
     return subprocess.run(cmd, cwd=project_root(), check=False).returncode  # noqa: S603
 
 
@@ -495,6 +525,10 @@ def judge(
         changes = compare_benchmarks(baseline, data, alpha=alpha, min_effect=min_effect)
         say()
         say("\n".join(compare_table(changes)))
+        say(
+            "(anchor: how the benchmark's physical anchor moved between the runs; an anchor "
+            "that moved as much points at the machine, not the code)"
+        )
         regressions = [c for c in changes if c.verdict == "regression"]
         for c in regressions:
             say(
@@ -524,7 +558,7 @@ def main(argv: list[str]) -> int:
             "0 and 1 (like 0.01) and a min effect of 0 or more (0.10 for 10 %)"
         )
     if args.throughput:
-        return _throughput(extra)
+        return _throughput(extra, args.out)
     baseline = None
     if args.compare is not None:
         baseline = _read_json(args.compare, "baseline")  # fail early, before the long run

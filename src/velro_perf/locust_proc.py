@@ -70,13 +70,15 @@ def start_locust(opts: LocustOptions) -> ManagedProcess:
 
 
 def stop_locust(proc: ManagedProcess, grace_s: float = 20.0) -> int | None:
-    """Stop Locust the way Ctrl-C would, so it writes its CSVs and the samples, then harder."""
-    # SIGTERM to the master alone: it quits its workers (which send their last samples) and runs
-    # its quit hooks, where the recorder writes samples.csv; the whole group is killed only if
-    # that hangs
+    """Stop Locust the way Ctrl-C would, so it writes its CSVs and samples; then harder."""
+    # SIGINT to the master alone, as Ctrl-C would: it quits its workers (which send their last
+    # samples) and fires its quit hooks, where the recorder writes samples.csv. Not SIGTERM:
+    # with a LoadTestShape in headless mode Locust (2.47) joins the shape greenlet before it
+    # installs its SIGTERM handler, so SIGTERM kills it without writing anything; its
+    # KeyboardInterrupt path is the graceful one. The whole group is killed only if this hangs.
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
+            os.kill(proc.pid, signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace_s)
     return proc.stop(grace_s=5.0)

@@ -486,7 +486,10 @@ def _judge(state: _RunState, opts: RunOptions, budgets: Any) -> int:
         _say(f"warning: report not rendered: {exc}")
     print_verdict(summary)
     if state.interrupted is not None:
-        _say(f"run incomplete ({state.interrupted}): what was measured is in {run_dir}")
+        _say(
+            f"run incomplete ({state.interrupted}): exit {EXIT_INVALID}; what was measured is "
+            f"in {run_dir}"
+        )
         return max(code, EXIT_INVALID)
     return code
 
