@@ -197,6 +197,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    return _bench_argv(list(args.bench_args))
+
+
+def _bench_argv(argv: list[str]) -> int:
     try:
         bench = importlib.import_module("velro_perf.bench")
     except ModuleNotFoundError as exc:
@@ -205,7 +209,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise MissingComponentError(
             "`velro-perf bench` is not there yet: velro_perf/bench.py is not installed"
         ) from exc
-    code = bench.main(list(args.bench_args))
+    code = bench.main(argv)
     return int(code) if code is not None else EXIT_PASS
 
 
@@ -220,12 +224,16 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default sys.argv[1:]), run the command, return its exit code."""
-    parser = build_parser()
+    arguments = list(argv) if argv is not None else sys.argv[1:]
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except SystemExit as exc:  # argparse: --help is 0, a usage error 2
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    try:
+        if arguments[:1] == ["bench"]:
+            # bench has its own parser: it gets every argument as given (argparse's REMAINDER
+            # would refuse `velro-perf bench --help`)
+            return _bench_argv(arguments[1:])
+        try:
+            args = build_parser().parse_args(arguments)
+        except SystemExit as exc:  # argparse: --help is 0, a usage error 2
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         return _COMMANDS[args.command](args)
     except VelroPerfError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

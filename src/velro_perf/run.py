@@ -25,6 +25,7 @@ from velro_perf import gate
 from velro_perf.errors import (
     EXIT_INVALID,
     EXIT_USAGE,
+    ConfigError,
     MissingComponentError,
     RunInterrupted,
     UsageError,
@@ -149,15 +150,22 @@ def _shape(opts: RunOptions) -> ShapeInfo:
 
 
 def _make_run_dir(out: Path, run_id: str) -> tuple[Path, str]:
-    out.mkdir(parents=True, exist_ok=True)
+    """A new folder `out/run_id` (`-2`, `-3`... when two runs start in the same second)."""
     candidate, n = run_id, 1
-    while True:
-        try:
-            (out / candidate).mkdir()
-            return (out / candidate).resolve(), candidate
-        except FileExistsError:
-            n += 1
-            candidate = f"{run_id}-{n}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                (out / candidate).mkdir()
+                return (out / candidate).resolve(), candidate
+            except FileExistsError:
+                n += 1
+                candidate = f"{run_id}-{n}"
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the run folder {out / candidate} ({exc.strerror}); "
+            "give a writable folder with --out"
+        ) from exc
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -187,7 +195,8 @@ class _Signals:
 
     def __exit__(self, *exc_info: object) -> None:
         for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
+            # None: a handler installed outside Python, which cannot be put back; use default
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = self.NAMES.get(signum, str(signum))
@@ -404,8 +413,10 @@ def _follow(
             )
     state.locust_exit = state.locust.poll()
     last = stats.latest()
-    cpu_max = state.watcher.cpu_max_seen if state.watcher else None
-    _say(format_progress(time.time() - locust_started, total, last, cpu_max) + "  (done)")
+    line = format_progress(time.time() - locust_started, total, last, None)
+    if state.watcher is not None:
+        line += f"  generator CPU peak {state.watcher.cpu_max_seen:.0f} %"
+    _say(line + "  (done)")
 
 
 def _teardown(state: _RunState) -> None:

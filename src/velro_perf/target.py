@@ -35,8 +35,8 @@ __all__ = [
     "require_loopback",
 ]
 
-# uvicorn's keep-alive in `velro serve`, longer than Locust's idle gaps so that connections are
-# reused (recorded in meta.json as what the generator's connections were allowed)
+# uvicorn's keep-alive given to `velro serve`: longer than the users' think time, so Locust's
+# connections are reused instead of reopened (recorded in meta.json under generator)
 KEEP_ALIVE_S = 75
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -83,6 +83,8 @@ def check_port_free(port: int, host: str = "127.0.0.1") -> None:
     if not 0 < port < 65536:
         raise UsageError(f"port {port} is out of range; give a port between 1 and 65535")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as uvicorn binds: connections of an earlier server in TIME_WAIT do not hold the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -149,7 +151,7 @@ class ReferenceService:
         self.stop()
 
     def prepare(self) -> None:
-        """Pick the port, create the database, claim a Redis database; nothing started yet."""
+        """Pick the port, create the database, choose a Redis key prefix; nothing started yet."""
         opts = self.options
         if opts.port is not None:
             check_port_free(opts.port)
@@ -190,7 +192,7 @@ class ReferenceService:
         ]
         if opts.workers > 1:
             argv += ["--workers", str(opts.workers)]
-        argv += ["--profile", opts.profile]
+        argv += ["--profile", opts.profile, "--keep-alive", str(KEEP_ALIVE_S)]
         self._process = spawn("velro serve", argv, env=env, log_path=self.log_path)
         self.wait_healthy()
 

@@ -58,6 +58,14 @@ class GeneratorWatcher(threading.Thread):
             with self.out.open("a") as fh:
                 fh.write(json.dumps(sample, separators=(",", ":")) + "\n")
 
+    def descendants_seen(self) -> list[int]:
+        """The pids of the tree as it is now (the root included)."""
+        try:
+            root = psutil.Process(self.pid)
+            return [root.pid, *(p.pid for p in root.children(recursive=True))]
+        except psutil.Error:
+            return []
+
     def _refresh(self) -> list[psutil.Process]:
         """The processes of the tree now; new ones are primed and skipped for this tick."""
         try:
