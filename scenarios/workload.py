@@ -51,6 +51,8 @@ class Workload:
     authz_tasks: Mapping[str, int]
     relations: Mapping[str, int]
     max_wrong_passwords: int
+    # how many projects of each relation one simulated user keeps coming back to
+    working_set: int = 3
 
 
 def _count(value: Any, where: str) -> int:
@@ -110,9 +112,16 @@ def parse_workload(data: Mapping[str, Any], path: str = "<workload>") -> Workloa
             f"{path}: every [users] weight is 0; give at least one kind a weight"
         )
     authz = data.get("authorization", {})
-    if not isinstance(authz, Mapping) or set(authz) - {"tasks", "relation"}:
+    if not isinstance(authz, Mapping) or set(authz) - {"tasks", "relation", "working_set"}:
         raise ScenarioConfigError(
-            f"{path}: [authorization] is {authz!r}; give tasks = {{..}} and relation = {{..}}"
+            f"{path}: [authorization] is {authz!r}; "
+            "give tasks = {..}, relation = {..} and working_set = N"
+        )
+    working_set = _count(authz.get("working_set", 3), f"{path}: authorization.working_set")
+    if working_set == 0:
+        raise ScenarioConfigError(
+            f"{path}: authorization.working_set is 0; give how many projects of each relation "
+            "a user keeps coming back to (1 or more)"
         )
     abuse = data.get("abuse", {})
     if not isinstance(abuse, Mapping) or set(abuse) - {"max_wrong_passwords"}:
@@ -135,6 +144,7 @@ def parse_workload(data: Mapping[str, Any], path: str = "<workload>") -> Workloa
             f"{path}: authorization.relation",
         ),
         max_wrong_passwords=max_wrong,
+        working_set=working_set,
     )
 
 

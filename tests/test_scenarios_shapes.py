@@ -48,7 +48,9 @@ def test_the_project_shapes_are_valid_and_each_stops_by_itself() -> None:
 def test_smoke_fits_ci_on_a_shared_two_core_machine() -> None:
     smoke = load_shapes(SHAPES)["smoke"]
     assert smoke.duration_s < 60
-    assert 30 <= smoke.peak_users <= 50
+    # what is judged (after warm-up) must be long enough to hold ~3,700 requests at its rate
+    assert smoke.duration_s - smoke.warmup_s >= 30
+    assert smoke.peak_users <= 100
 
 
 def test_ramp_10k_reaches_ten_thousand_users_with_long_waits() -> None:

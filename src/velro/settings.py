@@ -62,8 +62,10 @@ class Settings:
     l1_max_entries: int = 100_000
     l2_ttl_s: float = 60.0
     l3_ttl_s: float = 300.0
-    # Denials are cached shorter than allows: a grant just given should start working soon.
-    deny_ttl_s: float = 1.0
+    # Denials are cached shorter than allows (they are mostly probes, not worth the memory).
+    # A grant just given works at once all the same: it bumps the project's ACL version, and
+    # so the key, in this process, and in others within the L1 TTL.
+    deny_ttl_s: float = 30.0
     service_key_ttl_s: float = 300.0
 
     log_level: str = "warning"
