@@ -8,7 +8,7 @@ from typing import Any
 
 from scenarios.errors import ScenarioConfigError
 
-__all__ = ["PROJECT_ROOT", "Options", "add_arguments", "resolve"]
+__all__ = ["DEFAULT_WORKLOAD", "PROJECT_ROOT", "Options", "add_arguments", "resolve"]
 
 # relative paths in defaults are relative to the project, not to wherever locust runs
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,9 @@ def add_arguments(parser: Any) -> None:
         help="shapes file (TOML), see scenarios/shapes.py",
     )
     parser.add_argument(
-        "--velro-workload", default="fixtures/workload.toml", help="workload weights file (TOML)"
+        "--velro-workload",
+        default="",
+        help="workload weights file (TOML); default: the shape's own, else fixtures/workload.toml",
     )
     parser.add_argument(
         "--velro-out",
@@ -57,6 +59,9 @@ def add_arguments(parser: Any) -> None:
     )
 
 
+DEFAULT_WORKLOAD = "fixtures/workload.toml"
+
+
 def resolve(path: str) -> Path:
     """A path as given if it exists or is absolute, else relative to the project root."""
     candidate = Path(path)
@@ -69,7 +74,7 @@ def resolve(path: str) -> Path:
 class Options:
     shape: str
     shapes_file: Path
-    workload_file: Path
+    workload_file: Path | None  # None: the shape's own workload, else fixtures/workload.toml
     out: str
     fixtures: str
     open_rate: float
@@ -91,10 +96,13 @@ class Options:
                 f"--velro-open-rate is {rate:g}; give requests per second above 0 "
                 "(or 0 for the closed model)"
             )
+        workload = str(get("velro_workload", ""))
         return cls(
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),
-            workload_file=resolve(str(get("velro_workload", "fixtures/workload.toml"))),
+            workload_file=resolve(str(get("velro_workload", "")))
+            if get("velro_workload", "")
+            else None,
             out=str(get("velro_out", "")),
             fixtures=str(get("velro_fixtures", "")),
             open_rate=rate,

@@ -259,7 +259,7 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     log.info(
         "velro scenarios: shape %r, workload %s, out %s, seed %s, %s model",
         runtime.shape.name if runtime.shape else None,
-        options.workload_file,
+        runtime.workload_file,
         options.out or "(no samples)",
         options.fixtures or "provisioned through the API",
         f"open ({options.open_rate:g} rps)" if options.open_rate else "closed",

@@ -8,11 +8,12 @@ import itertools
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gevent.event
 
-from scenarios.args import Options
+from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
 from scenarios.errors import ScenarioConfigError
 from scenarios.generator import GcGuard
 from scenarios.openmodel import OpenModel
@@ -64,6 +65,7 @@ class Runtime:
         self.options: Options | None = None
         self.shape: Shape | None = None
         self.workload: Workload | None = None
+        self.workload_file: Path | None = None
         self.seeds = SeedStore()
         self.recorder = SampleRecorder()
         self.open_model = OpenModel()
@@ -81,7 +83,12 @@ class Runtime:
             )
         self.options = options
         self.shape = shapes[options.shape]
-        self.workload = load_workload(options.workload_file)
+        self.workload_file = (
+            options.workload_file
+            or self.shape.workload_file(options.shapes_file)
+            or resolve(DEFAULT_WORKLOAD)
+        )
+        self.workload = load_workload(self.workload_file)
         self.gc.rss_limit_mb = options.gc_rss_limit_mb
 
     def wait_s(self) -> float:

@@ -36,6 +36,7 @@ _SHAPE_KEYS = {
     "seed_teams",
     "seed_projects",
     "stages",
+    "workload",
 }
 _STAGE_KEYS = {"duration_s", "users", "spawn_rate"}
 
@@ -61,6 +62,12 @@ class Shape:
     seed_teams: int
     seed_projects: int
     stages: tuple[Stage, ...]
+    # the workload file this shape runs (beside the shapes file); None: the default workload
+    workload: str | None = None
+
+    def workload_file(self, shapes_file: Path) -> Path | None:
+        """The shape's own workload file (beside the shapes file), or None for the default."""
+        return None if self.workload is None else shapes_file.parent / self.workload
 
     @property
     def duration_s(self) -> float:
@@ -116,6 +123,17 @@ def _stage(raw: Any, where: str) -> Stage:
     )
 
 
+def _workload(raw: Any, where: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.endswith(".toml"):
+        raise ScenarioConfigError(
+            f"{where} is {raw!r}; give the name of a workload file beside the shapes file, "
+            'e.g. "workload-sessions.toml"'
+        )
+    return raw
+
+
 def _shape(name: str, raw: Any, path: str) -> Shape:
     if not isinstance(raw, Mapping):
         raise ScenarioConfigError(
@@ -127,7 +145,7 @@ def _shape(name: str, raw: Any, path: str) -> Shape:
             f"{path}: shape {name!r} has unknown key(s) {sorted(unknown)}; "
             f"use {sorted(_SHAPE_KEYS)}"
         )
-    missing = _SHAPE_KEYS - {"description"} - set(raw)
+    missing = _SHAPE_KEYS - {"description", "workload"} - set(raw)
     if missing:
         raise ScenarioConfigError(f"{path}: shape {name!r} lacks {sorted(missing)}")
     wait = raw["wait_s"]
@@ -174,6 +192,7 @@ def _shape(name: str, raw: Any, path: str) -> Shape:
             )
         ),
         stages=stages,
+        workload=_workload(raw.get("workload"), _where(path, name, "workload")),
     )
     if shape.warmup_s >= shape.duration_s:
         raise ScenarioConfigError(

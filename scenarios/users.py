@@ -194,8 +194,10 @@ class AuthorizationUser(VelroUser):
         workload = runtime.workload
         assert workload is not None
         self.projects = {
-            name: random.sample(self.account.projects(name),
-                                min(workload.working_set, len(self.account.projects(name))))
+            name: random.sample(
+                self.account.projects(name),
+                min(workload.working_set, len(self.account.projects(name))),
+            )
             for name in workload.relations
         }
 

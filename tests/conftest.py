@@ -139,8 +139,13 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-            server_header=False, timeout_keep_alive=75,
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            server_header=False,
+            timeout_keep_alive=75,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

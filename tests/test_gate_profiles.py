@@ -21,9 +21,20 @@ def test_the_gate_fails_the_degraded_profile_under_the_smoke_shape(
 ) -> None:
     velro_perf = Path(sys.executable).parent / "velro-perf"
     done = subprocess.run(
-        [str(velro_perf), "run", "--shape", "smoke", "--service-profile", "degraded",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(velro_perf),
+            "run",
+            "--shape",
+            "smoke",
+            "--service-profile",
+            "degraded",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     (run_dir,) = tmp_path.glob("*-smoke-degraded")

@@ -34,8 +34,9 @@ max = {max}
 """
 
 SHAPES = """
-[smoke]
+[shapes.smoke]
 warmup_s = 1
+wait_s = [0.1, 0.2]
 seed_users = 5
 seed_teams = 1
 seed_projects = 5

@@ -151,7 +151,12 @@ def test_a_shape_gives_its_sizes_and_duration(tmp_path: Path) -> None:
             seed_users = 50
             seed_teams = 5
             seed_projects = 40
-            stages = [{ duration_s = 20, users = 5 }, { duration_s = 40, users = 10 }]
+            wait_s = [1.0, 2.0]
+            workload = "sessions.toml"
+            stages = [
+              { duration_s = 20, users = 5, spawn_rate = 1 },
+              { duration_s = 40, users = 10, spawn_rate = 1 },
+            ]
             """
         )
     )
@@ -163,11 +168,15 @@ def test_a_shape_gives_its_sizes_and_duration(tmp_path: Path) -> None:
         40,
     )
     assert shape.duration_s == 60.0
+    assert shape.workload_file == tmp_path / "sessions.toml"
 
 
 def test_a_bad_shape_value_is_named(tmp_path: Path) -> None:
     path = tmp_path / "shapes.toml"
-    path.write_text("[smoke]\nwarmup_s = -3\nseed_users = 1\nseed_teams = 1\nseed_projects = 1\n")
+    path.write_text(
+        "[shapes.smoke]\nwarmup_s = -3\nwait_s = [1, 2]\nseed_users = 1\nseed_teams = 1\n"
+        "seed_projects = 1\nstages = [{ duration_s = 5, users = 1, spawn_rate = 1 }]\n"
+    )
     with pytest.raises(ConfigError, match=r"warmup_s is -3"):
         load_shape("smoke", path)
 

@@ -251,7 +251,8 @@ def execute_run(opts: RunOptions) -> int:
         # the load itself: a changed shape or workload is another configuration
         "shapes_file": str(opts.shapes_file.resolve()),
         "shapes_sha256": _file_sha256(opts.shapes_file),
-        "workload_sha256": _file_sha256(fixtures_dir() / "workload.toml"),
+        "workload_file": str(shape.workload_file or fixtures_dir() / "workload.toml"),
+        "workload_sha256": _file_sha256(shape.workload_file or fixtures_dir() / "workload.toml"),
         "seed": {
             "users": shape.seed_users,
             "teams": shape.seed_teams,
