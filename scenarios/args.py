@@ -100,9 +100,7 @@ class Options:
         return cls(
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),
-            workload_file=resolve(str(get("velro_workload", "")))
-            if get("velro_workload", "")
-            else None,
+            workload_file=resolve(workload) if workload else None,
             out=str(get("velro_out", "")),
             fixtures=str(get("velro_fixtures", "")),
             open_rate=rate,
