@@ -9,7 +9,10 @@ removes them afterwards: the servers are shared with other sessions.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -105,6 +108,44 @@ def redis_prefix(redis_server: str) -> Iterator[str]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of the test's own, on a free port, that the test may stop or kill.
+
+    The shared Redis is never stopped: an outage is this private server dying (or hanging,
+    SIGSTOP; it is continued before it is killed).
+    """
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _absent("redis-server", "not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(url, socket_timeout=0.5).ping()
+                break
+            except (redis.RedisError, OSError):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail(f"the test's redis-server on port {port} did not start")
+                time.sleep(0.02)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+        proc.wait(timeout=10)
 
 
 # -- settings and live servers ------------------------------------------------------------

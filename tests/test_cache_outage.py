@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis as sync_redis
 
-from tests.conftest import IN_CI, free_port
 from velro.cache import TieredCache
 from velro.redis_conn import RedisConnection
 
@@ -30,39 +26,6 @@ COOLDOWN_S = 0.3
 # every call of the outage would pay the timeout. The bound separates those from a working
 # breaker with a wide margin and is no performance claim.
 STALL_BOUND_S = 1.0
-
-
-@pytest.fixture
-def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        if IN_CI:
-            pytest.fail("redis-server is required under CI=true")
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            sync_redis.Redis.from_url(url, socket_timeout=0.5).ping()
-            break
-        except (sync_redis.RedisError, OSError):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"redis-server on port {port} did not start") from None
-            time.sleep(0.02)
-    try:
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.kill()
-        proc.wait(timeout=10)
 
 
 def test_a_redis_outage_mid_burst_loses_no_call_and_stalls_none(

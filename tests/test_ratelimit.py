@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -148,44 +145,6 @@ def test_a_redis_that_does_not_answer_leaves_login_and_me_working(
         assert login(client, "alone@example.com", "nope-nope").status_code == 401
         assert login(client, "alone@example.com", "nope-nope").status_code == 401
         assert_rate_limited(login(client, "alone@example.com"))
-
-
-@contextlib.contextmanager
-def local_redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of the test's own, on a free port, that the test may kill.
-
-    The shared Redis is never stopped: an outage is this private server dying.
-    """
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url, socket_timeout=0.5).ping()
-                break
-            except (redis.RedisError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail("the test's redis-server did not start")
-                time.sleep(0.05)
-        yield url, proc
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture
-def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with local_redis_server() as server:
-        yield server
 
 
 def test_redis_dying_while_serving_leaves_login_and_me_working(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from tests.test_auth_api import (
     serve,
     start,
 )
-from tests.test_ratelimit import local_redis_server
 from velro import service_keys
 from velro.db import Database
 from velro.db.schema import service_keys as service_keys_table
@@ -245,12 +244,6 @@ def test_the_degraded_profile_never_caches_a_key(
         assert get_user(server.url, user["id"], key).status_code == 200
     assert key_checker(server).hits == 0
     assert key_checker(server).misses == 3
-
-
-@pytest.fixture
-def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with local_redis_server() as server:
-        yield server
 
 
 def test_redis_dying_turns_the_cache_off_so_revocation_stays_immediate(
