@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, func, select
 
-from velro.acl import VersionCache, bump_versions, read_versions
+from velro.acl import bump_versions, read_versions
 from velro.audit import AuditBuffer, entry
 from velro.authz import ACTIONS, allows, load_role
 from velro.db import Database
@@ -134,16 +133,6 @@ def test_versions_start_at_zero_and_only_grow(db: Database) -> None:
         assert bump_versions(conn, ["project:a", "user:b"]) == {"project:a": 2, "user:b": 1}
     with db.begin() as conn:
         assert read_versions(conn, ["project:a", "user:b"]) == {"project:a": 2, "user:b": 1}
-
-
-def test_the_version_cache_keeps_the_larger_version_and_forgets_after_its_ttl() -> None:
-    cache = VersionCache(ttl_s=0.2, max_entries=10)
-    cache.remember({"project:a": 3})
-    cache.remember({"project:a": 2})  # a slow read that began before the bump
-    assert cache.get("project:a") == 3
-    time.sleep(0.25)  # past the TTL: the copy must be gone (no cost is faked)
-    assert cache.get("project:a") is None
-    assert (cache.hits, cache.misses) == (1, 1)
 
 
 def test_denials_are_written_in_batches_and_close_writes_the_rest(tmp_path: Path) -> None:

@@ -384,6 +384,37 @@ def test_without_redis_another_instance_drops_an_invalidated_key_within_the_l1_t
         db.close()
 
 
+@pytest.mark.redis
+def test_l1_trusts_an_entry_past_its_ttl_only_while_invalidations_reach_it(
+    redis_server: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Live channel: L1 keeps the entry (an invalidation would reach it). No channel: it
+    trusts the entry no longer than the L1 TTL, and the lookup goes on to L3."""
+    db = sqlite_db(tmp_path)
+    l1_ttl = 0.2
+
+    async def scenario() -> None:
+        async with (
+            open_cache(db=db, redis_url=redis_server, prefix=redis_prefix, l1_ttl_s=l1_ttl) as live,
+            open_cache(db=db, l1_ttl_s=l1_ttl) as alone,
+        ):
+            assert live.listener is not None
+            assert live.listener.live()
+            load, calls = counting_loader(["v"])
+            for cache in (live, alone):
+                await cache.get_or_load("ns", "k", load)
+                await cache.flush()
+            await asyncio.sleep(l1_ttl + 0.1)  # a real wait past the L1 TTL
+            assert await live.get_or_load("ns", "k", load) == ("v", "L1")
+            assert await alone.get_or_load("ns", "k", load) == ("v", "L3")
+            assert len(calls) == 1
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        db.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, DateTime, String, text
 from starlette.requests import HTTPConnection
 
 from velro import timing
-from velro.acl import VersionCache, project_scope, read_versions, user_scope
+from velro.acl import ACL_NAMESPACE, project_scope, read_versions, user_scope
 from velro.audit import AuditBuffer, entry
 from velro.errors import ApiError, not_found
 from velro.services import Services
@@ -125,33 +125,23 @@ class Authorizer:
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
-        settings = svc.settings
-        # the degraded profile has every cache tier off: no decision is kept, so no key needs
-        # a version and none is read
-        self.versions: VersionCache | None = (
-            None
-            if settings.is_degraded
-            else VersionCache(settings.l1_ttl_s, settings.l1_max_entries)
-        )
         self.audit = AuditBuffer(svc.db_call)
 
     # -- versions ------------------------------------------------------------------------
 
-    async def _versions(self, scopes: list[str]) -> list[int]:
-        cache = self.versions
-        assert cache is not None  # only asked for when decisions are cached
-        held = [cache.get(s) for s in scopes]
-        missing = [s for s, v in zip(scopes, held, strict=True) if v is None]
-        if not missing:
-            return [v for v in held if v is not None]
-        read = await self.svc.db_call(read_versions, missing)
-        cache.remember(read)
-        return [v if v is not None else read[s] for s, v in zip(scopes, held, strict=True)]
+    async def _version(self, scope: str) -> int:
+        async def load() -> int:
+            read: dict[str, int] = await self.svc.db_call(read_versions, [scope])
+            return read[scope]
 
-    def remember(self, versions: dict[str, int]) -> None:
-        """Raise this process's copy of versions a change just bumped (at once)."""
-        if self.versions is not None:
-            self.versions.remember(versions)
+        version, _ = await self.svc.cache.get_or_load(ACL_NAMESPACE, scope, load)
+        return int(version)
+
+    async def changed(self, versions: dict[str, int]) -> None:
+        """Drop the cached versions a change just bumped: at once here, and in other
+        processes as the invalidation reaches them (within the L1 TTL without Redis)."""
+        for scope in versions:
+            await self.svc.cache.invalidate(ACL_NAMESPACE, scope)
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -162,14 +152,13 @@ class Authorizer:
         return settings.deny_ttl_s if value.get("role") is None else settings.l3_ttl_s
 
     async def decide(self, user_id: str, project_id: str) -> Decision:
-        if self.versions is None:
+        if not self.svc.cache.enabled:
             # degraded: nothing is cached, so no key needs a version (one query, as the
             # story's original service made)
             key = f"{user_id}:{project_id}"
         else:
-            project_v, user_v = await self._versions(
-                [project_scope(project_id), user_scope(user_id)]
-            )
+            project_v = await self._version(project_scope(project_id))
+            user_v = await self._version(user_scope(user_id))
             key = f"{user_id}:{project_id}:{project_v}:{user_v}"
 
         async def load() -> dict[str, Any]:
@@ -223,11 +212,8 @@ class Authorizer:
         )
 
     def stats(self) -> dict[str, int]:
-        """Version lookups (a miss is one database read) and the denial writer's figures."""
-        versions = self.versions
+        """The denial writer's figures."""
         return {
-            "version_hits": versions.hits if versions is not None else 0,
-            "version_misses": versions.misses if versions is not None else 0,
             "audit_written": self.audit.written,
             "audit_lost": self.audit.lost,
             "audit_pending": self.audit.pending,

@@ -74,6 +74,7 @@ def build_services(settings: Settings, tracker: Tracker | None = None) -> Servic
     executor = Executor(
         settings.executor_workers,
         {"db": settings.db_timeout_s, "hash": settings.hash_timeout_s},
+        pools={"hash": settings.hash_workers},
         inline=settings.is_degraded,
     )
     redis = RedisConnection(

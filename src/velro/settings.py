@@ -54,11 +54,16 @@ class Settings:
     max_body_bytes: int = 64 * 1024
 
     executor_workers: int = 20
+    # argon2id is CPU-bound: one hashing thread per core beside the event loop's (executor.py)
+    hash_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
     db_timeout_s: float = 5.0
     hash_timeout_s: float = 5.0
 
-    # L1 TTL is also the bound within which another process sees a revoked grant (README).
+    # How long L1 trusts an entry when other processes' invalidations may not reach it (no
+    # Redis, or its channel down): the bound within which another process sees a revoked
+    # grant or a logout (README). While the channel is live, L1 keeps entries l1_live_ttl_s.
     l1_ttl_s: float = 5.0
+    l1_live_ttl_s: float = 300.0
     l1_max_entries: int = 100_000
     l2_ttl_s: float = 60.0
     l3_ttl_s: float = 300.0

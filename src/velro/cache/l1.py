@@ -4,6 +4,10 @@ A hit is a dict lookup and a clock read (about 1 µs, ``benchmarks``): it is the
 every authenticated request. ``cachetools.TLRUCache`` gives LRU eviction under a size cap and a
 per-entry time-to-use, which the tiered cache needs because an entry's expiry is the smaller of
 the L1 TTL and the expiry the value chose (a denial lives shorter than an allow).
+
+Each entry also remembers when it was stored, so that a lookup can refuse one older than it
+may trust (``max_age_s``): the tiered cache keeps entries for ``ttl_s`` while other processes'
+invalidations reach it, and trusts them only ``max_age_s`` when they may not.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from cachetools import TLRUCache
 __all__ = ["L1Cache"]
 
 
-def _expiry(_key: str, item: tuple[Any, float], _now: float) -> float:
+def _expiry(_key: str, item: tuple[Any, float, float], _now: float) -> float:
     return item[1]
 
 
@@ -32,13 +36,20 @@ class L1Cache:
             )
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._data: TLRUCache[str, tuple[Any, float]] = TLRUCache(
+        # (value, expires at, stored at), monotonic clock
+        self._data: TLRUCache[str, tuple[Any, float, float]] = TLRUCache(
             maxsize=max_entries, ttu=_expiry, timer=time.monotonic
         )
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str, max_age_s: float | None = None) -> Any:
+        """The value, or ``MISSING``; also ``MISSING`` when stored over ``max_age_s`` ago."""
         item = self._data.get(key)
-        return self.MISSING if item is None else item[0]
+        if item is None:
+            return self.MISSING
+        if max_age_s is not None and time.monotonic() - item[2] > max_age_s:
+            self._data.pop(key, None)
+            return self.MISSING
+        return item[0]
 
     def set(self, key: str, value: Any, deadline: float | None = None) -> None:
         """Keep ``value`` for the L1 TTL, or until ``deadline`` (epoch seconds) if sooner."""
@@ -48,7 +59,8 @@ class L1Cache:
         if ttl <= 0:
             self._data.pop(key, None)
             return
-        self._data[key] = (value, time.monotonic() + ttl)
+        now = time.monotonic()
+        self._data[key] = (value, now + ttl, now)
 
     def pop(self, key: str) -> None:
         self._data.pop(key, None)

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -104,6 +105,13 @@ class L2Cache:
         await self._call(lambda c: c.publish(self.channel, message))
 
 
+# The listener PINGs Redis this often; it counts as live while an answer came within
+# LIVENESS_S. That is how late a process notices that other processes' invalidations may no
+# longer reach it (then it trusts its L1 entries only l1_ttl_s).
+PING_EVERY_S = 0.5
+LIVENESS_S = 2.0
+
+
 class InvalidationListener:
     """Subscribes to the invalidation channel and hands each message to ``on_message``."""
 
@@ -128,8 +136,17 @@ class InvalidationListener:
         self._attempted = asyncio.Event()  # the first attempt to subscribe ended, either way
         self.origin = uuid.uuid4().hex  # this cache instance, to skip its own broadcasts
         self.received = 0
+        self._last_seen = 0.0  # monotonic time of the last message or PONG
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+
+    def live(self) -> bool:
+        """Subscribed, and Redis answered a PING within the last ``LIVENESS_S``.
+
+        A Redis that hangs (or a connection that died without a word) stops answering PINGs;
+        ``subscribed`` alone would not notice.
+        """
+        return self.subscribed.is_set() and time.monotonic() - self._last_seen < LIVENESS_S
 
     @property
     def started(self) -> bool:
@@ -164,12 +181,22 @@ class InvalidationListener:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                self._last_seen = last_ping = time.monotonic()
                 self.subscribed.set()
                 self._attempted.set()
                 self._on_subscribed()
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
+                    now = time.monotonic()
+                    if now - last_ping >= PING_EVERY_S:
+                        last_ping = now
+                        await pubsub.ping()
+                    if now - self._last_seen > 2 * LIVENESS_S:
+                        raise ConnectionError(f"no PONG for {now - self._last_seen:.1f} s")
+                    message = await pubsub.get_message(timeout=PING_EVERY_S / 2)
+                    if message is None:
+                        continue
+                    self._last_seen = time.monotonic()
+                    if message.get("type") == "message":
                         self.received += 1
                         data = message["data"]
                         self._on_message(data.decode() if isinstance(data, bytes) else data)

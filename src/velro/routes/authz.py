@@ -111,7 +111,7 @@ async def _membership(
     if result == "no_user":
         raise not_found("user")
     assert isinstance(result, dict)  # the versions the change bumped
-    authz.remember(result)
+    await authz.changed(result)
     return Response(status_code=204)
 
 
@@ -154,7 +154,7 @@ async def rename_project(
     project, versions = await svc.db_call(project_repo.rename_project, pid, body.name)
     if project is None:  # deleted between the decision and the change
         raise not_found("project")
-    authz.remember(versions)
+    await authz.changed(versions)
     return project
 
 
@@ -163,7 +163,7 @@ async def delete_project(project_id: str, user: CurrentUser, svc: Svc, authz: Au
     pid = parse_id(project_id, "project_id")
     await authz.require(user["id"], pid, "delete")
     row = entry("delete_project", actor_id=user["id"], project_id=pid)
-    authz.remember(await svc.db_call(project_repo.delete_project, pid, row))
+    await authz.changed(await svc.db_call(project_repo.delete_project, pid, row))
     return Response(status_code=204)
 
 
@@ -177,21 +177,7 @@ async def grant(
     svc: Svc,
     authz: Authz,
 ) -> Response:
-    pid = parse_id(project_id, "project_id")
-    kind = parse_subject_type(subject_type)
-    sid = parse_id(subject_id, "subject_id")
-    await authz.require(user["id"], pid, "share")
-    row = entry(
-        "grant",
-        actor_id=user["id"],
-        project_id=pid,
-        detail={"subject_type": kind, "subject_id": sid, "role": body.role},
-    )
-    versions = await svc.db_call(project_repo.set_grant, pid, kind, sid, body.role, row)
-    if versions is None:
-        raise not_found(kind)
-    authz.remember(versions)
-    return Response(status_code=204)
+    return await _change_grant(project_id, subject_type, subject_id, body.role, user, svc, authz)
 
 
 @router.delete("/projects/{project_id}/grants/{subject_type}/{subject_id}", status_code=204)
@@ -203,15 +189,32 @@ async def revoke(
     svc: Svc,
     authz: Authz,
 ) -> Response:
+    return await _change_grant(project_id, subject_type, subject_id, None, user, svc, authz)
+
+
+async def _change_grant(
+    project_id: str,
+    subject_type: str,
+    subject_id: str,
+    role: Role | None,
+    user: dict[str, Any],
+    svc: Services,
+    authz: Authorizer,
+) -> Response:
+    """Give ``role`` to the subject (``None``: revoke), audited, with its ACL version bumped."""
     pid = parse_id(project_id, "project_id")
     kind = parse_subject_type(subject_type)
     sid = parse_id(subject_id, "subject_id")
     await authz.require(user["id"], pid, "share")
-    row = entry(
-        "revoke",
-        actor_id=user["id"],
-        project_id=pid,
-        detail={"subject_type": kind, "subject_id": sid},
-    )
-    authz.remember(await svc.db_call(project_repo.remove_grant, pid, kind, sid, row))
+    detail: dict[str, Any] = {"subject_type": kind, "subject_id": sid}
+    versions: dict[str, int] | None
+    if role is None:
+        row = entry("revoke", actor_id=user["id"], project_id=pid, detail=detail)
+        versions = await svc.db_call(project_repo.remove_grant, pid, kind, sid, row)
+    else:
+        row = entry("grant", actor_id=user["id"], project_id=pid, detail={**detail, "role": role})
+        versions = await svc.db_call(project_repo.set_grant, pid, kind, sid, role, row)
+        if versions is None:
+            raise not_found(kind)
+    await authz.changed(versions)
     return Response(status_code=204)
