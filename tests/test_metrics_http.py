@@ -49,7 +49,8 @@ def test_route_counts_and_percentiles_match_the_requests_made(
     assert not [r for r in first["routes"] if r.endswith("/performance/metrics")]
     assert [body["routes"][r]["count"] for r in metrics_routes] == [1]
     assert body["process"] == os.getpid()
-    assert body["executor"]["workers"] == make_settings().executor_workers
+    settings = make_settings()
+    assert body["executor"]["workers"] == settings.executor_workers + settings.hash_workers
     assert set(body["cache"]) >= {"L1", "L2", "L3", "overall"}
     assert {"rejections"} <= set(body["rate_limit"])
     assert isinstance(body["budgets"], list)
