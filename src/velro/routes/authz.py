@@ -11,16 +11,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import QueryParams
 
 from velro import projects as project_repo
 from velro import teams as team_repo
 from velro.audit import entry
-from velro.authz import Action, Authorizer, Role, authorizer
+from velro.authz import ACTIONS, Action, Authorizer, Role, authorizer
 from velro.errors import invalid_request, not_found
-from velro.security import CurrentUser
+from velro.security import CurrentUser, current_user
 from velro.services import Services, services
 
 __all__ = ["parse_id", "router"]
@@ -46,6 +47,21 @@ def parse_id(value: str, name: str) -> str:
     return value.lower()
 
 
+def _query(params: QueryParams, name: str) -> str:
+    value = params.get(name)
+    if value is None:
+        raise invalid_request(f"{name}: give it as a query parameter")
+    return value
+
+
+def parse_action(value: str) -> Action:
+    for action in ACTIONS:
+        if value == action:
+            return action
+    shown = value if len(value) <= 64 else value[:64] + "…"
+    raise invalid_request(f"action {shown!r} is not known; give one of {', '.join(ACTIONS)}")
+
+
 def parse_subject_type(value: str) -> Literal["user", "team"]:
     if value == "user":
         return "user"
@@ -67,13 +83,19 @@ class RoleIn(BaseModel):
 
 
 @router.get("/authz/check")
-async def check(
-    user: CurrentUser,
-    authz: Authz,
-    resource_id: Annotated[str, Query(max_length=200)],
-    action: Action,
-) -> JSONResponse:
-    project_id = parse_id(resource_id, "resource_id")
+async def check(request: Request) -> JSONResponse:
+    """``?resource_id=<uuid>&action=read|write|delete|share``.
+
+    The hottest route of authorization traffic reads its caller, its two parameters and the
+    authorizer itself instead of through four FastAPI dependencies: their resolution was about
+    a tenth of the route's CPU (py-spy under load), and the route's throughput target is half
+    of a bare JWT check's (README).
+    """
+    user = await current_user(request)
+    params = request.query_params
+    project_id = parse_id(_query(params, "resource_id"), "resource_id")
+    action = parse_action(_query(params, "action"))
+    authz: Authorizer = request.app.state.authorizer
     decision = await authz.check(user["id"], project_id, action)
     # a JSONResponse directly: the hot path skips FastAPI's response-model encoding
     return JSONResponse(
