@@ -209,6 +209,11 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, None when either is missing or zero."""
+    return numerator / denominator if numerator and denominator else None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every phase, in alternating order; the document written to ``--out``."""
     work = Path(tempfile.mkdtemp(prefix="velro-throughput-"))
@@ -268,9 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         name: _median([p["rps"] for p in phases if p["endpoint"] == name])
         for name in ("bare", "me", "check")
     }
-    ratios = {
-        name: (rps[name] / rps["bare"]) if rps[name] and rps["bare"] else None for name in TARGETS
-    }
+    ratios = {name: _ratio(rps[name], rps["bare"]) for name in TARGETS}
     cpu = {
         name: _median(
             [
@@ -282,9 +285,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in ("bare", "me", "check")
     }
     # capacity on one core, from CPU time per request: bare's cost over velro's
-    cpu_ratios = {
-        name: (cpu["bare"] / cpu[name]) if cpu[name] and cpu["bare"] else None for name in TARGETS
-    }
+    cpu_ratios = {name: _ratio(cpu["bare"], cpu[name]) for name in TARGETS}
     hits = sum(p["cache"]["hits"] or 0 for p in phases if "cache" in p)
     lookups = sum(p["cache"]["lookups"] or 0 for p in phases if "cache" in p)
     return {
@@ -309,7 +310,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": ratios,
         "targets": TARGETS,
         "meets_target": {
-            name: (ratios[name] >= target) if ratios[name] is not None else None
+            name: (ratio >= target) if (ratio := ratios[name]) is not None else None
             for name, target in TARGETS.items()
         },
         "server_cpu_us_per_request": cpu,

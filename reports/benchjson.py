@@ -18,6 +18,7 @@ import numpy as np
 from reports.analysis import bound_text, fmt_value, judge_interval
 from reports.budgets import Budgets
 from reports.errors import RunDirError
+from reports.runfiles import BudgetVerdict, MicrobenchResult
 from reports.stats import Interval, percentile_ci
 
 __all__ = ["benchmark_rows", "judge_microbenchmarks", "read_bench_json"]
@@ -80,10 +81,10 @@ def benchmark_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def judge_microbenchmarks(budgets: Budgets, data: dict[str, Any] | None) -> list[dict[str, Any]]:
+def judge_microbenchmarks(budgets: Budgets, data: dict[str, Any] | None) -> list[MicrobenchResult]:
     """One result per microbenchmark budget and matching benchmark, shaped like summary.json's."""
     benches = [b for b in (data or {}).get("benchmarks", []) if isinstance(b, dict)]
-    out: list[dict[str, Any]] = []
+    out: list[MicrobenchResult] = []
     for budget in budgets.of_kind("microbenchmark"):
         matches = [b for b in benches if _base_name(b) in budget.benchmarks]
         if not matches:
@@ -97,7 +98,7 @@ def judge_microbenchmarks(budgets: Budgets, data: dict[str, Any] | None) -> list
                     "ci_low": None,
                     "ci_high": None,
                     "samples": 0,
-                    "verdict": "no_data",
+                    "verdict": BudgetVerdict.NO_DATA,
                     "sentence": f"{budget.requirement}: no benchmark in the JSON.",
                 }
             )
