@@ -46,6 +46,7 @@ from reports.runfiles import (
     Verdict,
 )
 from reports.stats import Interval, clopper_pearson, percentile_ci, percentiles, wilson
+from reports.units import MISSING, fmt_ms
 
 __all__ = [
     "CPU_SATURATED",
@@ -506,13 +507,9 @@ def _measured_duration(data: RunData) -> float | None:
 def fmt_value(kind: str, value: float | None) -> str:
     """A measured value as a stakeholder reads it: ms, %, users."""
     if value is None:
-        return "—"
+        return MISSING
     if kind in ("latency", "microbenchmark"):
-        if value >= 100:
-            return f"{value:,.0f} ms"
-        if value >= 10:
-            return f"{value:.1f} ms"
-        return f"{value:.2f} ms" if value >= 1 else f"{value:.3g} ms"
+        return fmt_ms(value)
     if kind in ("hit_rate", "error_rate"):
         pct = value * 100
         return f"{pct:.1f} %" if kind == "hit_rate" else f"{pct:.3f} %"

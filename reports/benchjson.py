@@ -21,7 +21,7 @@ from reports.errors import RunDirError
 from reports.runfiles import BudgetVerdict, MicrobenchResult
 from reports.stats import Interval, percentile_ci
 
-__all__ = ["benchmark_rows", "judge_microbenchmarks", "read_bench_json"]
+__all__ = ["base_name", "benchmark_rows", "judge_microbenchmarks", "read_bench_json"]
 
 
 def read_bench_json(path: Path) -> dict[str, Any] | None:
@@ -37,7 +37,7 @@ def read_bench_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _base_name(bench: dict[str, Any]) -> str:
+def base_name(bench: dict[str, Any]) -> str:
     # "test_l1_hit[sqlite]" -> "test_l1_hit": budgets name the test, not its parameters
     return str(bench.get("name", "")).split("[", 1)[0]
 
@@ -86,7 +86,7 @@ def judge_microbenchmarks(budgets: Budgets, data: dict[str, Any] | None) -> list
     benches = [b for b in (data or {}).get("benchmarks", []) if isinstance(b, dict)]
     out: list[MicrobenchResult] = []
     for budget in budgets.of_kind("microbenchmark"):
-        matches = [b for b in benches if _base_name(b) in budget.benchmarks]
+        matches = [b for b in benches if base_name(b) in budget.benchmarks]
         if not matches:
             out.append(
                 {

@@ -31,6 +31,7 @@ from reports.runfiles import (
     read_meta,
     read_summary,
 )
+from reports.units import MISSING, fmt_ms
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -56,7 +57,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["ms"] = _fmt_ms
+    env.filters["ms"] = lambda v: fmt_ms(None if v is None else float(v), unit="")
     env.filters["num"] = _fmt_num
     env.filters["value"] = lambda v, kind: fmt_value(str(kind), v)
     env.filters["differs"] = _differs
@@ -247,22 +248,9 @@ def _trend(runs_root: Path, summary: Summary, budgets: Budgets) -> dict[str, Any
 # ---------------------------------------------------------------- filters
 
 
-def _fmt_ms(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    v = float(value)
-    if v >= 1000:
-        return f"{v:,.0f}"
-    if v >= 100:
-        return f"{v:.0f}"
-    if v >= 10:
-        return f"{v:.1f}"
-    return f"{v:.2f}" if v >= 1 else f"{v:.3g}"
-
-
 def _fmt_num(value: Any, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
+        return MISSING
     return f"{float(value):,.{digits}f}"
 
 

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from reports.compare import compare_runs, render_comparison
 from reports.errors import ReportError
+from reports.units import fmt_ms
 from velro_perf.errors import EXIT_FAIL, EXIT_PASS, ConfigError
 from velro_perf.gate import check_run_dir
 
@@ -19,7 +20,7 @@ __all__ = ["compare_command", "comparison_table"]
 
 
 def _ms(value: Any) -> str:
-    return f"{value:.1f}" if isinstance(value, int | float) else "-"
+    return fmt_ms(float(value), unit="", missing="-") if isinstance(value, int | float) else "-"
 
 
 def comparison_table(rows: list[Any]) -> list[str]:
