@@ -39,7 +39,6 @@ import os
 import resource
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,18 +55,13 @@ from typing import Any
 import httpx
 import psutil
 
+from velro_perf.target import delete_redis_prefix, free_port
+
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"me": 0.60, "check": 0.50}
 REDIS_URL = os.environ.get("VELRO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _redis_up() -> bool:
@@ -244,18 +238,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat()
     try:
         # the seed: one user and one project, made through the contract like any client would
-        with _velro(env, _free_port(), log) as server:
+        with _velro(env, free_port(), log) as server:
             token, project = _seed(server.url)
         paths = {
             "me": "/api/v1/auth/me",
             "check": f"/api/v1/authz/check?resource_id={project}&action=read",
         }
         for repeat in range(args.repeats):
-            with _bare(env, _free_port(), log) as server:
+            with _bare(env, free_port(), log) as server:
                 res = _phase(server, "/bare/me", token, args, metrics=False)
                 phases.append({"repeat": repeat, "server": "bare", "endpoint": "bare", **res})
                 _say(repeat, "bare ", "/bare/me", res)
-            with _velro(env, _free_port(), log) as server:
+            with _velro(env, free_port(), log) as server:
                 for name, path in paths.items():
                     res = _phase(server, path, token, args, metrics=True)
                     phases.append({"repeat": repeat, "server": "velro", "endpoint": name, **res})
@@ -267,7 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     finally:
         if redis:
-            _clean_redis(prefix)
+            delete_redis_prefix(REDIS_URL, prefix)
 
     rps = {
         name: _median([p["rps"] for p in phases if p["endpoint"] == name])
@@ -360,16 +354,6 @@ def _phase(
     if metrics:
         res["cache"] = _hit_rate(before, _metrics(base))
     return res
-
-
-def _clean_redis(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as sync_redis
 from sqlalchemy import func, select
 
+from tests.helpers import delete_redis_prefix
 from velro import timing
 from velro.cache import L1Cache, L3Cache, TieredCache, storage_key
 from velro.db import Database
@@ -67,15 +67,6 @@ def counting_loader(values: list[Any]) -> tuple[Callable[[], Any], list[int]]:
     return load, calls
 
 
-def delete_redis_keys(redis_url: str, prefix: str) -> int:
-    client = sync_redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-    return len(keys)
-
-
 def l3_rows(db: Database) -> int:
     return int(
         db.call(lambda c: c.execute(select(func.count()).select_from(cache_entries)).scalar())
@@ -100,14 +91,14 @@ def test_each_tier_answers_in_turn_and_fills_the_faster_ones(
             assert (await cache.get_or_load("users", "u1", load))[1] == "L1"  # L2 filled L1
 
             cache.l1.clear()
-            assert delete_redis_keys(redis_server, redis_prefix) >= 1
+            assert delete_redis_prefix(redis_server, redis_prefix) >= 1
             assert await cache.get_or_load("users", "u1", load) == ({"id": "u1", "v": 1}, "L3")
             await cache.flush()
             cache.l1.clear()
             assert (await cache.get_or_load("users", "u1", load))[1] == "L2"  # L3 filled L2
 
             cache.l1.clear()
-            delete_redis_keys(redis_server, redis_prefix)
+            delete_redis_prefix(redis_server, redis_prefix)
             db.call(lambda c: c.execute(cache_entries.delete()))
             assert await cache.get_or_load("users", "u1", load) == ({"id": "u1", "v": 2}, "miss")
             assert len(calls) == 2
@@ -507,6 +498,6 @@ def test_the_degraded_profile_turns_every_tier_off(
     try:
         asyncio.run(scenario())
         assert l3_rows(db) == 0
-        assert delete_redis_keys(redis_server, redis_prefix) == 0
+        assert delete_redis_prefix(redis_server, redis_prefix) == 0
     finally:
         db.close()

@@ -7,7 +7,6 @@ Exit codes (docs/run-format.md): 0 pass, 1 a budget fails, 2 bad usage or config
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers import cli_env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,13 +51,10 @@ def velro_perf_argv() -> list[str]:
 
 
 def run_cli(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    # the package imports from src/ and the project root even before it is installed
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     return subprocess.run(
         [*velro_perf_argv(), *map(str, args)],
         cwd=cwd,
-        env=env,
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -86,13 +84,6 @@ def budgets_file(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- usage errors: exit 2 ------------------------------------------------------------------
@@ -163,7 +154,7 @@ def test_an_invalid_budget_file_is_refused_naming_the_bad_value(
         "--budgets",
         bad,
         "--target",
-        f"http://127.0.0.1:{unused_port()}",
+        f"http://127.0.0.1:{free_port()}",
         cwd=tmp_path,
     )
     assert_clean_error(done, 2, "-5", "authentication.p95")
@@ -186,7 +177,7 @@ def test_bench_is_handed_its_own_arguments(tmp_path: Path) -> None:
 def test_an_unreachable_loopback_target_is_an_invalid_run(
     tmp_path: Path, shapes_file: Path, budgets_file: Callable[..., Path]
 ) -> None:
-    port = unused_port()
+    port = free_port()
     done = run_cli(
         "run",
         "--shape",
@@ -367,8 +358,7 @@ def test_an_interrupted_run_keeps_what_it_measured_and_leaves_no_process(tmp_pat
 
     shapes = tmp_path / "shapes.toml"
     shapes.write_text(SHORT_SHAPE)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env = cli_env()
     with subprocess.Popen(
         [*velro_perf_argv(), "run", "--shape", "tiny", "--shapes", str(shapes), "--no-redis"],
         cwd=tmp_path,
