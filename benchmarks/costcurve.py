@@ -42,12 +42,11 @@ from benchmarks.throughput import (
     Server,
     _bare,
     _check_ok,
-    _clean_redis,
-    _free_port,
     _redis_up,
     _seed,
     _velro,
 )
+from velro_perf.target import delete_redis_prefix, free_port
 
 __all__ = ["main"]
 
@@ -96,17 +95,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat()
     workers = ["--workers", str(args.workers)] if args.workers > 1 else []
     try:
-        with _velro(env, _free_port(), log) as server:
+        with _velro(env, free_port(), log) as server:
             token, project = _seed(server.url)
         paths = {
             "me": "/api/v1/auth/me",
             "check": f"/api/v1/authz/check?resource_id={project}&action=read",
         }
         for conns in args.connections:
-            with _bare(env, _free_port(), log) as server:
+            with _bare(env, free_port(), log) as server:
                 rows.append({"endpoint": "bare", **_phase(server, "/bare/me", token, conns, args)})
                 _say(rows[-1])
-            with _velro(env, _free_port(), log, extra=workers) as server:
+            with _velro(env, free_port(), log, extra=workers) as server:
                 for name, path in paths.items():
                     rows.append({"endpoint": name, **_phase(server, path, token, conns, args)})
                     _say(rows[-1])
@@ -115,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise
     finally:
         if redis:
-            _clean_redis(prefix)
+            delete_redis_prefix(REDIS_URL, prefix)
     return {
         "started_at": started,
         "ended_at": datetime.now(UTC).isoformat(),

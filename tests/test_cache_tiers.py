@@ -5,7 +5,6 @@ profile turns every tier off. Real Redis, real databases, no mocks."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as sync_redis
 from sqlalchemy import func, select
 
+from tests.helpers import delete_redis_prefix, free_port
 from velro import timing
 from velro.cache import L1Cache, L3Cache, TieredCache, storage_key
 from velro.db import Database
@@ -68,15 +67,6 @@ def counting_loader(values: list[Any]) -> tuple[Callable[[], Any], list[int]]:
     return load, calls
 
 
-def delete_redis_keys(redis_url: str, prefix: str) -> int:
-    client = sync_redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-    return len(keys)
-
-
 def l3_rows(db: Database) -> int:
     return int(
         db.call(lambda c: c.execute(select(func.count()).select_from(cache_entries)).scalar())
@@ -103,7 +93,7 @@ def test_while_redis_answers_l1_then_l2_answer_and_a_read_never_writes_the_datab
             # L3 is the shared tier only while L2 cannot serve: an L2 miss goes to the loader,
             # and the miss wrote nothing to the database
             cache.l1.clear()
-            assert delete_redis_keys(redis_server, redis_prefix) >= 1
+            assert delete_redis_prefix(redis_server, redis_prefix) >= 1
             assert await cache.get_or_load("users", "u1", load) == ({"id": "u1", "v": 2}, "miss")
             await cache.flush()
             assert l3_rows(db) == 0
@@ -360,9 +350,7 @@ def test_a_value_read_before_an_invalidation_is_not_written_back_after_it(
 
 def test_while_redis_is_down_l3_is_the_tier_every_process_shares(tmp_path: Path) -> None:
     db = sqlite_db(tmp_path)
-    with socket.socket() as closed:  # a port nothing listens on: Redis refuses at once
-        closed.bind(("127.0.0.1", 0))
-        down = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: Redis refuses at once
 
     async def scenario() -> None:
         async with (
@@ -529,6 +517,6 @@ def test_the_degraded_profile_turns_every_tier_off(
     try:
         asyncio.run(scenario())
         assert l3_rows(db) == 0
-        assert delete_redis_keys(redis_server, redis_prefix) == 0
+        assert delete_redis_prefix(redis_server, redis_prefix) == 0
     finally:
         db.close()
