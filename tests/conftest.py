@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+# before any test module imports locust: keep the session's standard library unpatched
+import tests.locust_inprocess  # noqa: F401
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "VELRO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
