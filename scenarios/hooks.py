@@ -13,7 +13,6 @@ Who does what:
 from __future__ import annotations
 
 from locust import events
-from locust.contrib.fasthttp import FastHttpSession
 from locust.runners import MasterRunner, WorkerRunner
 
 import json
@@ -29,7 +28,7 @@ import psutil
 from scenarios.api import ContractApi
 from scenarios.args import Options, add_arguments
 from scenarios.errors import ScenarioError
-from scenarios.http import Channel
+from scenarios.http import Channel, Transport
 from scenarios.openmodel import combine_reports
 from scenarios.provision import provision
 from scenarios.runtime import Role, Runtime
@@ -127,12 +126,7 @@ def _obtain_seed(environment: Any, runtime: Runtime) -> Seed:
         raise ScenarioError(
             "no --host given; the scenarios need the target's base URL to provision"
         )
-    session = FastHttpSession(
-        base_url=environment.host,
-        request_event=environment.events.request,
-        user=None,
-        concurrency=16,
-    )
+    transport = Transport(environment.host, environment.events.request, concurrency=16)
     shape = runtime.shape
     log.info(
         "no --velro-fixtures: provisioning %d users, %d teams, %d projects on %s through the API",
@@ -141,15 +135,18 @@ def _obtain_seed(environment: Any, runtime: Runtime) -> Seed:
         shape.seed_projects,
         environment.host,
     )
-    api = ContractApi(Channel(session, runtime.recorder, runtime.identity, category="setup"))
-    return provision(
-        api,
-        runtime.identity,
-        shape.seed_users,
-        shape.seed_teams,
-        shape.seed_projects,
-        options.service_key or None,
-    )
+    api = ContractApi(Channel(transport, runtime.recorder, runtime.identity, category="setup"))
+    try:
+        return provision(
+            api,
+            runtime.identity,
+            shape.seed_users,
+            shape.seed_teams,
+            shape.seed_projects,
+            options.service_key or None,
+        )
+    finally:
+        transport.close()
 
 
 def _prepare_seed(environment: Any, runtime: Runtime) -> None:

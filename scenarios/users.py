@@ -8,7 +8,8 @@ slot of the schedule (scenarios/openmodel.py).
 
 from __future__ import annotations
 
-from locust import FastHttpUser, task
+from locust import User, task
+from locust.exception import StopTest
 
 import collections
 import random
@@ -19,7 +20,7 @@ import gevent
 
 from scenarios.api import ContractApi
 from scenarios.checks import Verdict
-from scenarios.http import Channel
+from scenarios.http import Channel, Transport
 from scenarios.runtime import Runtime, SeedSource
 from scenarios.seed import SeedUser
 from scenarios.tokens import BAD_TOKEN_KINDS, bad_token
@@ -42,10 +43,11 @@ LIMIT_WINDOW_S = 60.0
 TOKEN_MARGIN_S = 30.0
 
 
-class VelroUser(FastHttpUser):
+class VelroUser(User):
     """Shared plumbing: the Environment's runtime, seed access, login, open-model pacing.
 
-    What a user sends is said through `self.api` (scenarios/api.py), never here."""
+    What a user sends is said through `self.api` (scenarios/api.py), never here; how it is
+    sent, by `self.client`, a keep-alive Transport of its own (scenarios/http.py)."""
 
     abstract = True
     category: ClassVar[str] = ""
@@ -53,7 +55,10 @@ class VelroUser(FastHttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        if self.host is None:
+            raise StopTest("no host: give --host (the target's base URL) or set the class's host")
         self.velro = Runtime.of(environment)
+        self.client = Transport(self.host, environment.events.request)
         # Every simulated user comes from 127.0.0.1; its own X-Forwarded-For address (which a
         # server behind a trusted proxy, uvicorn's default for loopback, takes as the client
         # address) keeps one abusive user's failed logins from rate-limiting all the others

@@ -145,7 +145,7 @@ def environment(service: tuple[str, Path], tmp_path: Path) -> Iterator[Build]:
     yield build
     for env in built:
         for user in env.velro_test_users:  # type: ignore[attr-defined]
-            user.client.client.close()  # its keep-alive connection to the service
+            user.client.close()  # its keep-alive connection to the service
         env.events.test_stop.fire(environment=env)
         env.events.quitting.fire(environment=env)
 
