@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+# before any test module imports locust: keep the session's standard library unpatched
+import tests.locust_inprocess  # noqa: F401
 from tests.helpers import Api, delete_redis_prefix, free_port
 
 POSTGRES_ADMIN_URL = os.environ.get(
