@@ -100,6 +100,7 @@ def build_services(settings: Settings, tracker: Tracker | None = None) -> Servic
                 settings.hash_workers,
                 max(1, settings.hash_queue_max // settings.workers),
                 settings.hash_slots_dir,
+                settings.hash_nice,
             ),
         ),
         tokens=TokenCodec(settings),
