@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, delete_redis_prefix, free_port
+from tests.helpers import Api, free_port, own_redis_prefix
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "VELRO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -91,12 +91,20 @@ def redis_server() -> str:
 @pytest.fixture
 def redis_prefix(redis_server: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
-
-    prefix = f"velro_test_{uuid.uuid4().hex[:12]}:"
-    try:
+    with own_redis_prefix(redis_server, "velro_test") as prefix:
         yield prefix
-    finally:
-        delete_redis_prefix(redis_server, prefix)
+
+
+@pytest.fixture
+def redis_settings(
+    make_settings: Callable[..., Any], redis_server: str, redis_prefix: str
+) -> Callable[..., Any]:
+    """``make_settings`` with the shared Redis and this test's own key prefix."""
+
+    def make(**overrides: Any) -> Any:
+        return make_settings(redis_url=redis_server, redis_prefix=redis_prefix, **overrides)
+
+    return make
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from velro_perf.target import delete_redis_prefix, free_port
+from velro_perf.target import delete_redis_prefix, free_port, own_redis_prefix
 
 if TYPE_CHECKING:
     from velro.settings import Settings
@@ -34,6 +34,7 @@ __all__ = [
     "delete_redis_prefix",
     "free_port",
     "login",
+    "own_redis_prefix",
     "register",
     "serve",
     "start",

@@ -13,6 +13,8 @@ import ipaddress
 import os
 import socket
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +35,7 @@ __all__ = [
     "free_port",
     "glob_escape",
     "is_loopback_url",
+    "own_redis_prefix",
     "redact_url",
     "require_loopback",
 ]
@@ -325,6 +328,17 @@ class ReferenceService:
             return
         prefix, self.redis_prefix = self.redis_prefix, ""
         delete_redis_prefix(f"redis://{REDIS_HOST}:{REDIS_PORT}/0", prefix)
+
+
+@contextlib.contextmanager
+def own_redis_prefix(redis_url: str, label: str) -> Iterator[str]:
+    """A key prefix of the caller's own (``<label>_<random>:``) on a Redis shared with others;
+    every key under it is deleted at the end."""
+    prefix = f"{label}_{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        delete_redis_prefix(redis_url, prefix)
 
 
 def delete_redis_prefix(redis_url: str, prefix: str) -> int:
