@@ -118,9 +118,9 @@ def _server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Itera
                 proc.wait()
 
 
-def _velro(env: dict[str, str], port: int, log: Path) -> Any:
+def _velro(env: dict[str, str], port: int, log: Path, extra: list[str] | None = None) -> Any:
     argv = [sys.executable, "-m", "velro", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return _server(argv, env, port, log)
+    return _server([*argv, *(extra or [])], env, port, log)
 
 
 def _bare(env: dict[str, str], port: int, log: Path) -> Any:

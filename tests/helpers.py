@@ -2,7 +2,7 @@
 
 * loopback resources: ``free_port`` and ``delete_redis_prefix`` (the suite's own, from
   velro_perf/target.py, so tests, benchmarks and runs find ports and clean Redis alike);
-* ``cli_env``: the environment a CLI subprocess runs in;
+* ``cli_env``: the environment a CLI subprocess runs in; ``LiveServer``, an app on a socket;
 * the HTTP API's actions and assertions, which the ``api`` fixture of tests/conftest.py
   bundles (as the Flask tutorial's ``AuthActions``).
 """
@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +67,41 @@ def cli_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env.update(extra)
     return env
+
+
+class LiveServer:
+    """A real uvicorn server on a loopback port, in a thread of the test process."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            server_header=False,
+            timeout_keep_alive=75,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
 
 
 def serve(live_server: Callable[..., Any], settings: Settings) -> Any:

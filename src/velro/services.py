@@ -1,8 +1,9 @@
 """The shared resources of one app: built in its lifespan, closed at its shutdown.
 
-Nothing here is created at import time (STYLE 4): ``build_services(settings)`` makes the
-database singleton, the executor, the Redis connection, the caches and the tracker for one
-app, and ``Services.close`` releases them. Handlers reach them through ``services(request)``.
+Nothing here is created at import time (as in the Flask tutorial's db.py):
+``build_services(settings)`` makes the database singleton, the executor, the Redis connection,
+the caches and the tracker for one app, and ``Services.close`` releases them. Handlers reach
+them through ``services(request)``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from velro import timing
 from velro.cache import TieredCache
 from velro.db import Database
 from velro.executor import Executor
+from velro.hashbudget import HashBudget
 from velro.passwords import Passwords
 from velro.ratelimit import LoginLimiter
 from velro.redis_conn import RedisConnection
@@ -90,7 +92,17 @@ def build_services(settings: Settings, tracker: Tracker | None = None) -> Servic
         redis=redis,
         cache=TieredCache.from_settings(settings, redis=redis, db=db, executor=executor),
         tracker=tracker or Tracker(),
-        passwords=Passwords(settings, executor),
+        passwords=Passwords(
+            settings,
+            executor,
+            None
+            if settings.is_degraded
+            else HashBudget(
+                settings.hash_workers,
+                max(1, settings.hash_queue_max // settings.workers),
+                settings.hash_slots_dir,
+            ),
+        ),
         tokens=TokenCodec(settings),
         limiter=LoginLimiter(settings, redis),
         service_keys=ServiceKeys(settings),
