@@ -15,16 +15,15 @@ from typing import Any
 
 import gevent.pool
 
-from scenarios.checks import Expect, project_body, team_body, token_body, user_body
+from scenarios.api import ContractApi
+from scenarios.checks import Verdict
 from scenarios.errors import ProvisioningError
-from scenarios.http import call
-from scenarios.identity import identity
+from scenarios.identity import IdentitySource
 from scenarios.seed import Seed, SeedUser
 
 __all__ = ["Plan", "plan", "provision"]
 
 log = logging.getLogger(__name__)
-API = "/api/v1"
 # at most this many denied projects per user: enough variety, small messages to workers
 DENIED_PER_USER = 20
 
@@ -99,16 +98,12 @@ def plan(users: int, teams: int, projects: int) -> Plan:
 class _Steps:
     """The API calls of provisioning, each checked; a refusal raises ProvisioningError."""
 
-    def __init__(self, client: Any, password: str) -> None:
-        self.client = client
+    def __init__(self, api: ContractApi, password: str) -> None:
+        self.api = api
         self.password = password
 
-    def _do(
-        self, step: str, method: str, url: str, name: str, expect: Expect, **kwargs: Any
-    ) -> Any:
-        verdict = call(
-            self.client, method, url, name=name, category="setup", expects=[expect], **kwargs
-        )
+    @staticmethod
+    def _ok(step: str, verdict: Verdict) -> Any:
         if not verdict.ok:
             raise ProvisioningError(
                 f"provisioning step {step!r} failed: {verdict.message}; "
@@ -117,76 +112,29 @@ class _Steps:
         return verdict.data
 
     def register(self, email: str) -> str:
-        body = {"email": email, "password": self.password, "full_name": "Velro perf seed"}
-        data = self._do(
-            "register users",
-            "POST",
-            f"{API}/auth/register",
-            f"{API}/auth/register",
-            Expect(201, body=user_body(email=email)),
-            json=body,
-        )
-        return str(data["id"])
+        verdict = self.api.register(email, self.password, full_name="Velro perf seed")
+        return str(self._ok("register users", verdict)["id"])
 
     def login(self, email: str) -> str:
-        data = self._do(
-            "log users in",
-            "POST",
-            f"{API}/auth/login",
-            f"{API}/auth/login",
-            Expect(200, body=token_body),
-            json={"email": email, "password": self.password},
-        )
-        return str(data["access_token"])
+        verdict = self.api.login(email, self.password)
+        return str(self._ok("log users in", verdict)["access_token"])
 
     def team(self, token: str, name: str) -> str:
-        data = self._do(
-            "create teams",
-            "POST",
-            f"{API}/teams",
-            f"{API}/teams",
-            Expect(201, body=team_body),
-            json={"name": name},
-            token=token,
-        )
-        return str(data["id"])
+        return str(self._ok("create teams", self.api.create_team(token, name))["id"])
 
     def member(self, token: str, team_id: str, user_id: str) -> None:
-        self._do(
-            "add team members",
-            "PUT",
-            f"{API}/teams/{team_id}/members/{user_id}",
-            f"{API}/teams/{{id}}/members/{{id}}",
-            Expect(204),
-            token=token,
-        )
+        self._ok("add team members", self.api.add_member(token, team_id, user_id))
 
     def project(self, token: str, name: str) -> str:
-        data = self._do(
-            "create projects",
-            "POST",
-            f"{API}/projects",
-            f"{API}/projects",
-            Expect(201, body=project_body()),
-            json={"name": name},
-            token=token,
-        )
-        return str(data["id"])
+        return str(self._ok("create projects", self.api.create_project(token, name))["id"])
 
     def grant(self, token: str, project_id: str, kind: str, subject: str) -> None:
-        self._do(
-            "grant projects",
-            "PUT",
-            f"{API}/projects/{project_id}/grants/{kind}/{subject}",
-            f"{API}/projects/{{id}}/grants/{kind}/{{id}}",
-            Expect(204),
-            json={"role": "viewer"},
-            token=token,
-        )
+        self._ok("grant projects", self.api.grant(token, project_id, kind, subject, "viewer"))
 
 
 def provision(
-    client: Any,
+    api: ContractApi,
+    identity: IdentitySource,
     users: int,
     teams: int,
     projects: int,
@@ -196,7 +144,7 @@ def provision(
     """Create the seed through the API and return it. Raises ProvisioningError, naming the
     step and what came back, when the target does not answer as CONTRACT.md says."""
     layout = plan(users, teams, projects)
-    steps = _Steps(client, f"Vp-{secrets.token_urlsafe(12)}")
+    steps = _Steps(api, f"Vp-{secrets.token_urlsafe(12)}")
     pool = gevent.pool.Pool(concurrency)
 
     def each(function: Callable[..., Any], *columns: list[Any]) -> list[Any]:

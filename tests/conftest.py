@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+# before any test module imports locust: keep the session's standard library unpatched
+import tests.locust_inprocess  # noqa: F401
 from tests.helpers import Api, LiveServer, free_port, own_redis_prefix
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -39,6 +39,7 @@ __all__ = [
     "own_redis_prefix",
     "register",
     "serve",
+    "shape_toml",
     "start",
 ]
 
@@ -58,6 +59,26 @@ SECURITY_HEADERS = (
     "x-permitted-cross-domain-policies",
     "cache-control",
 )
+
+
+def shape_toml(
+    name: str,
+    *,
+    warmup_s: float,
+    wait_s: tuple[float, float],
+    seed: tuple[int, int, int],
+    duration_s: int,
+    users: int,
+    spawn_rate: int,
+) -> str:
+    """A shapes.toml of one single-stage load shape; `seed` is (users, teams, projects)."""
+    return (
+        f"[shapes.{name}]\n"
+        f"warmup_s = {warmup_s:g}\n"
+        f"wait_s = [{wait_s[0]:g}, {wait_s[1]:g}]\n"
+        f"seed_users = {seed[0]}\nseed_teams = {seed[1]}\nseed_projects = {seed[2]}\n"
+        f"stages = [{{ duration_s = {duration_s}, users = {users}, spawn_rate = {spawn_rate} }}]\n"
+    )
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
+from tests.helpers import serve
 from velro.admission import Admission
-from velro.db import Database
 
 
 def _spin(seconds: float) -> None:
@@ -36,8 +36,7 @@ def test_a_lagging_loop_refuses_new_requests_with_503_and_still_serves_health(
     live_server: Callable[..., Any], make_settings: Callable[..., Any]
 ) -> None:
     settings = make_settings(shed_max_lag_s=0.05)
-    Database(settings.database_url).create_all()
-    server = live_server(settings)
+    server = serve(live_server, settings)
     admission: Admission = server.app.state.admission
     loop = admission.loop
     assert loop is not None

@@ -13,10 +13,8 @@ from typing import Any
 
 import httpx
 
-from velro.db import Database
+from tests.helpers import API, PASSWORD, serve
 from velro.hashbudget import HashBudget
-
-PASSWORD = "correct horse battery staple"
 
 
 def _hash_in_budget(directory: str, log: str, rounds: int) -> None:
@@ -54,13 +52,6 @@ def test_two_processes_never_hash_at_once_beyond_the_shared_slots(tmp_path: Path
         assert start >= end
 
 
-def _serve(live_server: Callable[..., Any], settings: Any) -> str:
-    db = Database(settings.database_url)
-    db.create_all()
-    db.close()
-    return str(live_server(settings).url) + "/api/v1"
-
-
 def test_sign_ins_past_the_queue_are_refused_at_once_with_retry_after(
     live_server: Callable[..., Any], make_settings: Callable[..., Any]
 ) -> None:
@@ -68,7 +59,7 @@ def test_sign_ins_past_the_queue_are_refused_at_once_with_retry_after(
     settings = make_settings(
         argon2_time_cost=12, argon2_memory_kib=19456, hash_queue_max=2, hash_timeout_s=60.0
     )
-    base = _serve(live_server, settings)
+    base = serve(live_server, settings).url + API
     with httpx.Client(base_url=base, timeout=60) as client:
         r = client.post("/auth/register", json={"email": "a@example.com", "password": PASSWORD})
         assert r.status_code == 201, r.text
