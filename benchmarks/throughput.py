@@ -17,7 +17,7 @@ fills the caches. The order alternates (bare, velro, bare, velro, ...) and the f
 the median of the repeats, so that a neighbour's burst on this shared machine lands on both
 sides rather than one. Also reported: the ratios me/bare (target >= 0.60) and check/bare
 (target >= 0.50), and the cache hit rate over the measured windows, from
-``/api/v1/performance/metrics`` (the definition of ``reports.analysis.cache_counters``).
+``/api/v1/performance/metrics`` (the definition of ``reports.counters.cache_counters``).
 
 Beside requests per second, each phase records the server's CPU time per request (psutil, over
 the measured window) and the generator's (its rusage): on a machine shared with other work,
@@ -177,7 +177,7 @@ def _hit_rate(before: dict[str, Any] | None, after: dict[str, Any] | None) -> di
     if before is None or after is None:
         return {"hits": None, "lookups": None, "hit_rate": None}
     try:
-        from reports.analysis import cache_counters
+        from reports.counters import cache_counters
     except ModuleNotFoundError:
         return {"hits": None, "lookups": None, "hit_rate": None}
     hits, lookups = cache_counters(
