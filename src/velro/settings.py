@@ -33,7 +33,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "velro:"
     # A Redis call that takes longer than this counts as an outage: the circuit breaker opens
-    # and requests go on without L2 rather than stall (issue 3).
+    # and requests go on without L2 rather than stall (tests/test_cache_outage.py).
     redis_socket_timeout_s: float = 0.05
     redis_breaker_cooldown_s: float = 5.0
 
