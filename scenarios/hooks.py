@@ -46,7 +46,7 @@ class _State:
 
     def __init__(self) -> None:
         self.role = "local"
-        self.seed_key: tuple[str, str] | None = None
+        self.seed_key: tuple[str, str, str] | None = None
         self.seed_error: str | None = None
         self.open_reports: dict[str, dict[str, Any]] = {}
         self.gc_reports: dict[str, dict[str, Any]] = {}
@@ -93,11 +93,20 @@ def _flush() -> None:
 def _apply_workload(environment: Any) -> None:
     """Set Locust's weight/fixed_count from the workload file; drop disabled classes."""
     workload = runtime.workload
+    api = runtime.api
     assert workload is not None
+    assert api is not None
     for category, user_class in USER_CLASSES.items():
         mix = workload.users[category]
         user_class.weight = mix.weight
         user_class.fixed_count = mix.fixed_count
+        off = api.category_off(category)
+        if off is not None and mix.enabled:
+            # an operation the backend lacks: its users do not run (its budgets are judged
+            # not applicable, from config.json's api.lacks)
+            log.warning("%s users off: %s", category, off)
+            user_class.weight = 0
+            user_class.fixed_count = 0
     key_known = _service_key_known()
     if (
         not key_known
@@ -153,8 +162,10 @@ def _obtain_seed(environment: Any) -> Seed:
         shape.seed_projects,
         environment.host,
     )
+    assert runtime.api is not None
     return provision(
         session,
+        runtime.api,
         shape.seed_users,
         shape.seed_teams,
         shape.seed_projects,
@@ -167,7 +178,11 @@ def _prepare_seed(environment: Any) -> None:
     options = runtime.options
     assert options is not None
     assert runtime.shape is not None
-    key = (str(environment.host), options.fixtures or f"provision:{runtime.shape.name}")
+    key = (
+        str(environment.host),
+        options.fixtures or f"provision:{runtime.shape.name}",
+        str(options.api_file),
+    )
     if state.seed_key == key and runtime.seeds.seed is not None:
         return
     runtime.seeds.clear()
@@ -257,8 +272,9 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     options = runtime.options
     assert options is not None
     log.info(
-        "velro scenarios: shape %r, workload %s, out %s, seed %s, %s model",
+        "velro scenarios: shape %r, API %s, workload %s, out %s, seed %s, %s model",
         runtime.shape.name if runtime.shape else None,
+        options.api_file,
         runtime.workload_file,
         options.out or "(no samples)",
         options.fixtures or "provisioned through the API",

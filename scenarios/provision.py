@@ -1,5 +1,6 @@
-"""Provisioning: create through the contract's API the seed a backend that is not the
-reference service lacks (users, teams, projects, grants), and describe it as a `Seed`.
+"""Provisioning: create through the backend's API (its API file's operations) the seed a
+backend that is not the reference service lacks (users, teams, projects, grants), and
+describe it as a `Seed`.
 
 Every request here is category `setup`: recorded, never judged. Roles are kept simple:
 owners own, every grant is `viewer`, so `shared`/`team` projects are readable and only
@@ -15,16 +16,15 @@ from typing import Any
 
 import gevent.pool
 
-from scenarios.checks import Expect, project_body, team_body, token_body, user_body
+from scenarios.api import Api, field_value
 from scenarios.errors import ProvisioningError
-from scenarios.http import call
+from scenarios.http import send
 from scenarios.identity import identity
 from scenarios.seed import Seed, SeedUser
 
 __all__ = ["Plan", "plan", "provision"]
 
 log = logging.getLogger(__name__)
-API = "/api/v1"
 # at most this many denied projects per user: enough variety, small messages to workers
 DENIED_PER_USER = 20
 
@@ -32,13 +32,13 @@ DENIED_PER_USER = 20
 class Plan:
     """Who owns, shares and belongs to what, before any id exists (indexes only)."""
 
-    def __init__(self, users: int, teams: int, projects: int) -> None:
+    def __init__(self, users: int, teams: int, projects: int, user_grants: bool = True) -> None:
         self.users, self.teams, self.projects = users, teams, projects
         self.team_owner = [k % users for k in range(teams)]
         # members strided over all users so that (nearly) every user is in a team; never the
         # team's owner (the contract does not say whether an owner is a member, so an owner
         # is neither expected to read through the team nor to be denied)
-        per_team = min(10, max(1, -(-users // teams)))
+        per_team = min(10, max(1, -(-users // teams))) if teams else 0
         self.team_members = [
             sorted({(k + 1 + j * teams) % users for j in range(per_team)} - {k % users})
             for k in range(teams)
@@ -49,11 +49,11 @@ class Plan:
         # and give the denied cases
         self.user_grants = [
             ((self.project_owner[j] + 1) % users)
-            if (j + j // users) % 2 == 0 and users > 1
+            if user_grants and (j + j // users) % 2 == 0 and users > 1
             else None
             for j in range(projects)
         ]
-        self.team_grants = [(j % teams) if j % 3 == 0 else None for j in range(projects)]
+        self.team_grants = [(j % teams) if teams and j % 3 == 0 else None for j in range(projects)]
 
     def all_relations(self) -> list[dict[str, list[int]]]:
         """Per user: own, shared, team and (up to DENIED_PER_USER) denied project indexes.
@@ -92,111 +92,102 @@ class Plan:
         return result
 
 
-def plan(users: int, teams: int, projects: int) -> Plan:
-    return Plan(users, teams, projects)
+def plan(users: int, teams: int, projects: int, user_grants: bool = True) -> Plan:
+    return Plan(users, teams, projects, user_grants)
 
 
 class _Steps:
-    """The API calls of provisioning, each checked; a refusal raises ProvisioningError."""
+    """The API calls of provisioning, each an operation of the API file, each checked; a
+    refusal raises ProvisioningError."""
 
-    def __init__(self, client: Any, password: str) -> None:
+    def __init__(self, client: Any, api: Api, password: str) -> None:
         self.client = client
+        self.api = api
         self.password = password
 
     def _do(
-        self, step: str, method: str, url: str, name: str, expect: Expect, **kwargs: Any
+        self,
+        step: str,
+        key: str,
+        values: dict[str, str],
+        token: str | None = None,
+        **checks: Any,
     ) -> Any:
-        verdict = call(
-            self.client, method, url, name=name, category="setup", expects=[expect], **kwargs
+        operation = self.api.op(key)
+        verdict = send(
+            self.client,
+            self.api,
+            key,
+            values,
+            category="setup",
+            expects=operation.success(**checks),
+            token=token,
         )
         if not verdict.ok:
             raise ProvisioningError(
-                f"provisioning step {step!r} failed: {verdict.message}; "
-                "does the target serve CONTRACT.md?"
+                f"provisioning step {step!r} ({operation.endpoint}) failed: {verdict.message}; "
+                f"does the target serve what {self.api.source} describes? "
+                f"(`velro-perf api check {self.api.source} --target URL` tries each operation)"
             )
         return verdict.data
 
+    def _id(self, key: str, data: Any) -> str:
+        field = self.api.op(key).id_field
+        return str(field_value(data, field)) if field else ""
+
     def register(self, email: str) -> str:
-        body = {"email": email, "password": self.password, "full_name": "Velro perf seed"}
-        data = self._do(
-            "register users",
-            "POST",
-            f"{API}/auth/register",
-            f"{API}/auth/register",
-            Expect(201, body=user_body(email=email)),
-            json=body,
+        values = {"email": email, "password": self.password, "name": "Velro perf seed"}
+        return self._id(
+            "register", self._do("register users", "register", values, same_email=email)
         )
-        return str(data["id"])
 
     def login(self, email: str) -> str:
-        data = self._do(
-            "log users in",
-            "POST",
-            f"{API}/auth/login",
-            f"{API}/auth/login",
-            Expect(200, body=token_body),
-            json={"email": email, "password": self.password},
-        )
-        return str(data["access_token"])
+        data = self._do("log users in", "login", {"email": email, "password": self.password})
+        token_field = self.api.op("login").token_field
+        assert token_field is not None  # the parser requires it
+        return str(field_value(data, token_field))
 
     def team(self, token: str, name: str) -> str:
-        data = self._do(
-            "create teams",
-            "POST",
-            f"{API}/teams",
-            f"{API}/teams",
-            Expect(201, body=team_body),
-            json={"name": name},
-            token=token,
+        return self._id(
+            "team_create", self._do("create teams", "team_create", {"name": name}, token)
         )
-        return str(data["id"])
 
     def member(self, token: str, team_id: str, user_id: str) -> None:
-        self._do(
-            "add team members",
-            "PUT",
-            f"{API}/teams/{team_id}/members/{user_id}",
-            f"{API}/teams/{{id}}/members/{{id}}",
-            Expect(204),
-            token=token,
-        )
+        values = {"team_id": team_id, "user_id": user_id}
+        self._do("add team members", "team_member_add", values, token)
 
     def project(self, token: str, name: str) -> str:
-        data = self._do(
-            "create projects",
-            "POST",
-            f"{API}/projects",
-            f"{API}/projects",
-            Expect(201, body=project_body()),
-            json={"name": name},
-            token=token,
-        )
-        return str(data["id"])
+        data = self._do("create projects", "project_create", {"name": name}, token)
+        return self._id("project_create", data)
 
     def grant(self, token: str, project_id: str, kind: str, subject: str) -> None:
-        self._do(
-            "grant projects",
-            "PUT",
-            f"{API}/projects/{project_id}/grants/{kind}/{subject}",
-            f"{API}/projects/{{id}}/grants/{kind}/{{id}}",
-            Expect(204),
-            json={"role": "viewer"},
-            token=token,
-        )
+        values = {"project_id": project_id, "role": "viewer", f"{kind}_id": subject}
+        self._do("grant projects", f"grant_{kind}", values, token)
 
 
 def provision(
     client: Any,
+    api: Api,
     users: int,
     teams: int,
     projects: int,
     service_key: str | None,
     concurrency: int = 8,
 ) -> Seed:
-    """Create the seed through the API and return it. Raises ProvisioningError, naming the
-    step and what came back, when the target does not answer as CONTRACT.md says."""
-    layout = plan(users, teams, projects)
-    steps = _Steps(client, f"Vp-{secrets.token_urlsafe(12)}")
+    """Create the seed through the operations the API file describes and return it. Raises
+    ProvisioningError, naming the step and what came back, when the target does not answer
+    as the file says. Teams, projects and grants are made only where the backend has them."""
+    if not api.has("register", "login"):
+        raise ProvisioningError(
+            f"{api.source} describes no register operation, so the users the scenarios sign in "
+            "as cannot be created; describe [operations.register] or give --velro-fixtures"
+        )
+    if not api.has("project_create"):
+        projects = 0
+    if not api.has("team_create", "team_member_add", "grant_team"):
+        teams = 0
+    layout = plan(users, teams, projects, user_grants=api.has("grant_user"))
+    steps = _Steps(client, api, f"Vp-{secrets.token_urlsafe(12)}")
     pool = gevent.pool.Pool(concurrency)
 
     def each(function: Callable[..., Any], *columns: list[Any]) -> list[Any]:

@@ -1,6 +1,7 @@
-"""The process-wide state the users and event hooks share: options, shape, workload, seed,
-recorder, open-model schedule and GC guard. Configured from Locust's parsed options at init
-and again at test start (a worker learns the master's options only with its first spawn)."""
+"""The process-wide state the users and event hooks share: options, shape, workload, API
+file, seed, recorder, open-model schedule and GC guard. Configured from Locust's parsed
+options at init and again at test start (a worker learns the master's options only with its
+first spawn)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import gevent.event
 
+from scenarios.api import Api, load_api
 from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
 from scenarios.errors import ScenarioConfigError
 from scenarios.generator import GcGuard
@@ -66,6 +68,7 @@ class Runtime:
         self.shape: Shape | None = None
         self.workload: Workload | None = None
         self.workload_file: Path | None = None
+        self.api: Api | None = None
         self.seeds = SeedStore()
         self.recorder = SampleRecorder()
         self.open_model = OpenModel()
@@ -89,6 +92,7 @@ class Runtime:
             or resolve(DEFAULT_WORKLOAD)
         )
         self.workload = load_workload(self.workload_file)
+        self.api = load_api(options.api_file)
         self.gc.rss_limit_mb = options.gc_rss_limit_mb
 
     def wait_s(self) -> float:

@@ -1,5 +1,9 @@
 """The simulated users, one class per kind of traffic (the categories of samples.csv).
 
+Users drive the operations of the backend's API file (scenarios/api.py), never paths: the
+contract is the first API file, and a backend that lacks an operation has the users that
+need it switched off (scenarios/hooks.py).
+
 Each logs in once in on_start when it needs a token (category `setup`), then repeats its
 task with a randomised wait (`between` the shape's wait range): fixed pacing with a fast
 spawn makes synchronised bursts. In the open model the wait is instead the time to the next
@@ -15,20 +19,13 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar, NoReturn
+from typing import ClassVar, NoReturn
 
 import gevent
 
-from scenarios.checks import (
-    RETRY_AFTER,
-    Expect,
-    Verdict,
-    authz_body,
-    project_body,
-    token_body,
-    user_body,
-)
-from scenarios.http import call
+from scenarios.api import Api, field_value
+from scenarios.checks import Expect, Verdict
+from scenarios.http import send
 from scenarios.identity import identity
 from scenarios.runtime import runtime
 from scenarios.seed import SeedUser
@@ -46,7 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-API = "/api/v1"
 SEED_WAIT_S = 300.0
 # the window of the failed-login limit the abuse user probes (the contract's "a minute")
 LIMIT_WINDOW_S = 60.0
@@ -88,6 +84,10 @@ class VelroUser(FastHttpUser):
         self._intended = None
         self.token: str | None = None
         self.token_expires = 0.0
+        api = runtime.api
+        if api is None:
+            _retire("no API file: see the configuration error logged before")
+        self.api: Api = api
         seed = runtime.seeds.wait(SEED_WAIT_S)
         if seed is None:
             _retire("no seed: see the fixtures or provisioning error logged before")
@@ -107,35 +107,38 @@ class VelroUser(FastHttpUser):
     def prepare(self) -> None:
         """Per-class setup before the first task."""
 
-    def request(
+    def send(
         self,
-        method: str,
-        url: str,
+        key: str,
+        values: dict[str, str] | None = None,
         *,
-        name: str,
         expects: Sequence[Expect],
         category: str | None = None,
-        json: Any = None,
         token: str | None = None,
-        headers: dict[str, str] | None = None,
+        service_key: str | None = None,
+        send_credentials: bool = True,
+        suffix: str = "",
         label: str | None = None,
     ) -> Verdict:
+        """One described operation, sent and judged (scenarios.http.send)."""
         category = category or self.category
         intended = None
         if category != "setup":
             # a setup login inside a task must not take the slot of the measured request
             intended, self._intended = self._intended, None
         started = time.time()
-        verdict = call(
+        verdict = send(
             self.client,
-            method,
-            url,
-            name=name,
+            self.api,
+            key,
+            values or {},
             category=category,
             expects=expects,
-            json=json,
-            token=token,
-            headers={"X-Forwarded-For": self.client_address, **(headers or {})},
+            token=token if token is not None else self.token,
+            service_key=service_key if service_key is not None else self.seed.service_key,
+            send_credentials=send_credentials,
+            suffix=suffix,
+            headers={"X-Forwarded-For": self.client_address},
             intended_start=intended,
             label=label,
         )
@@ -144,17 +147,23 @@ class VelroUser(FastHttpUser):
         return verdict
 
     def login(self, user: SeedUser, category: str) -> Verdict:
-        verdict = self.request(
-            "POST",
-            f"{API}/auth/login",
-            name=f"{API}/auth/login",
+        login = self.api.op("login")
+        verdict = self.send(
+            "login",
+            {"email": user.email, "password": self.seed.password},
             category=category,
-            json={"email": user.email, "password": self.seed.password},
-            expects=[Expect(200, body=token_body)],
+            expects=login.success(),
+            send_credentials=False,
         )
         if verdict.ok:
-            self.token = verdict.data["access_token"]
-            self.token_expires = time.time() + float(verdict.data["expires_in"])
+            assert login.token_field is not None  # the parser requires it
+            self.token = str(field_value(verdict.data, login.token_field))
+            lifetime = (
+                field_value(verdict.data, login.expires_in_field)
+                if login.expires_in_field
+                else None
+            )
+            self.token_expires = time.time() + float(lifetime or self.api.token_lifetime_s)
         return verdict
 
     def ensure_token(self) -> bool:
@@ -166,7 +175,7 @@ class VelroUser(FastHttpUser):
 
 
 class TokenAuthUser(VelroUser):
-    """Authentication: the check of a signed-in caller, `GET /auth/me`."""
+    """Authentication: the check of a signed-in caller (operation `me`)."""
 
     category = "authentication"
     needs_token = True
@@ -174,18 +183,12 @@ class TokenAuthUser(VelroUser):
     @task
     def who_am_i(self) -> None:
         if self.ensure_token():
-            self.request(
-                "GET",
-                f"{API}/auth/me",
-                name=f"{API}/auth/me",
-                token=self.token,
-                expects=[Expect(200, body=user_body(user_id=self.account.id))],
-            )
+            self.send("me", expects=self.api.op("me").success(same_id=self.account.id or None))
 
 
 class AuthorizationUser(VelroUser):
-    """Authorization: `GET /authz/check` and `GET /projects/{id}` over own, shared,
-    team-shared and others' projects."""
+    """Authorization: `authz_check` and `project_read` over own, shared, team-shared and
+    others' projects (those the backend has)."""
 
     category = "authorization"
     needs_token = True
@@ -203,12 +206,25 @@ class AuthorizationUser(VelroUser):
             )
             for name in workload.relations
         }
+        tasks = {"check": "authz_check", "project": "project_read"}
+        self.kinds = {
+            kind: weight
+            for kind, weight in workload.authz_tasks.items()
+            if weight and self.api.has(tasks[kind])
+        }
 
-    def _pick(self) -> tuple[str, str] | None:
+    def _pick(self, kind: str) -> tuple[str, str] | None:
         workload = runtime.workload
         assert workload is not None
+        read = self.api.operations.get("project_read")
+        denials = read is not None and read.outcome("denied") is not None
         relations = [
-            name for name in workload.relations if workload.relations[name] and self.projects[name]
+            name
+            for name in workload.relations
+            if workload.relations[name]
+            and self.projects[name]
+            # a denial the API file does not describe cannot be expected
+            and not (name == "denied" and kind == "project" and not denials)
         ]
         if not relations:
             return None
@@ -217,41 +233,34 @@ class AuthorizationUser(VelroUser):
 
     @task
     def decide(self) -> None:
-        workload = runtime.workload
-        assert workload is not None
-        picked = self._pick()
+        if not self.kinds:
+            return
+        kind = random.choices(list(self.kinds), list(self.kinds.values()))[0]
+        picked = self._pick(kind)
         if picked is None or not self.ensure_token():
             return
         relation, project = picked
-        kind = random.choices(list(workload.authz_tasks), list(workload.authz_tasks.values()))[0]
         if kind == "project":
+            read = self.api.op("project_read")
+            denied = read.outcome("denied")
             expects = (
-                [Expect(404, error="not_found")]
-                if relation == "denied"
-                else [Expect(200, body=project_body(project))]
+                [denied.expect()]
+                if relation == "denied" and denied is not None
+                else read.success(same_id=project)
             )
-            self.request(
-                "GET",
-                f"{API}/projects/{project}",
-                name=f"{API}/projects/{{id}}",
-                token=self.token,
-                expects=expects,
-            )
+            self.send("project_read", {"project_id": project}, expects=expects)
             return
         # read: decided by the seed for every relation; write/delete: certain only for own
         action = random.choice(("read", "read", "write", "delete")) if relation == "own" else "read"
-        allowed = relation != "denied"
-        self.request(
-            "GET",
-            f"{API}/authz/check?resource_id={project}&action={action}",
-            name=f"{API}/authz/check",
-            token=self.token,
-            expects=[Expect(200, body=authz_body(allowed))],
+        self.send(
+            "authz_check",
+            {"project_id": project, "action": action},
+            expects=self.api.op("authz_check").success(allowed=relation != "denied"),
         )
 
 
 class LoginUser(VelroUser):
-    """Login: `POST /auth/login` with the right password (one argon2id verification)."""
+    """Login: the operation `login` with the right password (one password hash check)."""
 
     category = "login"
 
@@ -261,24 +270,23 @@ class LoginUser(VelroUser):
 
 
 class RegistrationUser(VelroUser):
-    """Registration: `POST /auth/register` with emails unique across worker processes."""
+    """Registration: the operation `register` with emails unique across worker processes."""
 
     category = "registration"
 
     @task
     def register(self) -> None:
         email = identity.email()
-        self.request(
-            "POST",
-            f"{API}/auth/register",
-            name=f"{API}/auth/register",
-            json={"email": email, "password": self.seed.password, "full_name": "Velro perf"},
-            expects=[Expect(201, body=user_body(email=email))],
+        self.send(
+            "register",
+            {"email": email, "password": self.seed.password, "name": "Velro perf"},
+            expects=self.api.op("register").success(same_email=email),
+            send_credentials=False,
         )
 
 
 class ServiceKeyUser(VelroUser):
-    """Service keys: `GET /internal/users/{id}` with `X-Service-Key`."""
+    """Service keys: the operation `service_user` with the backend's service-key header."""
 
     category = "service_key"
 
@@ -288,18 +296,17 @@ class ServiceKeyUser(VelroUser):
         if not key:
             _retire("service-key users have no service key (the seed has none)")
         user = random.choice(self.seed.users)
-        self.request(
-            "GET",
-            f"{API}/internal/users/{user.id}",
-            name=f"{API}/internal/users/{{id}}",
-            headers={"X-Service-Key": key},
-            expects=[Expect(200, body=user_body(user_id=user.id))],
+        self.send(
+            "service_user",
+            {"user_id": user.id},
+            expects=self.api.op("service_user").success(same_id=user.id),
         )
 
 
 class AbuseUser(VelroUser):
-    """Abuse: wrong passwords until 429 with Retry-After; missing, malformed, tampered and
-    `alg: none` tokens; a wrong service key. Every refusal the contract promises is a success.
+    """Abuse: wrong passwords (until the backend's rate limit answers, where it promises
+    one); missing, malformed, tampered and `alg: none` tokens; a wrong service key. Every
+    refusal the API file promises is a success.
 
     Abuse requests carry their own names (`... [wrong password]`) so Locust's table and the
     budgets' endpoint lists never mix them with the real calls."""
@@ -308,74 +315,100 @@ class AbuseUser(VelroUser):
     needs_token = True
 
     def prepare(self) -> None:
+        self.available = set(self.api.abuse_tasks())
+        self.victim = ""
+        # when each wrong password of the current streak was refused
+        self.refused_at: collections.deque[float] = collections.deque()
+        if "wrong_password" not in self.available:
+            return
         # a victim account of its own: locking it out never touches the seeded users
         self.victim = identity.email("abuse")
-        # when each wrong password of the current streak was refused with a 401
-        self.refused_at: collections.deque[float] = collections.deque()
-        verdict = self.request(
-            "POST",
-            f"{API}/auth/register",
-            name=f"{API}/auth/register",
+        verdict = self.send(
+            "register",
+            {"email": self.victim, "password": self.seed.password, "name": "Velro abuse"},
             category="setup",
-            json={"email": self.victim, "password": self.seed.password},
-            expects=[Expect(201, body=user_body(email=self.victim))],
+            expects=self.api.op("register").success(same_email=self.victim),
+            send_credentials=False,
         )
         if not verdict.ok:
             _retire(f"abuse users could not register their victim account: {verdict.message}")
 
     @task(2)
     def wrong_password(self) -> None:
+        if "wrong_password" not in self.available:
+            return
         workload = runtime.workload
         assert workload is not None
-        limited = Expect(429, error="rate_limited", headers={"Retry-After": RETRY_AFTER})
-        refused = Expect(401, error="invalid_credentials")
-        # Up to the limit a 401 is the right answer; past it only a 429 is. The limit is a
-        # rate ("10 a minute"): only the refusals of the last window count, so a server slowed
-        # down by the load, whose 401s come further apart, is not blamed for them.
-        now = time.monotonic()
-        while self.refused_at and now - self.refused_at[0] > LIMIT_WINDOW_S:
-            self.refused_at.popleft()
-        expects = (
-            [refused, limited] if len(self.refused_at) < workload.max_wrong_passwords else [limited]
-        )
-        verdict = self.request(
-            "POST",
-            f"{API}/auth/login",
-            name=f"{API}/auth/login [wrong password]",
-            json={"email": self.victim, "password": "wrong-password-1"},
+        login = self.api.op("login")
+        refused = login.outcome("wrong_password")
+        limit = login.outcome("rate_limited")
+        assert refused is not None
+        if limit is None:
+            # a backend that never rate-limits: every wrong password is refused the same way
+            expects = [refused.expect()]
+        else:
+            # Up to the limit a refusal is the right answer; past it only the rate limit is.
+            # The limit is a rate ("10 a minute"): only the refusals of the last window
+            # count, so a server slowed down by the load, whose refusals come further apart,
+            # is not blamed for them.
+            now = time.monotonic()
+            while self.refused_at and now - self.refused_at[0] > LIMIT_WINDOW_S:
+                self.refused_at.popleft()
+            after = login.after or workload.max_wrong_passwords
+            expects = (
+                [refused.expect(), limit.expect()]
+                if len(self.refused_at) < after
+                else [limit.expect()]
+            )
+        verdict = self.send(
+            "login",
+            {"email": self.victim, "password": "wrong-password-1"},
+            suffix=" [wrong password]",
             expects=expects,
+            send_credentials=False,
         )
-        if verdict.expect is not None and verdict.expect.status == 429:
+        if (
+            verdict.expect is not None
+            and limit is not None
+            and verdict.expect.status == limit.status
+        ):
             self.refused_at.clear()
         elif verdict.expect is not None:
-            self.refused_at.append(now)
+            self.refused_at.append(time.monotonic())
 
     @task(2)
     def bad_bearer(self) -> None:
-        if not self.ensure_token():
+        if "bad_token" not in self.available or not self.ensure_token():
             return
         assert self.token is not None
-        kind = random.choice(BAD_TOKEN_KINDS)
-        self.request(
-            "GET",
-            f"{API}/auth/me",
-            name=f"{API}/auth/me [bad token]",
-            token=bad_token(kind, self.token),
-            expects=[
-                Expect(401, error="invalid_token", headers={"WWW-Authenticate": r"^\s*Bearer\b"})
-            ],
+        # tampering needs a JWT's three parts; an opaque token is only sent missing or mangled
+        kinds = BAD_TOKEN_KINDS if self.token.count(".") == 2 else BAD_TOKEN_KINDS[:2]
+        kind = random.choice(kinds)
+        bad = bad_token(kind, self.token)
+        outcome = self.api.op("me").outcome("bad_token")
+        assert outcome is not None
+        self.send(
+            "me",
+            token=bad or "",
+            send_credentials=bad is not None,
+            suffix=" [bad token]",
+            expects=[outcome.expect()],
             label=f"{kind} token",
         )
 
     @task(1)
     def bad_service_key(self) -> None:
+        if "bad_key" not in self.available:
+            return
         user = random.choice(self.seed.users)
-        self.request(
-            "GET",
-            f"{API}/internal/users/{user.id}",
-            name=f"{API}/internal/users/{{id}} [bad key]",
-            headers={"X-Service-Key": f"not-a-key-{identity.tag}"},
-            expects=[Expect(401, error="invalid_service_key")],
+        outcome = self.api.op("service_user").outcome("bad_key")
+        assert outcome is not None
+        self.send(
+            "service_user",
+            {"user_id": user.id},
+            service_key=f"not-a-key-{identity.tag}",
+            suffix=" [bad key]",
+            expects=[outcome.expect()],
         )
 
 
