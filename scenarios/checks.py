@@ -54,7 +54,7 @@ RETRY_AFTER = r"^\s*(\d+|[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _APP_TIMING = re.compile(r"(^|,)\s*app\s*;[^,]*\bdur=", re.IGNORECASE)
 _CACHE_TIERS = {"L1", "L2", "L3", "db"}
-# what CONTRACT.md promises on every response (scenarios/api.py PROMISES names the same four)
+# what CONTRACT.md promises on every response (scenarios/apifile.py PROMISES names the same four)
 ALL_PROMISES = frozenset({"request_id", "server_timing", "security_headers", "error_shape"})
 
 

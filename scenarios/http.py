@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from scenarios.api import Api
+from scenarios.apifile import ApiFile
 from scenarios.checks import ALL_PROMISES, Expect, Verdict, verify
 from scenarios.identity import identity
 
@@ -75,7 +75,7 @@ def call(
 
 def send(
     client: Any,
-    api: Api,
+    api: ApiFile,
     key: str,
     values: Mapping[str, str],
     *,

@@ -16,7 +16,7 @@ from typing import Any
 
 import gevent.pool
 
-from scenarios.api import Api, field_value
+from scenarios.apifile import ApiFile, field_value
 from scenarios.errors import ProvisioningError
 from scenarios.http import send
 from scenarios.identity import identity
@@ -100,7 +100,7 @@ class _Steps:
     """The API calls of provisioning, each an operation of the API file, each checked; a
     refusal raises ProvisioningError."""
 
-    def __init__(self, client: Any, api: Api, password: str) -> None:
+    def __init__(self, client: Any, api: ApiFile, password: str) -> None:
         self.client = client
         self.api = api
         self.password = password
@@ -167,7 +167,7 @@ class _Steps:
 
 def provision(
     client: Any,
-    api: Api,
+    api: ApiFile,
     users: int,
     teams: int,
     projects: int,

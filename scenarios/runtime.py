@@ -14,7 +14,7 @@ from typing import Any
 
 import gevent.event
 
-from scenarios.api import Api, load_api
+from scenarios.apifile import ApiFile, load_api
 from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
 from scenarios.errors import ScenarioConfigError
 from scenarios.generator import GcGuard
@@ -68,7 +68,7 @@ class Runtime:
         self.shape: Shape | None = None
         self.workload: Workload | None = None
         self.workload_file: Path | None = None
-        self.api: Api | None = None
+        self.api: ApiFile | None = None
         self.seeds = SeedStore()
         self.recorder = SampleRecorder()
         self.open_model = OpenModel()

@@ -1,6 +1,6 @@
 """The simulated users, one class per kind of traffic (the categories of samples.csv).
 
-Users drive the operations of the backend's API file (scenarios/api.py), never paths: the
+Users drive the operations of the backend's API file (scenarios/apifile.py), never paths: the
 contract is the first API file, and a backend that lacks an operation has the users that
 need it switched off (scenarios/hooks.py).
 
@@ -23,7 +23,7 @@ from typing import ClassVar, NoReturn
 
 import gevent
 
-from scenarios.api import Api, field_value
+from scenarios.apifile import ApiFile, field_value
 from scenarios.checks import Expect, Verdict
 from scenarios.http import send
 from scenarios.identity import identity
@@ -87,7 +87,7 @@ class VelroUser(FastHttpUser):
         api = runtime.api
         if api is None:
             _retire("no API file: see the configuration error logged before")
-        self.api: Api = api
+        self.api: ApiFile = api
         seed = runtime.seeds.wait(SEED_WAIT_S)
         if seed is None:
             _retire("no seed: see the fixtures or provisioning error logged before")

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from scenarios.api import Api, Prepared, field_value, load_api
+from scenarios.apifile import ApiFile, Prepared, field_value, load_api
 from scenarios.checks import Expect, Verdict, verify
 from scenarios.errors import ScenarioConfigError
 from scenarios.identity import identity
@@ -56,7 +56,7 @@ class Step:
 
 
 class _Checker:
-    def __init__(self, api: Api, client: httpx.Client, service_key: str | None) -> None:
+    def __init__(self, api: ApiFile, client: httpx.Client, service_key: str | None) -> None:
         self.api = api
         self.client = client
         self.service_key = service_key
@@ -128,13 +128,13 @@ class _Checker:
         return verdict, got
 
 
-def _field(api: Api, key: str, attribute: str, data: Any) -> str | None:
+def _field(api: ApiFile, key: str, attribute: str, data: Any) -> str | None:
     name = getattr(api.op(key), attribute)
     value = field_value(data, name) if name else None
     return None if value is None else str(value)
 
 
-def check_api(api: Api, client: httpx.Client, service_key: str | None = None) -> list[Step]:
+def check_api(api: ApiFile, client: httpx.Client, service_key: str | None = None) -> list[Step]:
     """Try every operation of `api` once against `client`'s base URL; the steps, in order."""
     c = _Checker(api, client, service_key)
     password = f"Vc-{secrets.token_urlsafe(12)}"
@@ -231,7 +231,13 @@ def _resources(
         )
     else:
         c.skip("authz_check", "ask for a decision", api.reason_off("authz_check"))
-    other_id = ids.get("other user")
+    _sharing(c, owner, other, ids.get("other user"), project)
+
+
+def _sharing(c: _Checker, owner: str, other: str, other_id: str | None, project: str) -> None:
+    """Grants and teams, where the backend has them: the other user may then read."""
+    api = c.api
+    values = {"project_id": project, "action": "read"}
     if api.has("grant_user") and other_id:
         grant = {"project_id": project, "user_id": other_id, "role": "viewer"}
         c.try_(

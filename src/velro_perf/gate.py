@@ -61,17 +61,19 @@ def exit_code_of(summary: dict[str, Any]) -> int:
 
 
 def judge_run(run_dir: Path, budgets: Any) -> dict[str, Any]:
-    """Summarise `run_dir`, write summary.json and junit.xml; returns the summary."""
+    """Summarise `run_dir`, write summary.json, junit.xml and summary.md; returns the summary."""
     try:
         from reports.analysis import summarize, write_summary
         from reports.errors import ReportError
         from reports.junit import write_junit
+        from reports.markdown import write_markdown
     except ImportError as exc:
         raise _missing("reports.analysis / reports.junit", exc) from exc
     try:
         summary: dict[str, Any] = summarize(run_dir, budgets)
         write_summary(run_dir, summary)
         write_junit(summary, run_dir / "junit.xml")
+        write_markdown(summary, run_dir / "summary.md")
     except ReportError as exc:
         raise ConfigError(f"could not judge run {run_dir}: {exc}") from exc
     return summary

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
 
-from scenarios.api import Api, load_api
+from scenarios.apifile import ApiFile, load_api
 from scenarios.errors import ScenarioConfigError
 from velro_perf import gate
 from velro_perf.errors import (
@@ -96,7 +96,7 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _load_api(opts: RunOptions) -> Api:
+def _load_api(opts: RunOptions) -> ApiFile:
     """The run's API file, validated before anything starts (a bad one is exit 2)."""
     try:
         return load_api(opts.api_file or default_api_file())
