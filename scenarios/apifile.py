@@ -272,7 +272,17 @@ def _operation(key: str, raw: Any, source: str, base: str) -> Operation:
 def _head(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     """The [api] table: name, base, promises, lacks."""
     head = _table(data.get("api", {}), _where(source, "api"), "give an [api] table with a name")
-    _unknown(head, {"name", "description", "base", "promises", "lacks"}, _where(source, "api"))
+    _unknown(
+        head,
+        {"name", "description", "base", "promises", "lacks", "setup_concurrency"},
+        _where(source, "api"),
+    )
+    concurrency = head.get("setup_concurrency", 8)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise _error(
+            f"{_where(source, 'api.setup_concurrency')} is {concurrency!r}; give how many "
+            "setup requests the backend takes at once, a whole number from 1 (default 8)"
+        )
     name = _string(head.get("name", Path(source).stem), _where(source, "api.name"), "give a name")
     base = _string(head.get("base", ""), _where(source, "api.base"), 'give a prefix like "/api/v1"')
     if base and (not base.startswith("/") or base.endswith("/")):
@@ -294,7 +304,13 @@ def _head(data: Mapping[str, Any], source: str) -> dict[str, Any]:
                 f"{', '.join(OPERATIONS)}"
             )
         _string(reason, _where(source, f"api.lacks.{key}"), "give the reason, a sentence")
-    return {"name": name, "base": base, "promises": frozenset(promises), "lacks": dict(lacks)}
+    return {
+        "name": name,
+        "base": base,
+        "promises": frozenset(promises),
+        "lacks": dict(lacks),
+        "setup_concurrency": concurrency,
+    }
 
 
 def _credentials(data: Mapping[str, Any], source: str) -> dict[str, Any]:

@@ -275,6 +275,8 @@ class ApiFile:
     service_key_header: str
     operations: Mapping[str, Operation]
     lacks: Mapping[str, str]
+    # requests at once while the suite creates its users and resources before the load
+    setup_concurrency: int = 8
 
     def has(self, *keys: str) -> bool:
         return all(key in self.operations for key in keys)

@@ -170,6 +170,7 @@ def _obtain_seed(environment: Any) -> Seed:
         shape.seed_teams,
         shape.seed_projects,
         options.service_key or None,
+        concurrency=runtime.api.setup_concurrency,
     )
 
 
