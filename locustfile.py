@@ -13,7 +13,7 @@ from __future__ import annotations
 from locust import LoadTestShape
 
 from scenarios.hooks import install
-from scenarios.runtime import runtime
+from scenarios.runtime import Runtime
 from scenarios.users import (
     AbuseUser,
     AuthorizationUser,
@@ -40,7 +40,6 @@ class VelroShape(LoadTestShape):
     """The stages of the shape chosen with --velro-shape; None after the last one ends."""
 
     def tick(self) -> tuple[int, float] | None:
-        shape = runtime.shape
-        if shape is None:
+        if self.runner is None:
             return None
-        return shape.target_at(self.get_run_time())
+        return Runtime.of(self.runner.environment).shape.target_at(self.get_run_time())

@@ -8,9 +8,9 @@ A pure function of summary.json: the verdict line, one row per budget a load run
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from reports.analysis import fmt_value
+from reports.runfiles import Summary
 
 __all__ = ["render_markdown", "write_markdown"]
 
@@ -29,10 +29,10 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
+def render_markdown(summary: Summary) -> str:
     """The Markdown text of summary.md."""
     verdict = str(summary.get("verdict"))
-    api = summary.get("api") or {}
+    api = summary.get("api")
     target = summary.get("target") or "reference"
     about = f"Shape `{summary.get('shape')}` against `{target}`"
     if target == "reference":
@@ -77,7 +77,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(summary: dict[str, Any], path: Path) -> Path:
+def write_markdown(summary: Summary, path: Path) -> Path:
     """Write summary.md; return its path."""
     path.write_text(render_markdown(summary), encoding="utf-8")
     return path

@@ -13,7 +13,6 @@ Who does what:
 from __future__ import annotations
 
 from locust import events
-from locust.contrib.fasthttp import FastHttpSession
 from locust.runners import MasterRunner, WorkerRunner
 
 import json
@@ -26,108 +25,68 @@ from typing import Any
 import gevent
 import psutil
 
-from scenarios.args import add_arguments
+from scenarios.api import BackendApi
+from scenarios.args import Options, add_arguments
 from scenarios.errors import ScenarioError
+from scenarios.http import Channel, Transport
 from scenarios.openmodel import combine_reports
 from scenarios.provision import provision
-from scenarios.runtime import runtime
+from scenarios.runtime import Role, Runtime
 from scenarios.seed import Seed, load_seed, parse_seed
 from scenarios.users import USER_CLASSES
 
-__all__ = ["install"]
+__all__ = ["install", "setup"]
 
 log = logging.getLogger("velro.scenarios")
 FLUSH_INTERVAL_S = 2.0
 MEMORY_CHECK_S = 5.0
 
 
-class _State:
-    """What this process knows beyond `runtime`: its role and what workers reported."""
-
-    def __init__(self) -> None:
-        self.role = "local"
-        self.seed_key: tuple[str, str, str] | None = None
-        self.seed_error: str | None = None
-        self.open_reports: dict[str, dict[str, Any]] = {}
-        self.gc_reports: dict[str, dict[str, Any]] = {}
+def _role(environment: Any) -> Role:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        return Role.MASTER
+    if isinstance(runner, WorkerRunner):
+        return Role.WORKER
+    return Role.LOCAL
 
 
-state = _State()
-
-
-def _write_json(name: str, payload: dict[str, Any]) -> None:
-    options = runtime.options
-    if options is None or not options.out:
+def _write_json(runtime: Runtime, name: str, payload: dict[str, Any]) -> None:
+    if not runtime.options.out:
         return
-    path = Path(options.out) / name
+    path = Path(runtime.options.out) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     os.replace(temporary, path)  # readers (the runner's watcher) never see half a file
 
 
-def _write_reports() -> None:
-    options = runtime.options
-    if options is None:
-        return
-    if state.role == "local":
-        state.open_reports["local"] = runtime.open_model.report()
-        state.gc_reports["local"] = runtime.gc.actions
-    _write_json("open_model.json", combine_reports(state.open_reports, options.open_rate or None))
+def _write_reports(runtime: Runtime) -> None:
+    if runtime.role is Role.LOCAL:
+        runtime.open_reports["local"] = runtime.open_model.report()
+        runtime.gc_reports["local"] = runtime.gc.actions
     _write_json(
+        runtime,
+        "open_model.json",
+        combine_reports(runtime.open_reports, runtime.options.open_rate or None),
+    )
+    _write_json(
+        runtime,
         "generator_actions.json",
         {
             "gc": "each generating process: gc.collect(); gc.freeze(); gc.disable() at test start, "
             "gc.unfreeze(); gc.enable() at test stop",
-            "processes": state.gc_reports,
+            "processes": runtime.gc_reports,
         },
     )
 
 
-def _flush() -> None:
-    worker = "master" if state.role == "master" else "local"
-    runtime.recorder.flush(worker)
-    _write_reports()
+def _flush(runtime: Runtime) -> None:
+    runtime.recorder.flush(runtime.role.value)
+    _write_reports(runtime)
 
 
-def _apply_workload(environment: Any) -> None:
-    """Set Locust's weight/fixed_count from the workload file; drop disabled classes."""
-    workload = runtime.workload
-    api = runtime.api
-    assert workload is not None
-    assert api is not None
-    for category, user_class in USER_CLASSES.items():
-        mix = workload.users[category]
-        user_class.weight = mix.weight
-        user_class.fixed_count = mix.fixed_count
-        off = api.category_off(category)
-        if off is not None and mix.enabled:
-            # an operation the backend lacks: its users do not run (its budgets are judged
-            # not applicable, from config.json's api.lacks)
-            log.warning("%s users off: %s", category, off)
-            user_class.weight = 0
-            user_class.fixed_count = 0
-    key_known = _service_key_known()
-    if (
-        not key_known
-        and USER_CLASSES["service_key"].weight + USER_CLASSES["service_key"].fixed_count
-    ):
-        log.warning(
-            "service-key users disabled: no service key (give --velro-fixtures from `velro seed` "
-            "with a key, or --velro-service-key / VELRO_PERF_SERVICE_KEY)"
-        )
-        USER_CLASSES["service_key"].weight = 0
-        USER_CLASSES["service_key"].fixed_count = 0
-    environment.user_classes[:] = [
-        user_class
-        for user_class in environment.user_classes
-        if user_class.weight or user_class.fixed_count
-    ]
-
-
-def _service_key_known() -> bool:
-    options = runtime.options
-    assert options is not None
+def _service_key_known(options: Options) -> bool:
     if options.service_key:
         return True
     if options.fixtures:
@@ -135,10 +94,36 @@ def _service_key_known() -> bool:
     return False
 
 
-def _obtain_seed(environment: Any) -> Seed:
+def _weigh_user_classes(environment: Any, runtime: Runtime) -> None:
+    """The environment's user classes become the workload's: weighed subclasses of the
+    classes it was given (a class picked on Locust's command line stays picked), without
+    those the workload switches off."""
+    present = {user_class.__name__ for user_class in environment.user_classes}
+    classes = {
+        category: user_class
+        for category, user_class in USER_CLASSES.items()
+        if user_class.__name__ in present
+    }
+    if runtime.workload.users["service_key"].enabled and not _service_key_known(runtime.options):
+        log.warning(
+            "service-key users disabled: no service key (give --velro-fixtures from `velro seed` "
+            "with a key, or --velro-service-key / VELRO_PERF_SERVICE_KEY)"
+        )
+        classes.pop("service_key", None)
+    for category in list(classes):
+        off = runtime.api.category_off(category)
+        if off is not None and runtime.workload.users[category].enabled:
+            # an operation the backend lacks: its users do not run (its budgets are judged
+            # not applicable, from config.json's api.lacks)
+            log.warning("%s users off: %s", category, off)
+            classes.pop(category)
+    ours = {user_class.__name__ for user_class in USER_CLASSES.values()}
+    others = [cls for cls in environment.user_classes if cls.__name__ not in ours]
+    environment.user_classes[:] = [*runtime.user_classes(classes), *others]
+
+
+def _obtain_seed(environment: Any, runtime: Runtime) -> Seed:
     options = runtime.options
-    assert options is not None
-    assert runtime.shape is not None
     if options.fixtures:
         seed = load_seed(options.fixtures)
         if options.service_key and not seed.service_key:
@@ -148,12 +133,7 @@ def _obtain_seed(environment: Any) -> Seed:
         raise ScenarioError(
             "no --host given; the scenarios need the target's base URL to provision"
         )
-    session = FastHttpSession(
-        base_url=environment.host,
-        request_event=environment.events.request,
-        user=None,
-        concurrency=16,
-    )
+    transport = Transport(environment.host, environment.events.request, concurrency=16)
     shape = runtime.shape
     log.info(
         "no --velro-fixtures: provisioning %d users, %d teams, %d projects on %s through the API",
@@ -162,57 +142,45 @@ def _obtain_seed(environment: Any) -> Seed:
         shape.seed_projects,
         environment.host,
     )
-    assert runtime.api is not None
-    return provision(
-        session,
-        runtime.api,
-        shape.seed_users,
-        shape.seed_teams,
-        shape.seed_projects,
-        options.service_key or None,
-        concurrency=runtime.api.setup_concurrency,
+    api = BackendApi(
+        Channel(transport, runtime.recorder, runtime.identity, category="setup"), runtime.api
     )
+    try:
+        return provision(
+            api,
+            runtime.identity,
+            shape.seed_users,
+            shape.seed_teams,
+            shape.seed_projects,
+            options.service_key or None,
+            concurrency=runtime.api.setup_concurrency,
+        )
+    finally:
+        transport.close()
 
 
-def _prepare_seed(environment: Any) -> None:
+def _prepare_seed(environment: Any, runtime: Runtime) -> None:
     """Load or provision the seed once per (host, fixtures) and keep it across tests."""
-    options = runtime.options
-    assert options is not None
-    assert runtime.shape is not None
     key = (
         str(environment.host),
-        options.fixtures or f"provision:{runtime.shape.name}",
-        str(options.api_file),
+        runtime.options.fixtures or f"provision:{runtime.shape.name}:{runtime.api.sha256}",
     )
-    if state.seed_key == key and runtime.seeds.seed is not None:
+    seeds = runtime.seeds
+    if seeds.key == key and seeds.source is not None:
         return
-    runtime.seeds.clear()
-    state.seed_error = None
+    seeds.clear()
     try:
-        runtime.seeds.set(_obtain_seed(environment))
-        state.seed_key = key
+        seeds.set(_obtain_seed(environment, runtime), key)
     except ScenarioError as error:
-        state.seed_error = str(error)
-        runtime.seeds.fail()
+        seeds.fail(str(error))
         log.error("%s", error)
         environment.process_exit_code = 2
         gevent.spawn_later(0.1, environment.runner.quit)
     finally:
-        _flush()
+        _flush(runtime)
         if environment.shape_class is not None:
             # provisioning is not part of the shape's stages: they start after it
             environment.shape_class.reset_time()
-
-
-def _setup_message() -> dict[str, Any]:
-    options = runtime.options
-    assert options is not None
-    seed = runtime.seeds.seed
-    return {
-        "seed": seed.to_json() if seed else None,
-        "error": state.seed_error,
-        "open_rate": options.open_rate,
-    }
 
 
 def _worker_count(environment: Any) -> int:
@@ -220,139 +188,175 @@ def _worker_count(environment: Any) -> int:
     return max(1, len(clients.ready) + len(clients.spawning) + len(clients.running))
 
 
-def _on_hello(environment: Any, msg: Any, **_kwargs: Any) -> None:
-    """Master: a worker asks for the seed at its test start."""
-    data = _setup_message()
-    data["processes"] = _worker_count(environment)
-    environment.runner.send_message("velro_setup", data, client_id=msg.node_id)
+class _Hooks:
+    """The listeners of one Environment; each finds the runtime on the environment."""
 
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.greenlets: list[gevent.Greenlet[Any, Any]] = []
 
-def _on_setup(environment: Any, msg: Any, **_kwargs: Any) -> None:
-    """Worker: the master's seed and the open-model share of this process."""
-    data = msg.data
-    rate = data.get("open_rate") or 0.0
-    runtime.open_model.start(rate / data.get("processes", 1) if rate else None)
-    if data.get("seed"):
-        runtime.seeds.set(parse_seed(data["seed"], "seed from the master"))
-    else:
-        log.error("the master has no seed: %s", data.get("error"))
-        runtime.seeds.fail()
+    @property
+    def runtime(self) -> Runtime:
+        return Runtime.of(self.environment)
 
+    def install(self, role: Role) -> None:
+        environment = self.environment
+        hooks = environment.events
+        hooks.test_start.add_listener(self.on_test_start)
+        hooks.test_stop.add_listener(self.on_test_stop)
+        hooks.quitting.add_listener(self.on_quitting)
+        if role is Role.MASTER:
+            environment.runner.register_message("velro_hello", self.on_hello)
+            hooks.worker_report.add_listener(self.on_worker_report)
+        elif role is Role.WORKER:
+            environment.runner.register_message("velro_setup", self.on_setup)
+            hooks.report_to_master.add_listener(self.on_report_to_master)
+        if role.generates:
+            self.greenlets.append(gevent.spawn(self.memory_watch))
+        if role.writes:
+            self.greenlets.append(gevent.spawn(self.flusher))
 
-def _configure(environment: Any) -> None:
-    runtime.configure(environment.parsed_options)
-    assert runtime.options is not None
-    runtime.recorder.configure(runtime.options.out, writes=state.role != "worker")
+    def flusher(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_INTERVAL_S)
+            try:
+                _flush(self.runtime)
+            except OSError as error:
+                log.error("could not write the run files: %s", error)
 
+    def memory_watch(self) -> None:
+        process = psutil.Process()
+        while True:
+            gevent.sleep(MEMORY_CHECK_S)
+            self.runtime.gc.check_memory(process.memory_info().rss / 2**20)
 
-def _on_init(environment: Any, **_kwargs: Any) -> None:
-    runner = environment.runner
-    if isinstance(runner, MasterRunner):
-        state.role = "master"
-        runner.register_message("velro_hello", _on_hello)
-    elif isinstance(runner, WorkerRunner):
-        state.role = "worker"
-        runner.register_message("velro_setup", _on_setup)
-    else:
-        state.role = "local"
-    environment.events.request.add_listener(runtime.recorder.on_request)
-    if state.role != "master":
-        gevent.spawn(_memory_watch)
-    try:
-        _configure(environment)
-    except ScenarioError as error:
-        if state.role == "worker":
-            # a worker learns the master's options with its first spawn; try again then
-            log.info("options not usable yet on this worker (%s); retrying at test start", error)
+    def on_hello(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
+        """Master: a worker asks for the seed at its test start."""
+        runtime = self.runtime
+        source = runtime.seeds.source
+        data = {
+            "seed": source.seed.to_json() if source else None,
+            "error": runtime.seeds.error,
+            "open_rate": runtime.options.open_rate,
+            "processes": _worker_count(environment),
+        }
+        environment.runner.send_message("velro_setup", data, client_id=msg.node_id)
+
+    def on_setup(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
+        """Worker: the master's seed and the open-model share of this process."""
+        runtime = self.runtime
+        data = msg.data
+        rate = data.get("open_rate") or 0.0
+        runtime.open_model.start(rate / data.get("processes", 1) if rate else None)
+        if data.get("seed"):
+            runtime.seeds.set(parse_seed(data["seed"], "seed from the master"))
+        else:
+            log.error("the master has no seed: %s", data.get("error"))
+            runtime.seeds.fail(str(data.get("error")))
+
+    def on_test_start(self, environment: Any, **_kwargs: Any) -> None:
+        runtime = self.runtime
+        if runtime.role is Role.WORKER:
+            # a worker learns the master's options with its first spawn
+            try:
+                options = Options.from_parsed(environment.parsed_options)
+                if options != runtime.options:
+                    runtime = runtime.with_options(options)
+                    runtime.attach(environment)
+            except ScenarioError as error:
+                log.error("%s", error)
+                environment.process_exit_code = 2
+                gevent.spawn_later(0.1, environment.runner.quit)
+                return
+            runtime.seeds.clear()
+            runtime.gc.test_start()
+            environment.runner.send_message("velro_hello", {"pid": os.getpid()})
             return
-        log.error("%s", error)
-        sys.exit(2)
-    if state.role != "worker":
-        _apply_workload(environment)
-        gevent.spawn(_flusher)
+        _prepare_seed(environment, runtime)
+        if runtime.role is Role.LOCAL:
+            runtime.open_model.start(runtime.options.open_rate or None)
+            runtime.gc.test_start()
+
+    def on_test_stop(self, environment: Any, **_kwargs: Any) -> None:
+        runtime = self.runtime
+        if runtime.role.generates:
+            runtime.gc.test_stop()
+        if runtime.role.writes:
+            _flush(runtime)
+
+    def on_quitting(self, environment: Any, **_kwargs: Any) -> None:
+        runtime = self.runtime
+        if runtime.role.writes:
+            _flush(runtime)
+        gevent.killall(self.greenlets, block=False)
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+        runtime = self.runtime
+        data["velro_samples"] = runtime.recorder.take()
+        data["velro_open"] = runtime.open_model.report()
+        data["velro_gc"] = runtime.gc.actions
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+        runtime = self.runtime
+        rows = data.get("velro_samples")
+        if rows:
+            runtime.recorder.write(rows, client_id)
+        if "velro_open" in data:
+            runtime.open_reports[client_id] = data["velro_open"]
+        if "velro_gc" in data:
+            runtime.gc_reports[client_id] = data["velro_gc"]
+
+
+def _build(environment: Any, role: Role) -> Runtime:
+    options = Options.from_parsed(environment.parsed_options)
+    try:
+        return Runtime.build(options, role)
+    except ScenarioError as error:
+        if role is not Role.WORKER:
+            raise
+        # a worker on another machine may lack the master's files; it runs on the master's
+        # options from its first spawn, and on the defaults until then
+        log.info(
+            "options not usable on this worker yet (%s); the master's come at test start", error
+        )
+        return Runtime.build(Options.from_parsed(None), role)
+
+
+def setup(environment: Any) -> Runtime:
+    """Build the environment's runtime, attach it and register its listeners; returns it.
+
+    Raises ScenarioError for unusable options (the init listener exits 2 with the message).
+    """
+    role = _role(environment)
+    runtime = _build(environment, role)
+    runtime.attach(environment)
+    if role.writes:
+        _weigh_user_classes(environment, runtime)
+    _Hooks(environment).install(role)
     options = runtime.options
-    assert options is not None
     log.info(
         "velro scenarios: shape %r, API %s, workload %s, out %s, seed %s, %s model",
-        runtime.shape.name if runtime.shape else None,
-        options.api_file,
+        runtime.shape.name,
+        runtime.api.source,
         runtime.workload_file,
         options.out or "(no samples)",
         options.fixtures or "provisioned through the API",
         f"open ({options.open_rate:g} rps)" if options.open_rate else "closed",
     )
+    return runtime
 
 
-def _flusher() -> None:
-    while True:
-        gevent.sleep(FLUSH_INTERVAL_S)
-        try:
-            _flush()
-        except OSError as error:
-            log.error("could not write the run files: %s", error)
-
-
-def _memory_watch() -> None:
-    process = psutil.Process()
-    while True:
-        gevent.sleep(MEMORY_CHECK_S)
-        runtime.gc.check_memory(process.memory_info().rss / 2**20)
-
-
-def _on_test_start(environment: Any, **_kwargs: Any) -> None:
+def _on_init(environment: Any, **_kwargs: Any) -> None:
     try:
-        _configure(environment)
+        setup(environment)
     except ScenarioError as error:
         log.error("%s", error)
-        environment.process_exit_code = 2
-        gevent.spawn_later(0.1, environment.runner.quit)
-        return
-    if state.role == "worker":
-        runtime.seeds.clear()
-        runtime.gc.test_start()
-        environment.runner.send_message("velro_hello", {"pid": os.getpid()})
-        return
-    _prepare_seed(environment)
-    if state.role == "local":
-        assert runtime.options is not None
-        runtime.open_model.start(runtime.options.open_rate or None)
-        runtime.gc.test_start()
-
-
-def _on_test_stop(environment: Any, **_kwargs: Any) -> None:
-    if state.role != "master":
-        runtime.gc.test_stop()
-    if state.role != "worker":
-        _flush()
-
-
-def _on_quitting(environment: Any, **_kwargs: Any) -> None:
-    if state.role != "worker":
-        _flush()
-
-
-def _on_report_to_master(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
-    data["velro_samples"] = runtime.recorder.take()
-    data["velro_open"] = runtime.open_model.report()
-    data["velro_gc"] = runtime.gc.actions
-
-
-def _on_worker_report(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
-    rows = data.get("velro_samples")
-    if rows:
-        runtime.recorder.write(rows, client_id)
-    if "velro_open" in data:
-        state.open_reports[client_id] = data["velro_open"]
-    if "velro_gc" in data:
-        state.gc_reports[client_id] = data["velro_gc"]
+        sys.exit(2)
 
 
 def install() -> None:
-    """Register the listeners; called once by the locustfile."""
-    events.init_command_line_parser.add_listener(add_arguments)
-    events.init.add_listener(_on_init)
-    events.test_start.add_listener(_on_test_start)
-    events.test_stop.add_listener(_on_test_stop)
-    events.quitting.add_listener(_on_quitting)
-    events.report_to_master.add_listener(_on_report_to_master)
-    events.worker_report.add_listener(_on_worker_report)
+    """Register the listeners that build each Environment's runtime; called once by the
+    locustfile."""
+    # locust's EventHook.add_listener has no annotations
+    events.init_command_line_parser.add_listener(add_arguments)  # type: ignore[no-untyped-call]
+    events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]

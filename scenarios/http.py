@@ -1,110 +1,204 @@
-"""One way to make a checked request: request id, category, open-model timing, verdict."""
+"""How the scenarios send: a lean keep-alive transport, and checked, recorded requests.
+
+Why not Locust's FastHttpSession: its UserAgent layer (a compat request object and URL parse
+per request, redirects, cookies) and its catch_response context cost about a sixth of the
+generator's CPU per request under load (py-spy, benchmarks/generator_cost.py), and the suite
+sends prebuilt paths to one host. The transport talks to geventhttpclient's HTTPClient, the
+HTTP/1.1 client under FastHttpSession, and reports every request to Locust's
+`events.request` as FastHttpSession does, so Locust's statistics, failures table, web UI and
+distributed mode see the same requests.
+"""
 
 from __future__ import annotations
 
+from locust.exception import CatchResponseError
+
+import json as jsonlib
+import time
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from scenarios.apifile import ApiFile
-from scenarios.checks import ALL_PROMISES, Expect, Verdict, verify
-from scenarios.identity import identity
+from geventhttpclient import HTTPClient
 
-__all__ = ["call", "send"]
+from scenarios.checks import ALL_PROMISES, Expect, Verdict, header_value, verify
+from scenarios.identity import IdentitySource
+from scenarios.openmodel import OpenModel
+from scenarios.recorder import SampleRecorder
+
+__all__ = ["Answer", "Channel", "Transport"]
+
+# FastHttpSession's defaults: a stalled target is waited for, never cut short by the client
+TIMEOUT_S = 60.0
+_JSON = {"Content-Type": "application/json"}
 
 
-def call(
-    client: Any,
-    method: str,
-    url: str,
-    *,
-    name: str,
-    category: str,
-    expects: Sequence[Expect],
-    json: Any = None,
-    data: str | None = None,
-    token: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    intended_start: float | None = None,
-    label: str | None = None,
-    promises: Collection[str] = ALL_PROMISES,
-) -> Verdict:
-    """Send one request through a Locust FastHttpSession and judge it with `catch_response`.
+@dataclass(frozen=True)
+class Answer:
+    """What came back: status 0 and `error` when no response did."""
 
-    An answer the scenario expects (an expected 401, 404 or 429 too) is a Locust success;
-    anything else is a Locust failure whose message says what was expected and what came.
-    With `intended_start` (open model) the latency Locust and samples.csv record is counted
-    from the intended start, not from the moment the request could be sent. `data` is a body
-    already encoded (a form), sent as is.
+    status: int
+    headers: Any
+    content: bytes
+    started: float  # epoch seconds, when the request was sent
+    elapsed_ms: float
+    error: Exception | None = None
+
+
+class Transport:
+    """Keep-alive HTTP/1.1 to the base URL's host through geventhttpclient's HTTPClient.
+
+    `concurrency` connections at most (one per simulated user; provisioning shares one
+    transport among its greenlets)."""
+
+    def __init__(self, base_url: str, request_event: Any, *, concurrency: int = 1) -> None:
+        parts = urlsplit(base_url)
+        self.request_event = request_event
+        self.base_url = base_url.rstrip("/")
+        self.prefix = parts.path.rstrip("/")
+        self.client = HTTPClient.from_url(
+            base_url,
+            concurrency=concurrency,
+            connection_timeout=TIMEOUT_S,
+            network_timeout=TIMEOUT_S,
+        )
+
+    def send(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> Answer:
+        started = time.time()
+        began = time.perf_counter()
+        try:
+            response = self.client.request(method, self.prefix + path, body=body, headers=headers)
+            content = response.read()
+        except Exception as error:
+            return Answer(0, None, b"", started, (time.perf_counter() - began) * 1000, error)
+        elapsed_ms = (time.perf_counter() - began) * 1000
+        return Answer(response.status_code, response.info(), content, started, elapsed_ms)
+
+    def report(
+        self,
+        method: str,
+        name: str,
+        path: str,
+        answer: Answer,
+        response_time_ms: float,
+        exception: Exception | None,
+        context: dict[str, Any],
+    ) -> None:
+        """Locust's `events.request`, with the fields FastHttpSession gives it."""
+        self.request_event.fire(
+            request_type=method,
+            name=name,
+            response_time=response_time_ms,
+            response_length=len(answer.content),
+            response=None,
+            context=context,
+            exception=exception,
+            start_time=answer.started,
+            url=self.base_url + path,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Channel:
+    """Checked, recorded requests through one Transport.
+
+    `headers` go with every request (a simulated user's X-Forwarded-For); `category` is the
+    samples.csv category of a request that does not name its own. In the open model the user
+    sets `intended` (the next slot of the schedule) before a task; the task's first measured
+    request takes it (a setup login inside a task never takes the slot of the measured one).
     """
-    request_id = identity.request_id()
-    sent = {"X-Request-ID": request_id, **(headers or {})}
-    if token is not None:
-        sent["Authorization"] = f"Bearer {token}"
-    with client.request(
-        method,
-        url,
-        name=name,
-        json=json,
-        data=data,
-        headers=sent,
-        catch_response=True,
-        context={"category": category},
-    ) as response:
-        meta = response.request_meta
-        if intended_start is not None:
-            started = meta["start_time"]
+
+    def __init__(
+        self,
+        transport: Transport,
+        recorder: SampleRecorder,
+        identity: IdentitySource,
+        *,
+        category: str,
+        headers: Mapping[str, str] | None = None,
+        open_model: OpenModel | None = None,
+    ) -> None:
+        self.transport = transport
+        self.recorder = recorder
+        self.identity = identity
+        self.category = category
+        self.headers = dict(headers or {})
+        self.open_model = open_model
+        self.intended: float | None = None
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        name: str,
+        expects: Sequence[Expect],
+        category: str | None = None,
+        json: Any = None,
+        data: str | None = None,
+        token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        label: str | None = None,
+        promises: Collection[str] = ALL_PROMISES,
+    ) -> Verdict:
+        """Send one request, judge it, report it to Locust and record its row.
+
+        An answer the scenario expects (an expected 401, 404 or 429 too) is a Locust success;
+        anything else is a Locust failure whose message says what was expected and what came.
+        With an intended start (open model) the latency Locust and samples.csv record is
+        counted from the intended start, not from the moment the request could be sent.
+        `data` is a body already encoded (a form, with its Content-Type in `headers`);
+        `promises` are the checks the backend's API file promises on every answer.
+        """
+        category = category or self.category
+        intended = None
+        if category != "setup":
+            intended, self.intended = self.intended, None
+        request_id = self.identity.request_id()
+        sent = {"X-Request-ID": request_id, **self.headers, **(headers or {})}
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json, separators=(",", ":")).encode()
+            sent.update(_JSON)
+        elif data is not None:
+            body = data.encode()
+        answer = self.transport.send(method, url, body, sent)
+        started = answer.started
+        latency_ms = answer.elapsed_ms
+        if intended is not None:
             # a request woken a hair early is measured from when it really started
-            effective = min(intended_start, started)
-            meta["context"]["intended_start"] = effective
-            meta["response_time"] += (started - effective) * 1000
+            effective = min(intended, started)
+            latency_ms += (started - effective) * 1000
+            started = effective
         verdict = verify(
-            response.status_code,
-            response.headers,
-            response.content,
-            request_id,
-            expects,
-            promises,
+            answer.status, answer.headers, answer.content, request_id, expects, promises
         )
         if verdict.ok:
-            response.success()
+            failure = None
         else:
-            # `label` names the variant when one request name covers several (bad token kinds)
-            response.failure(f"{label}: {verdict.message}" if label else verdict.message)
-    return verdict
-
-
-def send(
-    client: Any,
-    api: ApiFile,
-    key: str,
-    values: Mapping[str, str],
-    *,
-    category: str,
-    expects: Sequence[Expect],
-    token: str | None = None,
-    service_key: str | None = None,
-    send_credentials: bool = True,
-    suffix: str = "",
-    headers: Mapping[str, str] | None = None,
-    intended_start: float | None = None,
-    label: str | None = None,
-) -> Verdict:
-    """Send the API file's operation `key` with these placeholder values and judge it: the
-    one path from an operation to a checked request, for users and provisioning alike."""
-    prepared = api.op(key).prepare(
-        values, token=token, service_key=service_key, send_credentials=send_credentials
-    )
-    return call(
-        client,
-        prepared.method,
-        prepared.path,
-        name=prepared.name + suffix,
-        category=category,
-        expects=expects,
-        json=prepared.json,
-        data=prepared.data,
-        headers={**prepared.headers, **(headers or {})},
-        intended_start=intended_start,
-        label=label,
-        promises=api.promises,
-    )
+            # `label` names the variant when one request name covers several (bad tokens)
+            message = f"{label}: {verdict.message}" if label else verdict.message
+            failure = CatchResponseError(message)
+        context: dict[str, Any] = {"category": category}
+        if intended is not None:
+            context["intended_start"] = started
+        self.transport.report(method, name, url, answer, latency_ms, failure, context)
+        self.recorder.record(
+            started,
+            f"{method} {name}",
+            category,
+            latency_ms,
+            answer.status,
+            verdict.ok,
+            header_value(answer.headers, "Server-Timing"),
+        )
+        if intended is not None and self.open_model is not None:
+            self.open_model.done(intended, answer.started, time.time())
+        return verdict

@@ -11,7 +11,7 @@ import itertools
 import os
 import secrets
 
-__all__ = ["EMAIL_DOMAIN", "IdentitySource", "identity"]
+__all__ = ["EMAIL_DOMAIN", "IdentitySource"]
 
 # example.com is reserved for documentation (RFC 2606) yet passes email validators that
 # reject special-use names such as .test or .invalid
@@ -55,6 +55,3 @@ class IdentitySource:
         """An X-Request-ID matching ^[A-Za-z0-9._-]{1,64}$ so the server must echo it."""
         tag = self.tag
         return f"vp-{tag}-{next(self._requests)}"
-
-
-identity = IdentitySource()

@@ -1,6 +1,5 @@
-"""Provisioning: create through the backend's API (its API file's operations) the seed a
-backend that is not the reference service lacks (users, teams, projects, grants), and
-describe it as a `Seed`.
+"""Provisioning: create through the contract's API the seed a backend that is not the
+reference service lacks (users, teams, projects, grants), and describe it as a `Seed`.
 
 Every request here is category `setup`: recorded, never judged. Roles are kept simple:
 owners own, every grant is `viewer`, so `shared`/`team` projects are readable and only
@@ -16,10 +15,10 @@ from typing import Any
 
 import gevent.pool
 
-from scenarios.apifile import ApiFile, field_value
+from scenarios.api import BackendApi
+from scenarios.checks import Verdict
 from scenarios.errors import ProvisioningError
-from scenarios.http import send
-from scenarios.identity import identity
+from scenarios.identity import IdentitySource
 from scenarios.seed import Seed, SeedUser
 
 __all__ = ["Plan", "plan", "provision"]
@@ -97,77 +96,50 @@ def plan(users: int, teams: int, projects: int, user_grants: bool = True) -> Pla
 
 
 class _Steps:
-    """The API calls of provisioning, each an operation of the API file, each checked; a
-    refusal raises ProvisioningError."""
+    """The API calls of provisioning, each checked; a refusal raises ProvisioningError."""
 
-    def __init__(self, client: Any, api: ApiFile, password: str) -> None:
-        self.client = client
+    def __init__(self, api: BackendApi, password: str) -> None:
         self.api = api
         self.password = password
 
-    def _do(
-        self,
-        step: str,
-        key: str,
-        values: dict[str, str],
-        token: str | None = None,
-        **checks: Any,
-    ) -> Any:
-        operation = self.api.op(key)
-        verdict = send(
-            self.client,
-            self.api,
-            key,
-            values,
-            category="setup",
-            expects=operation.success(**checks),
-            token=token,
-        )
+    def _ok(self, step: str, verdict: Verdict) -> Verdict:
         if not verdict.ok:
+            source = self.api.described.source
             raise ProvisioningError(
-                f"provisioning step {step!r} ({operation.endpoint}) failed: {verdict.message}; "
-                f"does the target serve what {self.api.source} describes? "
-                f"(`velro-perf api check {self.api.source} --target URL` tries each operation)"
+                f"provisioning step {step!r} failed: {verdict.message}; does the target serve "
+                f"what {source} describes? (`velro-perf api check {source} --target URL` "
+                "tries each operation)"
             )
-        return verdict.data
-
-    def _id(self, key: str, data: Any) -> str:
-        field = self.api.op(key).id_field
-        return str(field_value(data, field)) if field else ""
+        return verdict
 
     def register(self, email: str) -> str:
-        values = {"email": email, "password": self.password, "name": "Velro perf seed"}
-        return self._id(
-            "register", self._do("register users", "register", values, same_email=email)
-        )
+        verdict = self.api.register(email, self.password, full_name="Velro perf seed")
+        return self.api.id_of("register", self._ok("register users", verdict))
 
     def login(self, email: str) -> str:
-        data = self._do("log users in", "login", {"email": email, "password": self.password})
-        token_field = self.api.op("login").token_field
-        assert token_field is not None  # the parser requires it
-        return str(field_value(data, token_field))
+        verdict = self._ok("log users in", self.api.login(email, self.password))
+        token = self.api.token_of(verdict)
+        assert token is not None  # a login verdict that is ok carries the token field
+        return token[0]
 
     def team(self, token: str, name: str) -> str:
-        return self._id(
-            "team_create", self._do("create teams", "team_create", {"name": name}, token)
-        )
+        verdict = self._ok("create teams", self.api.create_team(token, name))
+        return self.api.id_of("team_create", verdict)
 
     def member(self, token: str, team_id: str, user_id: str) -> None:
-        values = {"team_id": team_id, "user_id": user_id}
-        self._do("add team members", "team_member_add", values, token)
+        self._ok("add team members", self.api.add_member(token, team_id, user_id))
 
     def project(self, token: str, name: str) -> str:
-        data = self._do("create projects", "project_create", {"name": name}, token)
-        return self._id("project_create", data)
+        verdict = self._ok("create projects", self.api.create_project(token, name))
+        return self.api.id_of("project_create", verdict)
 
     def grant(self, token: str, project_id: str, kind: str, subject: str) -> None:
-        values = {"project_id": project_id, "role": "viewer", f"{kind}_id": subject}
-        self._do("grant projects", f"grant_{kind}", values, token)
+        self._ok("grant projects", self.api.grant(token, project_id, kind, subject, "viewer"))
 
 
 def provision(
-    client: Any,
-    api: ApiFile,
+    api: BackendApi,
+    identity: IdentitySource,
     users: int,
     teams: int,
     projects: int,
@@ -179,15 +151,16 @@ def provision(
     as the file says. Teams, projects and grants are made only where the backend has them."""
     if not api.has("register", "login"):
         raise ProvisioningError(
-            f"{api.source} describes no register operation, so the users the scenarios sign in "
-            "as cannot be created; describe [operations.register] or give --velro-fixtures"
+            f"{api.described.source} describes no register operation, so the users the "
+            "scenarios sign in as cannot be created; describe [operations.register] or give "
+            "--velro-fixtures"
         )
     if not api.has("project_create"):
         projects = 0
     if not api.has("team_create", "team_member_add", "grant_team"):
         teams = 0
     layout = plan(users, teams, projects, user_grants=api.has("grant_user"))
-    steps = _Steps(client, api, f"Vp-{secrets.token_urlsafe(12)}")
+    steps = _Steps(api, f"Vp-{secrets.token_urlsafe(12)}")
     pool = gevent.pool.Pool(concurrency)
 
     def each(function: Callable[..., Any], *columns: list[Any]) -> list[Any]:

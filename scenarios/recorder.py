@@ -1,7 +1,7 @@
 """Exact recording: every request as one row of <out>/samples.csv (docs/run-format.md).
 
 Locust's own statistics round response times into buckets; the gate needs the exact
-figures. A listener on `events.request` keeps one row per request. Workers hand their rows
+figures. scenarios.http records one row per request it sends. Workers hand their rows
 to the master through Locust's reporting channel (`events.report_to_master`, every 3 s and
 once more on quit); the master appends each batch on `events.worker_report`. A
 non-distributed process writes its own rows. The file is appended and flushed every couple
@@ -38,16 +38,6 @@ SAMPLES_KEY = "velro_samples"
 Row = list[Any]
 
 
-def _server_timing(response: Any) -> str | None:
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    value = headers.get("Server-Timing") or headers.get("server-timing")
-    if isinstance(value, list | tuple):
-        return ", ".join(str(item) for item in value)
-    return None if value is None else str(value)
-
-
 class SampleRecorder:
     """Buffers request rows and writes them to samples.csv."""
 
@@ -64,34 +54,29 @@ class SampleRecorder:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def on_request(
+    def record(
         self,
-        request_type: str,
-        name: str,
-        response_time: float,
-        response_length: int = 0,
-        response: Any = None,
-        context: dict[str, Any] | None = None,
-        exception: BaseException | None = None,
-        start_time: float | None = None,
-        **_kwargs: Any,
+        ts: float,
+        endpoint: str,
+        category: str,
+        latency_ms: float,
+        status: int,
+        expected: bool,
+        server_timing: str | None,
     ) -> None:
-        """`events.request` listener."""
+        """One request: `ts` its start (the intended start in the open model), `endpoint`
+        "METHOD name", the raw Server-Timing header (parsed here, once per request)."""
         if not self.enabled:
             return
-        context = context or {}
-        timing = parse_server_timing(_server_timing(response))
-        # ts is the intended start in the open model (set by scenarios.http), else the start
-        ts = context.get("intended_start", start_time)
-        status = getattr(response, "status_code", 0) or 0
+        timing = parse_server_timing(server_timing)
         self._rows.append(
             [
                 ts,
-                f"{request_type} {name}",
-                context.get("category", "unknown"),
-                response_time,
-                int(status),
-                0 if exception is not None else 1,
+                endpoint,
+                category,
+                latency_ms,
+                status,
+                1 if expected else 0,
                 timing.app,
                 timing.db,
                 timing.hash,

@@ -1,106 +1,221 @@
-"""The process-wide state the users and event hooks share: options, shape, workload, API
-file, seed, recorder, open-model schedule and GC guard. Configured from Locust's parsed
-options at init and again at test start (a worker learns the master's options only with its
-first spawn)."""
+"""One Locust Environment's scenario state, built whole when Locust initialises and attached
+to that Environment, as Locust's own examples read `environment.parsed_options`.
+
+`Runtime.of(environment)` is how users, the shape and the event hooks reach it: options,
+shape, workload, the backend's API file, the user classes with the workload's weights,
+seed, recorder, open-model schedule, GC guard and identity. Nothing lives in a module global,
+so two Environments in one process (the unit tests) never share state, and the shared user
+classes are never rewritten.
+"""
 
 from __future__ import annotations
 
 import itertools
+import logging
 import random
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import gevent
 import gevent.event
 
 from scenarios.apifile import ApiFile, load_api
 from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
 from scenarios.errors import ScenarioConfigError
 from scenarios.generator import GcGuard
+from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
 from scenarios.seed import Seed, SeedUser
 from scenarios.shapes import Shape, load_shapes
 from scenarios.workload import Workload, load_workload
 
-__all__ = ["Runtime", "SeedStore", "runtime"]
+__all__ = ["ATTRIBUTE", "Role", "Runtime", "SeedSource", "SeedStore"]
+
+log = logging.getLogger("velro.scenarios")
+
+# the Environment attribute that holds the runtime
+ATTRIBUTE = "velro"
 
 
-class SeedStore:
-    """The seed, once loaded or provisioned; users wait for it in on_start."""
+class Role(StrEnum):
+    """What this process is in a Locust run."""
 
-    def __init__(self) -> None:
-        self._ready = gevent.event.Event()
-        self.seed: Seed | None = None
-        self._cycle: Iterator[SeedUser] | None = None
+    LOCAL = "local"  # one process: generates load and writes the run files
+    MASTER = "master"  # distributes the seed and writes what its workers report
+    WORKER = "worker"  # generates load and reports to the master
 
-    def set(self, seed: Seed) -> None:
+    @property
+    def generates(self) -> bool:
+        return self is not Role.MASTER
+
+    @property
+    def writes(self) -> bool:
+        return self is not Role.WORKER
+
+
+class SeedSource:
+    """A seed and a never-ending walk over its users."""
+
+    def __init__(self, seed: Seed) -> None:
         self.seed = seed
         # a random starting point: processes do not all begin with the same seed user
         start = random.randrange(len(seed.users))
-        self._cycle = itertools.cycle(seed.users[start:] + seed.users[:start])
-        self._ready.set()
-
-    def fail(self) -> None:
-        """No seed will come: waiting users give up at once."""
-        self.seed = None
-        self._cycle = None
-        self._ready.set()
-
-    def clear(self) -> None:
-        self.seed = None
-        self._cycle = None
-        self._ready.clear()
-
-    def wait(self, timeout: float) -> Seed | None:
-        self._ready.wait(timeout)
-        return self.seed
+        self._cycle: Iterator[SeedUser] = itertools.cycle(seed.users[start:] + seed.users[:start])
 
     def next_user(self) -> SeedUser:
-        assert self._cycle is not None, "seed not ready"
         return next(self._cycle)
 
 
-class Runtime:
-    def __init__(self) -> None:
-        self.options: Options | None = None
-        self.shape: Shape | None = None
-        self.workload: Workload | None = None
-        self.workload_file: Path | None = None
-        self.api: ApiFile | None = None
-        self.seeds = SeedStore()
-        self.recorder = SampleRecorder()
-        self.open_model = OpenModel()
-        self.gc = GcGuard()
-        self.processes = 1
+class SeedStore:
+    """The seed, once loaded, provisioned or received; users wait for it in on_start."""
 
-    def configure(self, parsed_options: Any) -> None:
-        """Read options and the shapes/workload files; raises ScenarioConfigError."""
-        options = Options.from_parsed(parsed_options)
+    def __init__(self) -> None:
+        self._ready = gevent.event.Event()
+        self.source: SeedSource | None = None
+        # what the seed was made for (host, fixtures): a second test on the same reuses it
+        self.key: tuple[str, str] | None = None
+        self.error: str | None = None
+
+    def set(self, seed: Seed, key: tuple[str, str] | None = None) -> None:
+        self.source = SeedSource(seed)
+        self.key = key
+        self.error = None
+        self._ready.set()
+
+    def fail(self, error: str) -> None:
+        """No seed will come: waiting users give up at once."""
+        self.source = None
+        self.key = None
+        self.error = error
+        self._ready.set()
+
+    def clear(self) -> None:
+        self.source = None
+        self.key = None
+        self._ready.clear()
+
+    def wait(self, timeout: float) -> SeedSource | None:
+        self._ready.wait(timeout)
+        return self.source
+
+
+def _user_classes(workload: Workload, classes: Mapping[str, type[Any]]) -> list[type[Any]]:
+    """A subclass of each enabled user class carrying the workload's weight, same name.
+
+    Locust dispatches users to workers by class name, so the names stay; the shared classes
+    of scenarios.users keep their own attributes (another Environment may weigh them
+    differently)."""
+    weighed = []
+    for category, base in classes.items():
+        mix = workload.users[category]
+        if mix.enabled:
+            weighed.append(
+                type(
+                    base.__name__,
+                    (base,),
+                    {
+                        "weight": mix.weight,
+                        "fixed_count": mix.fixed_count,
+                        "__module__": base.__module__,
+                        "__doc__": base.__doc__,
+                    },
+                )
+            )
+    return weighed
+
+
+@dataclass
+class Runtime:
+    """The scenario state of one Environment."""
+
+    options: Options
+    shape: Shape
+    workload: Workload
+    workload_file: Path
+    role: Role
+    # the backend's API file (targets/contract.toml unless --velro-api says otherwise)
+    api: ApiFile
+    seeds: SeedStore = field(default_factory=SeedStore)
+    recorder: SampleRecorder = field(default_factory=SampleRecorder)
+    open_model: OpenModel = field(default_factory=OpenModel)
+    gc: GcGuard = field(default_factory=GcGuard)
+    identity: IdentitySource = field(default_factory=IdentitySource)
+    # what each generating process reported (master), or this process's own (local)
+    open_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gc_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _retired: set[str] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, options: Options, role: Role) -> Runtime:
+        """Read the shapes and workload files the options name; raises ScenarioConfigError."""
         shapes = load_shapes(options.shapes_file)
         if options.shape not in shapes:
             raise ScenarioConfigError(
                 f"--velro-shape is {options.shape!r}, not defined in {str(options.shapes_file)!r}; "
                 f"use one of {sorted(shapes)}"
             )
-        self.options = options
-        self.shape = shapes[options.shape]
-        self.workload_file = (
+        shape = shapes[options.shape]
+        workload_file = (
             options.workload_file
-            or self.shape.workload_file(options.shapes_file)
+            or shape.workload_file(options.shapes_file)
             or resolve(DEFAULT_WORKLOAD)
         )
-        self.workload = load_workload(self.workload_file)
-        self.api = load_api(options.api_file)
-        self.gc.rss_limit_mb = options.gc_rss_limit_mb
+        runtime = cls(
+            options=options,
+            shape=shape,
+            workload=load_workload(workload_file),
+            workload_file=workload_file,
+            role=role,
+            api=load_api(options.api_file),
+        )
+        runtime.recorder.configure(options.out, writes=role.writes)
+        runtime.gc.rss_limit_mb = options.gc_rss_limit_mb
+        return runtime
+
+    def with_options(self, options: Options) -> Runtime:
+        """The runtime for other options (a worker learns the master's at its first spawn),
+        keeping what this process did and knows: identity, GC guard, seed, reports."""
+        fresh = Runtime.build(options, self.role)
+        fresh.identity = self.identity
+        fresh.gc = self.gc
+        fresh.gc.rss_limit_mb = options.gc_rss_limit_mb
+        fresh.seeds = self.seeds
+        fresh.open_reports = self.open_reports
+        fresh.gc_reports = self.gc_reports
+        return fresh
+
+    def attach(self, environment: Any) -> None:
+        setattr(environment, ATTRIBUTE, self)
+
+    @staticmethod
+    def of(environment: Any) -> Runtime:
+        """The runtime attached to `environment`; ScenarioConfigError when there is none."""
+        runtime = getattr(environment, ATTRIBUTE, None)
+        if not isinstance(runtime, Runtime):
+            raise ScenarioConfigError(
+                "this Locust Environment has no velro runtime; run the users through "
+                "locustfile.py (or call scenarios.hooks.setup(environment) in a test)"
+            )
+        return runtime
+
+    def user_classes(self, classes: Mapping[str, type[Any]]) -> list[type[Any]]:
+        """The enabled user classes weighed by the workload (see _user_classes)."""
+        return _user_classes(self.workload, classes)
 
     def wait_s(self) -> float:
-        low, high = self.shape.wait_s if self.shape else (1.0, 3.0)
+        low, high = self.shape.wait_s
         return random.uniform(low, high)
 
-    def now(self) -> float:
-        return time.time()
+    def retire(self, reason: str) -> NoReturn:
+        """End the calling user quietly: the reason is logged once per process.
 
-
-runtime = Runtime()
+        GreenletExit ends User.run through its normal path (on_stop) without the traceback
+        Locust logs for a StopUser raised in on_start."""
+        if reason not in self._retired:
+            self._retired.add(reason)
+            log.error("stopping users: %s", reason)
+        raise gevent.GreenletExit

@@ -30,7 +30,9 @@ def test_two_processes_with_the_same_pid_still_differ() -> None:
 
 def test_emails_from_separate_worker_processes_do_not_collide() -> None:
     script = (
-        "from scenarios.identity import identity\nfor _ in range(2000): print(identity.email())"
+        "from scenarios.identity import IdentitySource\n"
+        "identity = IdentitySource()\n"
+        "for _ in range(2000): print(identity.email())"
     )
     outputs = [
         subprocess.run(

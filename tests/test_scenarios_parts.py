@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scenarios.errors import ScenarioConfigError
+from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel, combine_reports
 from scenarios.provision import plan
 from scenarios.recorder import COLUMNS, SampleRecorder
@@ -18,35 +19,20 @@ from scenarios.seed import Seed, SeedUser, parse_seed
 from scenarios.tokens import alg_none, bad_token, tampered
 
 
-class _Response:
-    """The two attributes of a Locust response the recorder reads."""
-
-    def __init__(self, status_code: int, headers: dict[str, str]) -> None:
-        self.status_code = status_code
-        self.headers = headers
-
-
 def test_the_recorder_writes_one_exact_row_per_request(tmp_path: Path) -> None:
     recorder = SampleRecorder()
     recorder.configure(str(tmp_path), writes=True)
-    recorder.on_request(
-        request_type="GET",
-        name="/api/v1/projects/{id}",
-        response_time=12.345678901,
-        response=_Response(404, {"Server-Timing": 'app;dur=1.5, db;dur=0.25, cache;desc="L1"'}),
-        context={"category": "authorization"},
-        exception=None,
-        start_time=1700000000.125,
+    recorder.record(
+        1700000000.125,
+        "GET /api/v1/projects/{id}",
+        "authorization",
+        12.345678901,
+        404,
+        True,
+        'app;dur=1.5, db;dur=0.25, cache;desc="L1"',
     )
-    recorder.on_request(
-        request_type="POST",
-        name="/api/v1/auth/login",
-        response_time=3.0,
-        response=_Response(0, {}),
-        context={"category": "login", "intended_start": 1700000000.0},
-        exception=ConnectionError("refused"),
-        start_time=1700000000.5,
-    )
+    # the open model's intended start is the ts the sender gives; a failure has status 0
+    recorder.record(1700000000.0, "POST /api/v1/auth/login", "login", 3.0, 0, False, None)
     recorder.flush("local")
     recorder.write([[1.0, "GET /x", "setup", 1.0, 200, 1, None, None, None, None]], "worker-7")
     with (tmp_path / "samples.csv").open(newline="") as handle:
@@ -82,20 +68,14 @@ def test_the_recorder_writes_one_exact_row_per_request(tmp_path: Path) -> None:
 def test_a_recorder_without_out_dir_records_nothing(tmp_path: Path) -> None:
     recorder = SampleRecorder()
     recorder.configure("", writes=True)
-    recorder.on_request(request_type="GET", name="/", response_time=1.0, start_time=1.0)
+    recorder.record(1.0, "GET /", "authentication", 1.0, 200, True, None)
     assert recorder.take() == []
 
 
 def test_a_workers_recorder_buffers_for_the_master(tmp_path: Path) -> None:
     recorder = SampleRecorder()
     recorder.configure(str(tmp_path), writes=False)
-    recorder.on_request(
-        request_type="GET",
-        name="/",
-        response_time=1.0,
-        start_time=1.0,
-        context={"category": "login"},
-    )
+    recorder.record(1.0, "GET /", "login", 1.0, 200, True, None)
     assert len(recorder.take()) == 1
     assert not (tmp_path / "samples.csv").exists()
 
@@ -186,17 +166,16 @@ def test_the_seed_round_trips_and_a_bad_one_is_named() -> None:
         )
 
 
-def _tag_in_child(queue: multiprocessing.Queue[str]) -> None:
-    from scenarios.identity import identity
+_IDENTITY = IdentitySource()
 
-    queue.put(identity.tag)
+
+def _tag_in_child(queue: multiprocessing.Queue[str]) -> None:
+    queue.put(_IDENTITY.tag)
 
 
 def test_a_forked_process_gets_its_own_email_tag() -> None:
     # `locust --processes N` forks after the locustfile was imported
-    from scenarios.identity import identity
-
-    parent = identity.tag
+    parent = _IDENTITY.tag
     context = multiprocessing.get_context("fork")
     queue: multiprocessing.Queue[str] = context.Queue()
     child = context.Process(target=_tag_in_child, args=(queue,))

@@ -23,11 +23,13 @@ import httpx
 from scenarios.apifile import ApiFile, Prepared, field_value, load_api
 from scenarios.checks import Expect, Verdict, verify
 from scenarios.errors import ScenarioConfigError
-from scenarios.identity import identity
+from scenarios.identity import IdentitySource
 from velro_perf.errors import EXIT_FAIL, EXIT_PASS, ConfigError, TargetUnreachableError
 
 __all__ = ["Step", "check_api", "run_api_check"]
 
+# one source of unique emails and request ids for the whole check
+identity = IdentitySource()
 _SECRET_FIELDS = re.compile(r"(password=|'password': ')[^&',}]*")
 
 

@@ -1,0 +1,33 @@
+"""The least a Locust test can do per request: the yardstick of benchmarks/generator_cost.py.
+
+One FastHttpUser class, as Locust's documentation writes one: log in once, then
+`GET /api/v1/auth/me` with the bearer token, no checks beyond Locust's own status check, no
+recording beyond Locust's statistics. GENCOST_FIXTURES names the `velro seed` fixtures file;
+GENCOST_WAIT is "min,max" seconds between requests.
+"""
+
+from __future__ import annotations
+
+from locust import FastHttpUser, between, task
+
+import json
+import os
+import random
+
+_SEED = json.loads(open(os.environ["GENCOST_FIXTURES"], encoding="utf-8").read())  # noqa: SIM115
+_LOW, _HIGH = (float(part) for part in os.environ.get("GENCOST_WAIT", "0.05,0.15").split(","))
+
+
+class MinimalUser(FastHttpUser):
+    wait_time = between(_LOW, _HIGH)
+
+    def on_start(self) -> None:
+        user = random.choice(_SEED["users"])
+        answer = self.client.post(
+            "/api/v1/auth/login", json={"email": user["email"], "password": _SEED["password"]}
+        )
+        self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    @task
+    def me(self) -> None:
+        self.client.get("/api/v1/auth/me", headers=self.headers)

@@ -1,0 +1,299 @@
+"""The user classes and hooks in-process, on a Locust Environment, against the real reference
+service (`velro serve` on a loopback port, seeded by `velro seed`).
+
+Each test builds an Environment as locust's main does, lets scenarios.hooks.setup attach the
+runtime, and calls a user's on_start and tasks directly: every request crosses a real socket
+and is checked, counted by Locust and recorded as samples.csv rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scenarios.errors import ScenarioConfigError
+from scenarios.hooks import setup
+from scenarios.runtime import Runtime
+from scenarios.users import (
+    AbuseUser,
+    AuthorizationUser,
+    LoginUser,
+    RegistrationUser,
+    ServiceKeyUser,
+    TokenAuthUser,
+    VelroUser,
+)
+from tests.conftest import free_port
+from tests.locust_inprocess import Environment, Events
+
+BIN = Path(sys.executable).parent
+ALL = [AbuseUser, AuthorizationUser, LoginUser, RegistrationUser, ServiceKeyUser, TokenAuthUser]
+SHAPES = """
+[shapes.unit]
+warmup_s = 0
+wait_s = [0.5, 1.5]
+seed_users = 6
+seed_teams = 2
+seed_projects = 12
+stages = [ { duration_s = 5, users = 4, spawn_rate = 4 } ]
+"""
+WORKLOAD = """
+[users]
+authentication = { weight = 3 }
+authorization = { weight = 1 }
+login = { fixed_count = 1 }
+registration = { weight = 0 }
+service_key = { weight = 1 }
+abuse = { fixed_count = 1 }
+"""
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`velro serve` on a free port; yields (base URL, the fixtures file `velro seed` wrote)."""
+    workdir = tmp_path_factory.mktemp("velro-users")
+    env = {
+        **os.environ,
+        "VELRO_DATABASE_URL": f"sqlite:///{workdir / 'v.db'}",
+        "VELRO_REDIS_URL": "",
+        "VELRO_ARGON2_MEMORY_KIB": "1024",
+        "VELRO_ARGON2_TIME_COST": "1",
+        "VELRO_LOG_LEVEL": "warning",
+    }
+    velro = str(BIN / "velro")
+    fixtures = workdir / "fixtures.json"
+    for argv in (
+        [velro, "db", "init"],
+        [velro, "seed", "--users", "6", "--teams", "2", "--projects", "12", "--out", str(fixtures)],
+    ):
+        subprocess.run(argv, env=env, capture_output=True, check=True, timeout=120)
+    port = free_port()
+    log = (workdir / "serve.log").open("w")
+    server = subprocess.Popen(
+        [velro, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail((workdir / "serve.log").read_text()[-2000:])
+            time.sleep(0.2)
+        yield base, fixtures
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        log.close()
+
+
+Build = Callable[..., Environment]
+
+
+@pytest.fixture
+def environment(service: tuple[str, Path], tmp_path: Path) -> Iterator[Build]:
+    """`environment(**options)`: an Environment set up as locust's main would, its test
+    started (seed loaded); stopped and quit afterwards."""
+    base, fixtures = service
+    (tmp_path / "shapes.toml").write_text(SHAPES, encoding="utf-8")
+    (tmp_path / "workload.toml").write_text(WORKLOAD, encoding="utf-8")
+    built: list[Environment] = []
+
+    def build(user_classes: list[type[VelroUser]] | None = None, **options: Any) -> Environment:
+        values: dict[str, Any] = {
+            "velro_shape": "unit",
+            "velro_shapes": str(tmp_path / "shapes.toml"),
+            "velro_workload": str(tmp_path / "workload.toml"),
+            "velro_out": "",
+            "velro_fixtures": str(fixtures),
+            "velro_open_rate": 0.0,
+            "velro_service_key": "",
+            "velro_gc_rss_limit_mb": 2048.0,
+        }
+        parsed = argparse.Namespace(**{**values, **options})
+        env = Environment(
+            user_classes=list(user_classes or ALL),
+            host=base,
+            events=Events(),
+            parsed_options=parsed,
+        )
+        env.create_local_runner()
+        setup(env)
+        env.velro_test_users = []  # type: ignore[attr-defined]
+        env.events.test_start.fire(environment=env)
+        built.append(env)
+        return env
+
+    yield build
+    for env in built:
+        for user in env.velro_test_users:  # type: ignore[attr-defined]
+            user.client.close()  # its keep-alive connection to the service
+        env.events.test_stop.fire(environment=env)
+        env.events.quitting.fire(environment=env)
+
+
+def _user(env: Environment, user_class: type[VelroUser]) -> Any:
+    """A user of `user_class` on `env`, its host set as Locust's runner sets it at start."""
+    user = type(user_class.__name__, (user_class,), {"host": env.host})(env)
+    env.velro_test_users.append(user)  # type: ignore[attr-defined]  # closed by the fixture
+    return user
+
+
+def _rows(env: Environment) -> list[list[Any]]:
+    return Runtime.of(env).recorder.take()
+
+
+def test_a_token_user_logs_in_once_then_checks_who_it_is(environment: Build) -> None:
+    env = environment(velro_out="")
+    runtime = Runtime.of(env)
+    runtime.recorder.enabled = True  # rows without a run folder: read them from the buffer
+    user = _user(env, TokenAuthUser)
+    user.on_start()
+    user.who_am_i()
+    user.who_am_i()
+    rows = _rows(env)
+    assert [(row[1], row[2], row[4], row[5]) for row in rows] == [
+        ("POST /api/v1/auth/login", "setup", 200, 1),
+        ("GET /api/v1/auth/me", "authentication", 200, 1),
+        ("GET /api/v1/auth/me", "authentication", 200, 1),
+    ]
+    assert all(row[3] > 0 and row[6] is not None for row in rows)  # latency, st_app
+    stats = env.stats.get("/api/v1/auth/me", "GET")
+    assert (stats.num_requests, stats.num_failures) == (2, 0)
+
+
+def test_authorization_users_get_the_decision_the_seed_implies(environment: Build) -> None:
+    env = environment()
+    runtime = Runtime.of(env)
+    runtime.recorder.enabled = True
+    user = _user(env, AuthorizationUser)
+    user.on_start()
+    for _ in range(40):
+        user.decide()
+    rows = [row for row in _rows(env) if row[2] == "authorization"]
+    assert len(rows) == 40
+    assert {row[1] for row in rows} == {"GET /api/v1/authz/check", "GET /api/v1/projects/{id}"}
+    assert all(row[5] == 1 for row in rows), rows
+    # the denied relation answers 404 on a project read (no existence oracle)
+    assert {row[4] for row in rows} <= {200, 404}
+
+
+def test_abuse_users_expect_every_refusal_the_contract_promises(environment: Build) -> None:
+    env = environment()
+    Runtime.of(env).recorder.enabled = True
+    user = _user(env, AbuseUser)
+    user.on_start()
+    for _ in range(12):  # the account limit is 10 failed logins a minute: then 429
+        user.wrong_password()
+    user.bad_bearer()
+    user.bad_service_key()
+    rows = [row for row in _rows(env) if row[2] == "abuse"]
+    statuses = [row[4] for row in rows]
+    assert 401 in statuses[:12], statuses
+    assert 429 in statuses[:12], statuses
+    assert statuses[12:] == [401, 401]
+    assert all(row[5] == 1 for row in rows), rows
+    assert env.stats.total.num_failures == 0
+
+
+def test_login_registration_and_service_key_users_send_what_they_are_for(
+    environment: Build,
+) -> None:
+    env = environment()
+    Runtime.of(env).recorder.enabled = True
+    for user_class, task in (
+        (LoginUser, "log_in"),
+        (RegistrationUser, "register"),
+        (ServiceKeyUser, "lookup"),
+    ):
+        user = _user(env, user_class)
+        user.on_start()
+        getattr(user, task)()
+    rows = _rows(env)
+    assert [(row[1], row[2], row[4], row[5]) for row in rows] == [
+        ("POST /api/v1/auth/login", "login", 200, 1),
+        ("POST /api/v1/auth/register", "registration", 201, 1),
+        ("GET /api/v1/internal/users/{id}", "service_key", 200, 1),
+    ]
+
+
+def test_an_unexpected_answer_is_a_locust_failure_and_a_row_marked_unexpected(
+    environment: Build, tmp_path: Path, service: tuple[str, Path]
+) -> None:
+    seed = json.loads(service[1].read_text())
+    seed["password"] = "not-the-password"
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(seed), encoding="utf-8")
+    env = environment(velro_fixtures=str(wrong), velro_out=str(tmp_path / "run"))
+    user = _user(env, LoginUser)
+    user.on_start()
+    user.log_in()
+    Runtime.of(env).recorder.flush("local")
+    lines = (tmp_path / "run" / "samples.csv").read_text().splitlines()
+    row = lines[1].split(",")
+    assert (row[1], row[2], row[4], row[5]) == ("POST /api/v1/auth/login", "login", "401", "0")
+    errors = list(env.stats.errors.values())
+    assert len(errors) == 1
+    assert "expected 200, got 401 invalid_credentials" in str(errors[0].error)
+
+
+def test_the_workload_weighs_this_environment_only(environment: Build, tmp_path: Path) -> None:
+    env = environment()
+    weights = {cls.__name__: (cls.weight, cls.fixed_count) for cls in env.user_classes}
+    # registration has weight 0 in this workload: off; the others as the file says
+    assert weights == {
+        "AbuseUser": (0, 1),
+        "AuthorizationUser": (1, 0),
+        "LoginUser": (0, 1),
+        "ServiceKeyUser": (1, 0),
+        "TokenAuthUser": (3, 0),
+    }
+    assert all(issubclass(cls, VelroUser) for cls in env.user_classes)
+    # the shared classes keep their own attributes, so another Environment starts afresh
+    assert (TokenAuthUser.weight, LoginUser.fixed_count) == (1, 0)
+    other = tmp_path / "other.toml"
+    other.write_text("[users]\nregistration = { weight = 2 }\n", encoding="utf-8")
+    second = environment(velro_workload=str(other))
+    assert [(cls.__name__, cls.weight) for cls in second.user_classes] == [("RegistrationUser", 2)]
+    assert {cls.__name__ for cls in env.user_classes} == set(weights)
+
+
+def test_open_model_users_start_on_the_schedule_and_count_from_it(environment: Build) -> None:
+    env = environment(velro_open_rate=20.0)
+    runtime = Runtime.of(env)
+    runtime.recorder.enabled = True
+    user = _user(env, TokenAuthUser)
+    user.on_start()  # logs in (setup, off the schedule), then sleeps to its first slot
+    for _ in range(5):
+        time.sleep(user.wait_time())
+        user.who_am_i()
+    rows = [row for row in _rows(env) if row[2] == "authentication"]
+    report = runtime.open_model.report()
+    assert report["completed"] == 5
+    assert report["scheduled"] >= 6
+    # ts is each request's intended slot: 1/20 s apart on one user's claims
+    slots = [row[0] for row in rows]
+    assert all(later > earlier for earlier, later in itertools.pairwise(slots))
+
+
+def test_an_environment_without_the_runtime_says_how_to_get_one() -> None:
+    with pytest.raises(ScenarioConfigError, match=r"no velro runtime.*hooks\.setup"):
+        Runtime.of(Environment(user_classes=[TokenAuthUser], events=Events()))
