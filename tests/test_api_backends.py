@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -53,14 +54,8 @@ abuse = { fixed_count = 1 }
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve(app: str, cwd: Path, log: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     handle = log.open("w")
     server = subprocess.Popen(
         [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)],
