@@ -189,6 +189,14 @@ def test_the_notes_backend_is_load_tested_through_its_api_file_alone(
     endpoints = {e["endpoint"]: e for e in summary["endpoints"]}  # type: ignore[attr-defined]
     assert endpoints["GET /v2/notes/{id}"]["failures"] == 0
     assert "POST /v2/oauth/token [wrong password]" in endpoints
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    table = (run_dir / "summary.md").read_text()
+    assert table.startswith("### velro-perf: ")
+    assert "API `notes` (`" in table
+    assert "| authorization.p95 | < 75 ms |" in table
+    # the report tells the story and the verdict first, the raw configuration last
+    html = (run_dir / "report.html").read_text()
+    assert html.index('id="verdict"') < html.index('id="prd"') < html.index('id="metadata"')
     assert summary["api"] == {
         "name": "notes",
         "file": str(NOTES_FILE),
