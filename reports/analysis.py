@@ -30,10 +30,12 @@ from reports.budgets import Budget, Budgets
 from reports.counters import cache_counters
 from reports.loading import RunData, load_run
 from reports.runfiles import (
+    ApiNamed,
     BudgetResult,
     BudgetVerdict,
     EndpointRow,
     LocustFigures,
+    RunConfig,
     Summary,
     Verdict,
 )
@@ -112,6 +114,7 @@ def summarize_data(data: RunData, budgets: Budgets) -> Summary:
         "shape": config.get("shape"),
         "service_profile": config.get("service_profile"),
         "target": config.get("target"),
+        "api": _api_named(config),
         "config_hash": config.get("config_hash"),
         "started_at": meta.get("started_at"),
         "measured_from": data.measured_from,
@@ -124,6 +127,14 @@ def summarize_data(data: RunData, budgets: Budgets) -> Summary:
         "config": config,
         "meta": meta,
     }
+
+
+def _api_named(config: RunConfig) -> ApiNamed | None:
+    """The API file the run drove, as summary.json names it: name, file and SHA-256."""
+    api = config.get("api")
+    if not isinstance(api, dict):
+        return None
+    return {"name": api.get("name"), "file": config.get("api_file"), "sha256": api.get("sha256")}
 
 
 # ---------------------------------------------------------------- latencies by endpoint
@@ -250,10 +261,14 @@ def _judge(
     elif not b.applies_to(data.shape):
         base["note"] = f"judged only on shape(s) {', '.join(b.shapes or ())}, not {data.shape}"
     elif b.kind == "latency":
-        lat = _pooled(by_endpoint, b.endpoints)
-        assert b.percentile is not None  # validated by load_budgets
-        _put(base, percentile_ci(lat, b.percentile), b)
-        base["note"] = f"from samples.csv: {len(lat):,} requests to {', '.join(b.endpoints)}"
+        endpoints, lacking = _budget_endpoints(b, data.config)
+        if not endpoints:
+            base["note"] = lacking
+        else:
+            lat = _pooled(by_endpoint, endpoints)
+            assert b.percentile is not None  # validated by load_budgets
+            _put(base, percentile_ci(lat, b.percentile), b)
+            base["note"] = f"from samples.csv: {len(lat):,} requests to {', '.join(endpoints)}"
     elif b.kind == "error_rate":
         judged = data.judged
         k = int((judged["expected"].to_numpy() == 0).sum())
@@ -277,6 +292,25 @@ def _judge(
         _judge_users(base, b, data, budgets)
     base["sentence"] = sentence(base, b)
     return base
+
+
+def _budget_endpoints(b: Budget, config: RunConfig) -> tuple[tuple[str, ...], str]:
+    """The endpoints a latency budget judges in this run, or none and why.
+
+    A run that records its API file (config.json `api`) is judged on the endpoints of the
+    budget's operations there; a budget whose operations the backend lacks is not applicable,
+    with the API file's reason. Runs without one are judged on the budget's own `endpoints`.
+    """
+    api = config.get("api")
+    if not b.operations or not isinstance(api, dict):
+        return b.endpoints, ""
+    described = api.get("operations") or {}
+    endpoints = tuple(str(described[op]) for op in b.operations if op in described)
+    if endpoints:
+        return endpoints, ""
+    lacks = api.get("lacks") or {}
+    reasons = sorted({str(lacks.get(op) or f"no {op} operation") for op in b.operations})
+    return (), f"the backend has no {' or '.join(b.operations)}: " + "; ".join(reasons)
 
 
 def _put(out: BudgetResult, iv: Interval, b: Budget) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from scenarios.errors import ScenarioConfigError
 
-__all__ = ["DEFAULT_WORKLOAD", "PROJECT_ROOT", "Options", "add_arguments", "resolve"]
+__all__ = ["DEFAULT_API", "DEFAULT_WORKLOAD", "PROJECT_ROOT", "Options", "add_arguments", "resolve"]
 
 # relative paths in defaults are relative to the project, not to wherever locust runs
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +27,11 @@ def add_arguments(parser: Any) -> None:
         "--velro-workload",
         default="",
         help="workload weights file (TOML); default: the shape's own, else fixtures/workload.toml",
+    )
+    parser.add_argument(
+        "--velro-api",
+        default=DEFAULT_API,
+        help="API file (TOML) describing the target's operations, see docs/api-file.md",
     )
     parser.add_argument(
         "--velro-out",
@@ -60,6 +65,8 @@ def add_arguments(parser: Any) -> None:
 
 
 DEFAULT_WORKLOAD = "fixtures/workload.toml"
+# the contract of CONTRACT.md, which the reference service serves: the first API file
+DEFAULT_API = "targets/contract.toml"
 
 
 def resolve(path: str) -> Path:
@@ -75,6 +82,7 @@ class Options:
     shape: str
     shapes_file: Path
     workload_file: Path | None  # None: the shape's own workload, else fixtures/workload.toml
+    api_file: Path
     out: str
     fixtures: str
     open_rate: float
@@ -101,6 +109,7 @@ class Options:
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),
             workload_file=resolve(workload) if workload else None,
+            api_file=resolve(str(get("velro_api", DEFAULT_API) or DEFAULT_API)),
             out=str(get("velro_out", "")),
             fixtures=str(get("velro_fixtures", "")),
             open_rate=rate,

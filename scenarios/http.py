@@ -15,14 +15,14 @@ from locust.exception import CatchResponseError
 
 import json as jsonlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from geventhttpclient import HTTPClient
 
-from scenarios.checks import Expect, Verdict, header_value, verify
+from scenarios.checks import ALL_PROMISES, Expect, Verdict, header_value, verify
 from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
@@ -140,9 +140,11 @@ class Channel:
         expects: Sequence[Expect],
         category: str | None = None,
         json: Any = None,
+        data: str | None = None,
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
         label: str | None = None,
+        promises: Collection[str] = ALL_PROMISES,
     ) -> Verdict:
         """Send one request, judge it, report it to Locust and record its row.
 
@@ -150,6 +152,8 @@ class Channel:
         anything else is a Locust failure whose message says what was expected and what came.
         With an intended start (open model) the latency Locust and samples.csv record is
         counted from the intended start, not from the moment the request could be sent.
+        `data` is a body already encoded (a form, with its Content-Type in `headers`);
+        `promises` are the checks the backend's API file promises on every answer.
         """
         category = category or self.category
         intended = None
@@ -163,6 +167,8 @@ class Channel:
         if json is not None:
             body = jsonlib.dumps(json, separators=(",", ":")).encode()
             sent.update(_JSON)
+        elif data is not None:
+            body = data.encode()
         answer = self.transport.send(method, url, body, sent)
         started = answer.started
         latency_ms = answer.elapsed_ms
@@ -171,7 +177,9 @@ class Channel:
             effective = min(intended, started)
             latency_ms += (started - effective) * 1000
             started = effective
-        verdict = verify(answer.status, answer.headers, answer.content, request_id, expects)
+        verdict = verify(
+            answer.status, answer.headers, answer.content, request_id, expects, promises
+        )
         if verdict.ok:
             failure = None
         else:

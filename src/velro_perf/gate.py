@@ -15,6 +15,7 @@ from reports.budgets import load_budgets as _load_budgets
 from reports.errors import BudgetError, ReportError
 from reports.history import append_history
 from reports.junit import write_junit
+from reports.markdown import write_markdown
 from reports.render import render_report
 from reports.runfiles import Summary, Verdict
 from velro_perf.errors import ConfigError
@@ -50,11 +51,12 @@ def exit_code_of(summary: Summary) -> int:
 
 
 def judge_run(run_dir: Path, budgets: Budgets) -> Summary:
-    """Summarise `run_dir`, write summary.json and junit.xml; returns the summary."""
+    """Summarise `run_dir`, write summary.json, junit.xml and summary.md; returns the summary."""
     try:
         summary = summarize(run_dir, budgets)
         write_summary(run_dir, summary)
         write_junit(summary, run_dir / "junit.xml")
+        write_markdown(summary, run_dir / "summary.md")
     except ReportError as exc:
         raise ConfigError(f"could not judge run {run_dir}: {exc}") from exc
     return summary
