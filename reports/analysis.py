@@ -11,20 +11,12 @@ confidence interval straddles the bound is inconclusive, not pass"):
   list, and for microbenchmark budgets in a load run (they are judged from pytest-benchmark's
   JSON, see reports.benchjson).
 
-The cache hit rate over the tiers is defined as
-
-    lookups = L1 hits + L1 misses          (every lookup starts at L1)
-    hits    = L1 hits + L2 hits + L3 hits  (answered by some tier, not by the source)
-
-over the counters' increase between the first scrape of metrics.jsonl at or after
-``measured_from`` and the last one, summed over the service's worker processes (each scrape is
-answered by one of them, with its own counters: see counter_increases), with Wilson's 95 %
-interval.
+The cache hit rate is defined in reports/counters.py, the validity of a run in
+reports/validity.py, and the sentences a stakeholder reads in reports/sentences.py.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from pathlib import Path
@@ -35,44 +27,33 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from reports.budgets import Budget, Budgets
+from reports.counters import cache_counters
 from reports.loading import RunData, load_run
 from reports.runfiles import (
     ApiNamed,
     BudgetResult,
     BudgetVerdict,
     EndpointRow,
-    GeneratorHealth,
     LocustFigures,
     RunConfig,
     Summary,
     Verdict,
 )
+from reports.sentences import bound_text, sentence
 from reports.stats import Interval, clopper_pearson, percentile_ci, percentiles, wilson
-from reports.units import MISSING, fmt_ms
+from reports.validity import generator_health, invalid_reasons, measured_duration
 
 __all__ = [
-    "CPU_SATURATED",
-    "MIN_SAMPLES",
-    "TIERS",
-    "bound_text",
-    "cache_counters",
-    "counter_increases",
+    "ENDPOINT_QS",
     "endpoint_latencies",
-    "fmt_value",
     "judge_interval",
     "summarize",
     "summarize_data",
-    "tier_counts",
     "write_summary",
 ]
 
-CPU_SATURATED = 90.0  # % of one core: above it the generator, not the target, sets the pace
-CPU_SUSTAINED_S = 10  # seconds in a row over CPU_SATURATED that also invalidate a run
-MIN_SAMPLES = 100  # fewer judged requests than this cannot bound any percentile we gate on
-UNREACHABLE_SHARE = 0.5  # half the requests without any response: the target was not there
 USERS_WINDOW_S = 10  # the users budget judges latency in windows of this many seconds
 USERS_WINDOW_MIN = 20  # a window with fewer samples of a budget's endpoints says nothing of it
-TIERS = ("L1", "L2", "L3")
 ENDPOINT_QS = (50.0, 90.0, 95.0, 99.0, 99.9)
 LOCUST_QS = {"p50": "50%", "p90": "90%", "p95": "95%", "p99": "99%", "p999": "99.9%", "max": "100%"}
 
@@ -111,11 +92,11 @@ def summarize_data(data: RunData, budgets: Budgets) -> Summary:
     """summarize() on an already opened run, so the report reads samples.csv once."""
     judged = data.judged
     by_endpoint = endpoint_latencies(judged)
-    generator = _generator_health(data)
+    generator = generator_health(data)
     results = [_judge(b, data, by_endpoint, budgets) for b in budgets]
-    invalid = _invalid_reasons(data, generator)
+    invalid = invalid_reasons(data, generator)
     verdict = Verdict.of((r["verdict"] for r in results), invalid=bool(invalid))
-    duration = _measured_duration(data)
+    duration = measured_duration(data)
     meta, config = data.meta, data.config
     warnings = []
     if meta and not meta.get("complete", False):
@@ -309,7 +290,7 @@ def _judge(
             base["note"] = f"from metrics.jsonl: {hits:,} hits in L1+L2+L3 over {lookups:,} lookups"
     elif b.kind == "users":
         _judge_users(base, b, data, budgets)
-    base["sentence"] = _sentence(base, b)
+    base["sentence"] = sentence(base, b)
     return base
 
 
@@ -343,75 +324,6 @@ def _put(out: BudgetResult, iv: Interval, b: Budget) -> None:
             "verdict": judge_interval(iv, b),
         }
     )
-
-
-def counter_increases(metrics: list[dict[str, Any]], measured_from: float) -> pd.DataFrame:
-    """Per scrape after warm-up, how much each cache counter grew since the previous scrape of
-    the same service process.
-
-    A multi-process service answers each scrape from whichever worker accepted it, each with its
-    own counters, so consecutive scrapes are compared only within one process (the body's
-    ``process`` id; a body without one is one process). A counter that went down was reset (a
-    restarted worker): its increase is counted from its new value. Columns: ts, process, then
-    ``L1.hits``, ``L1.misses``, ... for the counters present.
-    """
-    series: dict[str, list[tuple[float, dict[str, float]]]] = {}
-    for m in metrics:
-        ts = m.get("ts")
-        body = m.get("metrics")
-        cache = body.get("cache") if isinstance(body, dict) else None
-        if not isinstance(ts, int | float) or ts < measured_from or not isinstance(cache, dict):
-            continue
-        assert isinstance(body, dict)
-        process = str(body.get("process", ""))
-        series.setdefault(process, []).append((float(ts), tier_counts(cache)))
-    rows: list[dict[str, Any]] = []
-    for process, scrapes in series.items():
-        scrapes.sort(key=lambda r: r[0])
-        for (_, prev), (ts, cur) in itertools.pairwise(scrapes):
-            row: dict[str, Any] = {"ts": ts, "process": process}
-            for key, value in cur.items():
-                before = prev.get(key, 0.0)
-                row[key] = value - before if value >= before else value
-            rows.append(row)
-    if not rows:
-        return pd.DataFrame(columns=["ts", "process"])
-    return pd.DataFrame(rows).sort_values("ts", kind="stable").reset_index(drop=True)
-
-
-def cache_counters(
-    metrics: list[dict[str, Any]], measured_from: float
-) -> tuple[int | None, int | None]:
-    """(hits, lookups) over L1+L2+L3 after warm-up, as defined in the module docstring."""
-    inc = counter_increases(metrics, measured_from)
-    if inc.empty:
-        return None, None
-
-    def total(key: str) -> float:
-        return float(inc[key].fillna(0).sum()) if key in inc else 0.0
-
-    lookups = total("L1.hits") + total("L1.misses")
-    hits = sum(total(f"{t}.hits") for t in TIERS)
-    # (0, 0): counters were served but nothing was looked up (a cache that is off or unused)
-    return int(min(hits, lookups)), int(lookups)
-
-
-def tier_counts(cache: dict[str, Any]) -> dict[str, float]:
-    """Counters per tier; tolerant of lower-case tier names and of a nested "tiers" object,
-    and of tiers or counters that are absent (a target may serve no cache at all)."""
-    out = {}
-    if isinstance(cache.get("tiers"), dict):
-        cache = cache["tiers"]
-    lowered = {str(k).upper(): v for k, v in cache.items()}
-    for tier in TIERS:
-        t = lowered.get(tier)
-        if not isinstance(t, dict):
-            continue
-        for key in ("hits", "misses"):
-            v = t.get(key)
-            if isinstance(v, int | float) and math.isfinite(v):
-                out[f"{tier}.{key}"] = float(v)
-    return out
 
 
 def _judge_users(base: BudgetResult, b: Budget, data: RunData, budgets: Budgets) -> None:
@@ -462,120 +374,3 @@ def _users_series(data: RunData) -> pd.DataFrame:
     if not gen.empty and gen["users"].notna().any():
         return gen[["ts", "users"]].dropna()
     return pd.DataFrame(columns=["ts", "users"])
-
-
-# ---------------------------------------------------------------- validity
-
-
-def _generator_health(data: RunData) -> GeneratorHealth:
-    gen = data.generator
-    out: GeneratorHealth = {
-        "cpu_max": None,
-        "cpu_p95": None,
-        "saturated": False,
-        "sustained_s": 0,
-        "intended_rps": None,
-        "achieved_rps": None,
-    }
-    if not gen.empty:
-        g = gen[gen["ts"] >= data.measured_from]
-        cpu = g["cpu_percent_max"].dropna().to_numpy(dtype=np.float64)
-        if len(cpu):
-            out["cpu_max"] = float(cpu.max())
-            out["cpu_p95"] = percentiles(np.sort(cpu), (95.0,))[0]
-            out["sustained_s"] = _longest_run(cpu > CPU_SATURATED)
-            out["saturated"] = bool(
-                (out["cpu_p95"] or 0) > CPU_SATURATED or out["sustained_s"] >= CPU_SUSTAINED_S
-            )
-        intended = g["intended_rps"].dropna()
-        if len(intended):
-            out["intended_rps"] = float(intended.mean())
-        achieved = g["achieved_rps"].dropna()
-        if len(achieved):
-            out["achieved_rps"] = float(achieved.mean())
-    if out["achieved_rps"] is None:
-        d = _measured_duration(data)
-        out["achieved_rps"] = (len(data.judged) / d) if d else None
-    return out
-
-
-def _longest_run(flags: NDArray[np.bool_]) -> int:
-    best = cur = 0
-    for f in flags:
-        cur = cur + 1 if f else 0
-        best = max(best, cur)
-    return best
-
-
-def _invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
-    reasons = []
-    n = len(data.judged)
-    if n == 0:
-        reasons.append("no samples after warm-up: samples.csv is absent, empty or all warm-up")
-    elif n < MIN_SAMPLES:
-        reasons.append(f"only {n} requests after warm-up (fewer than {MIN_SAMPLES})")
-    else:
-        share = float((data.judged["status"].to_numpy() == 0).mean())
-        if share >= UNREACHABLE_SHARE:
-            reasons.append(f"target unreachable: {share:.0%} of requests got no response")
-    if generator["saturated"]:
-        reasons.append(
-            f"generator CPU {generator['cpu_p95']:.0f} % at p95, {generator['cpu_max']:.0f} % "
-            f"at most (over {CPU_SATURATED:.0f} % of a core): the load generator, not the "
-            "target, set the pace"
-        )
-    return reasons
-
-
-def _measured_duration(data: RunData) -> float | None:
-    ts = data.judged["ts"]
-    if len(ts) < 2:
-        return None
-    d = float(ts.max()) - data.measured_from
-    return d if d > 0 else None
-
-
-# ---------------------------------------------------------------- sentences
-
-
-def fmt_value(kind: str, value: float | None) -> str:
-    """A measured value as a stakeholder reads it: ms, %, users."""
-    if value is None:
-        return MISSING
-    if kind in ("latency", "microbenchmark"):
-        return fmt_ms(value)
-    if kind in ("hit_rate", "error_rate"):
-        pct = value * 100
-        return f"{pct:.1f} %" if kind == "hit_rate" else f"{pct:.3f} %"
-    return f"{value:,.0f}"
-
-
-def bound_text(b: Budget) -> str:
-    """The bound as the PRD states it: "< 50 ms", "≥ 95 %", "≤ 0.1 %", "≥ 10,000"."""
-    if b.kind in ("latency", "microbenchmark"):
-        return f"< {b.max:g} ms"
-    if b.kind == "hit_rate":
-        return f"≥ {(b.min or 0) * 100:g} %"
-    if b.kind == "error_rate":
-        return f"≤ {(b.max or 0) * 100:g} %"
-    if b.min is not None:
-        return f"≥ {b.min:,.0f}"
-    return f"≤ {b.max:,.0f}"
-
-
-def _sentence(r: BudgetResult, b: Budget) -> str:
-    what = b.requirement[:1].upper() + b.requirement[1:]
-    if b.percentile is not None:
-        what += f" p{b.percentile:g}"
-    if b.kind == "users":
-        what += " held within every latency budget"
-    verdict = r["verdict"].replace("_", " ")
-    if r["measured"] is None:
-        reason = r["note"] or "nothing was measured"
-        return f"{what}: {verdict} ({reason})."
-    ci = ""
-    if b.kind != "users":
-        lo = fmt_value(b.kind, r["ci_low"]) if r["ci_low"] is not None else "unbounded"
-        hi = fmt_value(b.kind, r["ci_high"]) if r["ci_high"] is not None else "unbounded"
-        ci = f" (95 % CI {lo} to {hi})"
-    return f"{what} was {fmt_value(b.kind, r['measured'])}{ci} against {bound_text(b)}: {verdict}."

@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 
+_JUDGED_EXITS = frozenset(v.exit_code for v in Verdict)
+
+
 def load_budgets(path: Path) -> Budgets:
     """The parsed budgets file; ConfigError with the BudgetError's message when invalid."""
     try:
@@ -42,7 +45,7 @@ def load_budgets(path: Path) -> Budgets:
 def exit_code_of(summary: Summary) -> int:
     """The summary's own exit code, or the one its verdict implies."""
     code = summary.get("exit_code")
-    if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 3:
+    if isinstance(code, int) and not isinstance(code, bool) and code in _JUDGED_EXITS:
         return code
     return Verdict.parse(summary.get("verdict")).exit_code
 
