@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 SHAPE  ?= smoke
 OUT    ?= runs
 
-.PHONY: setup run gate test check fmt bench bench-quick throughput serve clean
+.PHONY: setup run gate test check fmt bench bench-quick throughput costcurve serve clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,10 @@ bench-quick: setup
 
 throughput: setup
 	$(BIN)/velro-perf bench --throughput
+
+# the service's CPU per request at 16, 1,000 and 10,000 open connections (benchmarks/costcurve.py)
+costcurve: setup
+	$(BIN)/python -m benchmarks.costcurve
 
 serve: setup
 	$(BIN)/velro db init
