@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ __all__ = [
 ]
 
 CPU_SATURATED = 90.0  # % of one core: above it the generator, not the target, sets the pace
-CPU_SUSTAINED_S = 10  # seconds in a row over CPU_SATURATED that also invalidate a run
+CPU_WINDOW_S = 5  # a generator process whose CPU averages over CPU_SATURATED in this window
+HEALTH_FILE = "generator_health.json"  # what Locust's master saw: workers lost, users overshot
 MIN_SAMPLES = 100  # fewer judged requests than this cannot bound any percentile we gate on
 UNREACHABLE_SHARE = 0.5  # half the requests without any response: the target was not there
 USERS_WINDOW_S = 10  # the users budget judges latency in windows of this many seconds
@@ -437,20 +439,28 @@ def _generator_health(data: RunData) -> dict[str, Any]:
         "cpu_max": None,
         "cpu_p95": None,
         "saturated": False,
-        "sustained_s": 0,
+        "saturated_at": None,
+        "cpu_window_max": None,
+        "cpu_window_s": CPU_WINDOW_S,
         "intended_rps": None,
         "achieved_rps": None,
     }
     if not gen.empty:
         g = gen[gen["ts"] >= data.measured_from]
-        cpu = g["cpu_percent_max"].dropna().to_numpy(dtype=np.float64)
+        busiest = g[["ts", "cpu_percent_max"]].dropna()
+        cpu = busiest["cpu_percent_max"].to_numpy(dtype=np.float64)
         if len(cpu):
             out["cpu_max"] = float(cpu.max())
             out["cpu_p95"] = percentiles(np.sort(cpu), (95.0,))[0]
-            out["sustained_s"] = _longest_run(cpu > CPU_SATURATED)
-            out["saturated"] = bool(
-                (out["cpu_p95"] or 0) > CPU_SATURATED or out["sustained_s"] >= CPU_SUSTAINED_S
-            )
+            # a sustained window, not a run-wide percentile: a saturated or starved stretch
+            # of a long run does not hide behind its quiet minutes
+            window = min(CPU_WINDOW_S, len(cpu))
+            means = np.convolve(cpu, np.ones(window) / window, mode="valid")
+            worst = int(np.argmax(means))
+            out["cpu_window_max"] = float(means[worst])
+            if means[worst] > CPU_SATURATED:
+                out["saturated"] = True
+                out["saturated_at"] = float(busiest["ts"].to_numpy()[worst])
         intended = g["intended_rps"].dropna()
         if len(intended):
             out["intended_rps"] = float(intended.mean())
@@ -460,15 +470,43 @@ def _generator_health(data: RunData) -> dict[str, Any]:
     if out["achieved_rps"] is None:
         d = _measured_duration(data)
         out["achieved_rps"] = (len(data.judged) / d) if d else None
+    out["health"] = _health_file(data.run_dir)
     return out
 
 
-def _longest_run(flags: NDArray[np.bool_]) -> int:
-    best = cur = 0
-    for f in flags:
-        cur = cur + 1 if f else 0
-        best = max(best, cur)
-    return best
+def _health_file(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        loaded = json.loads((Path(run_dir) / HEALTH_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _clock(ts: float, measured_from: float) -> str:
+    """A moment of the run as a person finds it in the logs: UTC, and seconds into the run."""
+    when = datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+    return f"{when} UTC ({ts - measured_from:+.0f} s from the measured start)"
+
+
+def _health_reasons(generator: dict[str, Any], measured_from: float) -> list[str]:
+    health = generator.get("health") or {}
+    reasons = []
+    for event in health.get("events", []):
+        if event.get("kind") == "worker_missing":
+            reasons.append(
+                f"Locust worker {event.get('worker')} went missing at "
+                f"{_clock(event['ts'], measured_from)}: no heartbeat for "
+                f"{health.get('heartbeat_liveness', '?')} s while {event.get('users')} users "
+                "ran; the master handed its users to the others while it may have kept "
+                "running them"
+            )
+        elif event.get("kind") == "overshoot":
+            reasons.append(
+                f"{event.get('max_users')} users ran against the shape's "
+                f"{event.get('shape_users')} from {_clock(event['ts'], measured_from)} for "
+                f"{event.get('duration_s')} s: the load was not the shape's"
+            )
+    return reasons
 
 
 def _invalid_reasons(data: RunData, generator: dict[str, Any]) -> list[str]:
@@ -483,11 +521,14 @@ def _invalid_reasons(data: RunData, generator: dict[str, Any]) -> list[str]:
         if share >= UNREACHABLE_SHARE:
             reasons.append(f"target unreachable: {share:.0%} of requests got no response")
     if generator["saturated"]:
+        at = _clock(generator["saturated_at"], data.measured_from)
         reasons.append(
-            f"generator CPU {generator['cpu_p95']:.0f} % at p95, {generator['cpu_max']:.0f} % "
-            f"at most (over {CPU_SATURATED:.0f} % of a core): the load generator, not the "
-            "target, set the pace"
+            f"a generator process averaged {generator['cpu_window_max']:.0f} % of a core over "
+            f"{generator['cpu_window_s']} s from {at} (limit {CPU_SATURATED:.0f} %; peak "
+            f"{generator['cpu_max']:.0f} %, p95 {generator['cpu_p95']:.0f} %): the load "
+            "generator, not the target, set the pace"
         )
+    reasons.extend(_health_reasons(generator, data.measured_from))
     return reasons
 
 

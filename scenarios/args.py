@@ -8,7 +8,14 @@ from typing import Any
 
 from scenarios.errors import ScenarioConfigError
 
-__all__ = ["DEFAULT_WORKLOAD", "PROJECT_ROOT", "Options", "add_arguments", "resolve"]
+__all__ = [
+    "DEFAULT_HEARTBEAT_LIVENESS",
+    "DEFAULT_WORKLOAD",
+    "PROJECT_ROOT",
+    "Options",
+    "add_arguments",
+    "resolve",
+]
 
 # relative paths in defaults are relative to the project, not to wherever locust runs
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +59,14 @@ def add_arguments(parser: Any) -> None:
         help="X-Service-Key when no fixtures file gives one; none: service-key users off",
     )
     parser.add_argument(
+        "--velro-heartbeat-liveness",
+        type=int,
+        default=DEFAULT_HEARTBEAT_LIVENESS,
+        env_var="VELRO_PERF_HEARTBEAT_LIVENESS",
+        help="master: heartbeats (1 s each) a worker may miss before it is marked missing "
+        "(Locust's default is 3)",
+    )
+    parser.add_argument(
         "--velro-gc-rss-limit-mb",
         type=float,
         default=2048.0,
@@ -60,6 +75,9 @@ def add_arguments(parser: Any) -> None:
 
 
 DEFAULT_WORKLOAD = "fixtures/workload.toml"
+# a worker that shares 2 cores with the service it loads can be starved for seconds without
+# being dead; Locust's 3 s made one lose its users mid-run (and keep running them)
+DEFAULT_HEARTBEAT_LIVENESS = 10
 
 
 def resolve(path: str) -> Path:
@@ -80,6 +98,7 @@ class Options:
     open_rate: float
     service_key: str
     gc_rss_limit_mb: float
+    heartbeat_liveness: int = DEFAULT_HEARTBEAT_LIVENESS
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> Options:
@@ -96,6 +115,12 @@ class Options:
                 f"--velro-open-rate is {rate:g}; give requests per second above 0 "
                 "(or 0 for the closed model)"
             )
+        liveness = int(get("velro_heartbeat_liveness", DEFAULT_HEARTBEAT_LIVENESS))
+        if liveness < 1:
+            raise ScenarioConfigError(
+                f"--velro-heartbeat-liveness is {liveness}; give the number of 1-s heartbeats a "
+                "worker may miss, 1 or more"
+            )
         workload = str(get("velro_workload", ""))
         return cls(
             shape=str(get("velro_shape", "smoke")),
@@ -106,4 +131,5 @@ class Options:
             open_rate=rate,
             service_key=str(get("velro_service_key", "")),
             gc_rss_limit_mb=float(get("velro_gc_rss_limit_mb", 2048.0)),
+            heartbeat_liveness=liveness,
         )

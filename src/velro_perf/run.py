@@ -50,6 +50,7 @@ from velro_perf.scraper import MetricsScraper
 from velro_perf.shapes import ShapeInfo, load_shape
 from velro_perf.target import (
     KEEP_ALIVE_S,
+    SERVICE_NICE,
     ReferenceService,
     ServiceOptions,
     check_port_free,
@@ -352,6 +353,7 @@ def _load(state: _RunState, opts: RunOptions, target: str | None) -> None:
         )
         state.service.start()
         state.meta["generator"]["keep_alive_s"] = KEEP_ALIVE_S
+        state.meta["generator"]["service_nice"] = SERVICE_NICE
         _say(f"reference service healthy at {state.service.url}")
     host = target or (state.service.url if state.service else "")
 
