@@ -58,6 +58,7 @@ __all__ = [
 CPU_SATURATED = 90.0  # % of one core: above it the generator, not the target, sets the pace
 CPU_WINDOW_S = 5  # a generator process whose CPU averages over CPU_SATURATED in this window
 HEALTH_FILE = "generator_health.json"  # what Locust's master saw: workers lost, users overshot
+OPEN_MODEL_FILE = "open_model.json"  # the open model's schedule: intended against actual starts
 MIN_SAMPLES = 100  # fewer judged requests than this cannot bound any percentile we gate on
 UNREACHABLE_SHARE = 0.5  # half the requests without any response: the target was not there
 USERS_WINDOW_S = 10  # the users budget judges latency in windows of this many seconds
@@ -470,13 +471,30 @@ def _generator_health(data: RunData) -> dict[str, Any]:
     if out["achieved_rps"] is None:
         d = _measured_duration(data)
         out["achieved_rps"] = (len(data.judged) / d) if d else None
-    out["health"] = _health_file(data.run_dir)
+    out["health"] = _json_file(data.run_dir, HEALTH_FILE)
+    out["open_model"] = _open_model(data.run_dir)
     return out
 
 
-def _health_file(run_dir: Path) -> dict[str, Any] | None:
+def _open_model(run_dir: Path) -> dict[str, Any] | None:
+    """open_model.json's run figures (per-process detail and the timeline left in the file)."""
+    loaded = _json_file(run_dir, OPEN_MODEL_FILE)
+    if loaded is None or loaded.get("mode") != "open":
+        return None
+    figures = {k: v for k, v in loaded.items() if k not in ("processes", "timeline", "note")}
+    # intended against actual starts, in 10-s steps: what the report shows
+    bins: dict[int, list[int]] = {}
+    for second, intended, began in loaded.get("timeline", []):
+        step = bins.setdefault(int(second) // 10 * 10, [0, 0])
+        step[0] += int(intended)
+        step[1] += int(began)
+    figures["starts_by_10s"] = [[t, *bins[t]] for t in sorted(bins)]
+    return figures
+
+
+def _json_file(run_dir: Path, name: str) -> dict[str, Any] | None:
     try:
-        loaded = json.loads((Path(run_dir) / HEALTH_FILE).read_text(encoding="utf-8"))
+        loaded = json.loads((Path(run_dir) / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return loaded if isinstance(loaded, dict) else None
@@ -529,6 +547,15 @@ def _invalid_reasons(data: RunData, generator: dict[str, Any]) -> list[str]:
             "generator, not the target, set the pace"
         )
     reasons.extend(_health_reasons(generator, data.measured_from))
+    opened = generator.get("open_model")
+    if opened and opened.get("late_share", 0.0) > opened.get("max_late_share", 1.0):
+        reasons.append(
+            f"the open model fell behind its schedule: {opened['late']:,} of "
+            f"{opened['started']:,} requests ({opened['late_share']:.1%}) started more than "
+            f"{opened['late_s']:g} s after their intended time (at most "
+            f"{opened['max_late_share']:.1%} may; worst {opened['max_start_lag_s']:.2f} s, "
+            f"{opened['peak_in_flight']:,} of {opened['max_in_flight']:,} in flight at most)"
+        )
     return reasons
 
 

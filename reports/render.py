@@ -7,6 +7,7 @@ browser would refuse even a mistake). It can be mailed, opened offline and print
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from pathlib import Path
@@ -99,12 +100,27 @@ def render_report(
         "story": story,
         "trend": _trend(runs_root, summary, budgets),
         "bench": bench_section,
+        "calibration": _calibration(runs_root, data.meta),
         "generated_from": str(run_dir),
     }
     html = environment().get_template("report.html.j2").render(**context)
     target = Path(out) if out is not None else run_dir / "report.html"
     target.write_text(html, encoding="utf-8")
     return target
+
+
+def _calibration(runs_root: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest `velro-perf calibrate` of the machine this run ran on, if there is one."""
+    try:
+        found = json.loads((runs_root / "calibration.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict):
+        return None
+    host = (meta.get("machine") or {}).get("hostname")
+    if host is not None and (found.get("machine") or {}).get("hostname") != host:
+        return None
+    return found
 
 
 def _with_defaults(summary: dict[str, Any]) -> dict[str, Any]:

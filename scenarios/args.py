@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.errors import ScenarioConfigError
+from scenarios.openmodel import DEFAULT_LATE_S, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_LATE_SHARE
 
 __all__ = [
     "DEFAULT_HEARTBEAT_LIVENESS",
@@ -50,6 +51,24 @@ def add_arguments(parser: Any) -> None:
         type=float,
         default=0.0,
         help="open model: total requests per second on a fixed schedule (0: closed model)",
+    )
+    parser.add_argument(
+        "--velro-open-max-in-flight",
+        type=int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help="open model: requests in flight at once per process, at most (k6's maxVUs)",
+    )
+    parser.add_argument(
+        "--velro-open-late-s",
+        type=float,
+        default=DEFAULT_LATE_S,
+        help="open model: a request that starts this many seconds after its slot is late",
+    )
+    parser.add_argument(
+        "--velro-open-max-late-share",
+        type=float,
+        default=DEFAULT_MAX_LATE_SHARE,
+        help="open model: more late starts than this share make the run invalid",
     )
     parser.add_argument(
         "--velro-service-key",
@@ -99,6 +118,9 @@ class Options:
     service_key: str
     gc_rss_limit_mb: float
     heartbeat_liveness: int = DEFAULT_HEARTBEAT_LIVENESS
+    open_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    open_late_s: float = DEFAULT_LATE_S
+    open_max_late_share: float = DEFAULT_MAX_LATE_SHARE
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> Options:
@@ -121,6 +143,18 @@ class Options:
                 f"--velro-heartbeat-liveness is {liveness}; give the number of 1-s heartbeats a "
                 "worker may miss, 1 or more"
             )
+        in_flight = int(get("velro_open_max_in_flight", DEFAULT_MAX_IN_FLIGHT))
+        late_s = float(get("velro_open_late_s", DEFAULT_LATE_S))
+        late_share = float(get("velro_open_max_late_share", DEFAULT_MAX_LATE_SHARE))
+        if in_flight < 1:
+            raise ScenarioConfigError(
+                f"--velro-open-max-in-flight is {in_flight}; give 1 or more requests"
+            )
+        if late_s <= 0 or not 0 <= late_share <= 1:
+            raise ScenarioConfigError(
+                f"--velro-open-late-s is {late_s:g} and --velro-open-max-late-share "
+                f"{late_share:g}; give seconds above 0 and a share from 0 to 1"
+            )
         workload = str(get("velro_workload", ""))
         return cls(
             shape=str(get("velro_shape", "smoke")),
@@ -132,4 +166,7 @@ class Options:
             service_key=str(get("velro_service_key", "")),
             gc_rss_limit_mb=float(get("velro_gc_rss_limit_mb", 2048.0)),
             heartbeat_liveness=liveness,
+            open_max_in_flight=in_flight,
+            open_late_s=late_s,
+            open_max_late_share=late_share,
         )

@@ -70,7 +70,11 @@ def _write_reports(runtime: Runtime) -> None:
     _write_json(
         runtime,
         "open_model.json",
-        combine_reports(runtime.open_reports, runtime.options.open_rate or None),
+        combine_reports(
+            runtime.open_reports,
+            runtime.options.open_rate or None,
+            runtime.options.open_max_late_share,
+        ),
     )
     _write_json(
         runtime,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent.local
 from geventhttpclient import HTTPClient
 
 from scenarios.checks import Expect, Verdict, header_value, verify
@@ -108,9 +109,10 @@ class Channel:
     """Checked, recorded requests through one Transport.
 
     `headers` go with every request (a simulated user's X-Forwarded-For); `category` is the
-    samples.csv category of a request that does not name its own. In the open model the user
-    sets `intended` (the next slot of the schedule) before a task; the task's first measured
-    request takes it (a setup login inside a task never takes the slot of the measured one).
+    samples.csv category of a request that does not name its own. In the open model the
+    greenlet that runs a slot's task sets `slot.value` (its intended start); the task's first
+    measured request takes it (a setup login inside a task never takes the slot of the
+    measured one). The slot is greenlet-local: a user has several slots in flight at once.
     """
 
     def __init__(
@@ -129,7 +131,7 @@ class Channel:
         self.category = category
         self.headers = dict(headers or {})
         self.open_model = open_model
-        self.intended: float | None = None
+        self.slot = gevent.local.local()
 
     def send(
         self,
@@ -152,9 +154,10 @@ class Channel:
         counted from the intended start, not from the moment the request could be sent.
         """
         category = category or self.category
-        intended = None
+        intended: float | None = None
         if category != "setup":
-            intended, self.intended = self.intended, None
+            intended = getattr(self.slot, "value", None)
+            self.slot.value = None
         request_id = self.identity.request_id()
         sent = {"X-Request-ID": request_id, **self.headers, **(headers or {})}
         if token is not None:
@@ -163,6 +166,8 @@ class Channel:
         if json is not None:
             body = jsonlib.dumps(json, separators=(",", ":")).encode()
             sent.update(_JSON)
+        if intended is not None and self.open_model is not None:
+            self.open_model.began(intended, time.time())
         answer = self.transport.send(method, url, body, sent)
         started = answer.started
         latency_ms = answer.elapsed_ms
@@ -192,5 +197,5 @@ class Channel:
             header_value(answer.headers, "Server-Timing"),
         )
         if intended is not None and self.open_model is not None:
-            self.open_model.done(intended, answer.started, time.time())
+            self.open_model.done(time.time())
         return verdict
