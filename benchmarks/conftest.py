@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from velro_perf.target import delete_redis_prefix
+
 __all__ = ["IN_CI", "JWT_SECRET", "absent"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -86,17 +88,11 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def redis_prefix(redis_url: str) -> Iterator[str]:
     """This session's own key prefix; every key under it is deleted at the end."""
-    import redis
-
     prefix = f"velro_bench_{uuid.uuid4().hex[:12]}:"
     try:
         yield prefix
     finally:
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        delete_redis_prefix(redis_url, prefix)
 
 
 @pytest.fixture(scope="session")

@@ -105,7 +105,9 @@ def test_executor_saturated(benchmark: Any, run: Any, executor: Executor) -> Non
     assert results == [digest()] * SATURATION_CALLS
 
 
-def test_executor_saturated_anchor(benchmark: Any, loop: Any, run: Any) -> None:
+def test_executor_saturated_anchor(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, run: Any
+) -> None:
     """Anchor of the saturation benchmark: the same burst through bare ``run_in_executor``."""
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
 

@@ -39,7 +39,6 @@ import os
 import resource
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,18 +55,13 @@ from typing import Any
 import httpx
 import psutil
 
+from velro_perf.target import delete_redis_prefix, free_port
+
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"me": 0.60, "check": 0.50}
 REDIS_URL = os.environ.get("VELRO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _redis_up() -> bool:
@@ -124,9 +118,9 @@ def _server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Itera
                 proc.wait()
 
 
-def _velro(env: dict[str, str], port: int, log: Path) -> Any:
+def _velro(env: dict[str, str], port: int, log: Path, extra: list[str] | None = None) -> Any:
     argv = [sys.executable, "-m", "velro", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return _server(argv, env, port, log)
+    return _server([*argv, *(extra or [])], env, port, log)
 
 
 def _bare(env: dict[str, str], port: int, log: Path) -> Any:
@@ -209,6 +203,11 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, None when either is missing or zero."""
+    return numerator / denominator if numerator and denominator else None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every phase, in alternating order; the document written to ``--out``."""
     work = Path(tempfile.mkdtemp(prefix="velro-throughput-"))
@@ -239,18 +238,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat()
     try:
         # the seed: one user and one project, made through the contract like any client would
-        with _velro(env, _free_port(), log) as server:
+        with _velro(env, free_port(), log) as server:
             token, project = _seed(server.url)
         paths = {
             "me": "/api/v1/auth/me",
             "check": f"/api/v1/authz/check?resource_id={project}&action=read",
         }
         for repeat in range(args.repeats):
-            with _bare(env, _free_port(), log) as server:
+            with _bare(env, free_port(), log) as server:
                 res = _phase(server, "/bare/me", token, args, metrics=False)
                 phases.append({"repeat": repeat, "server": "bare", "endpoint": "bare", **res})
                 _say(repeat, "bare ", "/bare/me", res)
-            with _velro(env, _free_port(), log) as server:
+            with _velro(env, free_port(), log) as server:
                 for name, path in paths.items():
                     res = _phase(server, path, token, args, metrics=True)
                     phases.append({"repeat": repeat, "server": "velro", "endpoint": name, **res})
@@ -262,15 +261,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     finally:
         if redis:
-            _clean_redis(prefix)
+            delete_redis_prefix(REDIS_URL, prefix)
 
     rps = {
         name: _median([p["rps"] for p in phases if p["endpoint"] == name])
         for name in ("bare", "me", "check")
     }
-    ratios = {
-        name: (rps[name] / rps["bare"]) if rps[name] and rps["bare"] else None for name in TARGETS
-    }
+    ratios = {name: _ratio(rps[name], rps["bare"]) for name in TARGETS}
     cpu = {
         name: _median(
             [
@@ -282,9 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in ("bare", "me", "check")
     }
     # capacity on one core, from CPU time per request: bare's cost over velro's
-    cpu_ratios = {
-        name: (cpu["bare"] / cpu[name]) if cpu[name] and cpu["bare"] else None for name in TARGETS
-    }
+    cpu_ratios = {name: _ratio(cpu["bare"], cpu[name]) for name in TARGETS}
     hits = sum(p["cache"]["hits"] or 0 for p in phases if "cache" in p)
     lookups = sum(p["cache"]["lookups"] or 0 for p in phases if "cache" in p)
     return {
@@ -309,7 +304,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": ratios,
         "targets": TARGETS,
         "meets_target": {
-            name: (ratios[name] >= target) if ratios[name] is not None else None
+            name: (ratio >= target) if (ratio := ratios[name]) is not None else None
             for name, target in TARGETS.items()
         },
         "server_cpu_us_per_request": cpu,
@@ -359,16 +354,6 @@ def _phase(
     if metrics:
         res["cache"] = _hit_rate(before, _metrics(base))
     return res
-
-
-def _clean_redis(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -29,7 +29,7 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,19 @@ from numpy.typing import NDArray
 
 from reports.budgets import Budget, Budgets
 from reports.loading import RunData, load_run
+from reports.runfiles import (
+    BudgetResult,
+    BudgetVerdict,
+    EndpointRow,
+    GeneratorHealth,
+    LocustFigures,
+    OpenModelFigures,
+    Summary,
+    Verdict,
+    WorkerHealth,
+)
 from reports.stats import Interval, clopper_pearson, percentile_ci, percentiles, wilson
+from reports.units import MISSING, fmt_ms
 
 __all__ = [
     "CPU_SATURATED",
@@ -70,12 +82,12 @@ LOCUST_QS = {"p50": "50%", "p90": "90%", "p95": "95%", "p99": "99%", "p999": "99
 FloatArray = NDArray[np.float64]
 
 
-def summarize(run_dir: Path, budgets: Budgets) -> dict[str, Any]:
+def summarize(run_dir: Path, budgets: Budgets) -> Summary:
     """The content of summary.json for a run directory (not written: see write_summary)."""
     return summarize_data(load_run(run_dir), budgets)
 
 
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
+def write_summary(run_dir: Path, summary: Summary) -> Path:
     """Write summary.json into the run directory; return its path."""
     path = Path(run_dir) / "summary.json"
     tmp = path.with_suffix(".json.tmp")
@@ -98,45 +110,34 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def summarize_data(data: RunData, budgets: Budgets) -> dict[str, Any]:
+def summarize_data(data: RunData, budgets: Budgets) -> Summary:
     """summarize() on an already opened run, so the report reads samples.csv once."""
     judged = data.judged
     by_endpoint = endpoint_latencies(judged)
     generator = _generator_health(data)
-    results = []
-    for b in budgets:
-        results.append(_judge(b, data, by_endpoint, budgets))
+    results = [_judge(b, data, by_endpoint, budgets) for b in budgets]
     invalid = _invalid_reasons(data, generator)
-    judged_verdicts = {r["verdict"] for r in results}
-    if invalid:
-        verdict, code = "invalid", 3
-    elif "fail" in judged_verdicts:
-        verdict, code = "fail", 1
-    elif "inconclusive" in judged_verdicts:
-        verdict, code = "inconclusive", 1
-    elif "pass" in judged_verdicts:
-        verdict, code = "pass", 0
-    else:
-        verdict, code = "inconclusive", 1  # nothing could be judged: never a silent pass
+    verdict = Verdict.of((r["verdict"] for r in results), invalid=bool(invalid))
     duration = _measured_duration(data)
+    meta, config = data.meta, data.config
     warnings = []
-    if data.meta and not data.meta.get("complete", False):
-        reason = data.meta.get("interrupted") or "it did not end normally"
+    if meta and not meta.get("complete", False):
+        reason = meta.get("interrupted") or "it did not end normally"
         warnings.append(f"The run is incomplete ({reason}): figures cover only what was run.")
     return {
-        "run_id": data.meta.get("run_id", data.run_dir.name),
-        "complete": bool(data.meta.get("complete", False)),
-        "interrupted": data.meta.get("interrupted"),
+        "run_id": meta.get("run_id", data.run_dir.name),
+        "complete": bool(meta.get("complete", False)),
+        "interrupted": meta.get("interrupted"),
         "verdict": verdict,
-        "exit_code": code,
+        "exit_code": verdict.exit_code,
         "invalid_reasons": invalid,
         "warnings": warnings,
         "prd": budgets.prd,
-        "shape": data.config.get("shape"),
-        "service_profile": data.config.get("service_profile"),
-        "target": data.config.get("target"),
-        "config_hash": data.config.get("config_hash"),
-        "started_at": data.meta.get("started_at"),
+        "shape": config.get("shape"),
+        "service_profile": config.get("service_profile"),
+        "target": config.get("target"),
+        "config_hash": config.get("config_hash"),
+        "started_at": meta.get("started_at"),
         "measured_from": data.measured_from,
         "duration_s": duration,
         "requests": len(judged),
@@ -144,8 +145,8 @@ def summarize_data(data: RunData, budgets: Budgets) -> dict[str, Any]:
         "budgets": results,
         "endpoints": _endpoint_rows(data, by_endpoint),
         "generator": generator,
-        "config": data.config,
-        "meta": data.meta,
+        "config": config,
+        "meta": meta,
     }
 
 
@@ -180,7 +181,7 @@ def _pooled(by_endpoint: dict[str, FloatArray], endpoints: tuple[str, ...]) -> F
     return np.sort(np.concatenate(parts), kind="mergesort")
 
 
-def _endpoint_rows(data: RunData, by_endpoint: dict[str, FloatArray]) -> list[dict[str, Any]]:
+def _endpoint_rows(data: RunData, by_endpoint: dict[str, FloatArray]) -> list[EndpointRow]:
     judged = data.judged
     if judged.empty:
         return []
@@ -188,10 +189,10 @@ def _endpoint_rows(data: RunData, by_endpoint: dict[str, FloatArray]) -> list[di
     failures = grouped["expected"].apply(lambda s: int((s == 0).sum()))
     category = grouped["category"].first()
     locust = data.locust_stats
-    rows = []
+    rows: list[EndpointRow] = []
     for endpoint, lat in by_endpoint.items():
         p50, p90, p95, p99, p999 = percentiles(lat, ENDPOINT_QS)
-        row: dict[str, Any] = {
+        row: EndpointRow = {
             "endpoint": endpoint,
             "category": str(category.get(endpoint, "")),
             "requests": len(lat),
@@ -209,7 +210,7 @@ def _endpoint_rows(data: RunData, by_endpoint: dict[str, FloatArray]) -> list[di
     return rows
 
 
-def _locust_row(locust: pd.DataFrame, endpoint: str) -> dict[str, float | None]:
+def _locust_row(locust: pd.DataFrame, endpoint: str) -> LocustFigures:
     if locust.empty:
         return {}
     match = locust[locust["endpoint"] == endpoint]
@@ -224,35 +225,35 @@ def _locust_row(locust: pd.DataFrame, endpoint: str) -> dict[str, float | None]:
         except (TypeError, ValueError):
             value = math.nan
         out[key] = value if math.isfinite(value) else None
-    return out
+    return cast(LocustFigures, out)
 
 
 # ---------------------------------------------------------------- judging
 
 
-def judge_interval(iv: Interval, budget: Budget) -> str:
+def judge_interval(iv: Interval, budget: Budget) -> BudgetVerdict:
     """pass / fail / inconclusive / no_data from an interval and the budget's bound."""
     if iv.value is None:
-        return "no_data"
+        return BudgetVerdict.NO_DATA
     if budget.max is not None:
         if iv.high is not None and iv.high < budget.max:
-            return "pass"
+            return BudgetVerdict.PASS
         if iv.low is not None and iv.low >= budget.max:
-            return "fail"
-        return "inconclusive"
+            return BudgetVerdict.FAIL
+        return BudgetVerdict.INCONCLUSIVE
     if budget.min is not None:
         if iv.low is not None and iv.low >= budget.min:
-            return "pass"
+            return BudgetVerdict.PASS
         if iv.high is not None and iv.high < budget.min:
-            return "fail"
-        return "inconclusive"
-    return "inconclusive"
+            return BudgetVerdict.FAIL
+        return BudgetVerdict.INCONCLUSIVE
+    return BudgetVerdict.INCONCLUSIVE
 
 
 def _judge(
     b: Budget, data: RunData, by_endpoint: dict[str, FloatArray], budgets: Budgets
-) -> dict[str, Any]:
-    base: dict[str, Any] = {
+) -> BudgetResult:
+    base: BudgetResult = {
         "id": b.id,
         "requirement": b.requirement,
         "description": b.description,
@@ -265,7 +266,7 @@ def _judge(
         "ci_high": None,
         "confidence": 0.95,
         "samples": 0,
-        "verdict": "not_applicable",
+        "verdict": BudgetVerdict.NOT_APPLICABLE,
         "note": "",
     }
     if b.kind == "microbenchmark":
@@ -285,10 +286,10 @@ def _judge(
     elif b.kind == "hit_rate":
         hits, lookups = cache_counters(data.metrics, data.measured_from)
         if lookups is None:
-            base["verdict"] = "no_data"
+            base["verdict"] = BudgetVerdict.NO_DATA
             base["note"] = "metrics.jsonl is absent or has no cache counters after warm-up"
         elif lookups == 0:
-            base["verdict"] = "no_data"
+            base["verdict"] = BudgetVerdict.NO_DATA
             base["note"] = (
                 "metrics.jsonl shows no cache lookups after warm-up (cache off or unused)"
             )
@@ -302,14 +303,16 @@ def _judge(
     return base
 
 
-def _put(out: dict[str, Any], iv: Interval, b: Budget) -> None:
+def _put(out: BudgetResult, iv: Interval, b: Budget) -> None:
     out.update(
-        measured=iv.value,
-        ci_low=iv.low,
-        ci_high=iv.high,
-        samples=iv.n,
-        confidence=iv.confidence,
-        verdict=judge_interval(iv, b),
+        {
+            "measured": iv.value,
+            "ci_low": iv.low,
+            "ci_high": iv.high,
+            "samples": iv.n,
+            "confidence": iv.confidence,
+            "verdict": judge_interval(iv, b),
+        }
     )
 
 
@@ -382,14 +385,14 @@ def tier_counts(cache: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _judge_users(base: dict[str, Any], b: Budget, data: RunData, budgets: Budgets) -> None:
+def _judge_users(base: BudgetResult, b: Budget, data: RunData, budgets: Budgets) -> None:
     """Peak users held in windows where every applicable latency budget held (point estimate
     of the window's percentile; a window with too few samples of a budget does not count
     against it)."""
     users = _users_series(data)
     judged = data.judged
     if users.empty or judged.empty:
-        base["verdict"] = "no_data"
+        base["verdict"] = BudgetVerdict.NO_DATA
         base["note"] = "no user counts (locust_stats_history.csv or generator.jsonl)"
         return
     t0 = data.measured_from
@@ -412,9 +415,10 @@ def _judge_users(base: dict[str, Any], b: Budget, data: RunData, budgets: Budget
     ok = held_users[held_users.index.isin(holds[holds].index)]
     peak = float(users.loc[users["ts"] >= t0, "users"].max()) if (users["ts"] >= t0).any() else 0.0
     measured = float(ok.max()) if len(ok) else 0.0
-    base.update(measured=measured, ci_low=measured, ci_high=measured, samples=len(judged))
+    base.update({"measured": measured, "ci_low": measured, "ci_high": measured})
+    base["samples"] = len(judged)
     assert b.min is not None
-    base["verdict"] = "pass" if measured >= b.min else "fail"
+    base["verdict"] = BudgetVerdict.PASS if measured >= b.min else BudgetVerdict.FAIL
     base["note"] = (
         f"from locust_stats_history.csv and samples.csv: peak {peak:,.0f} users, "
         f"{int(holds.sum())} of {len(holds)} {USERS_WINDOW_S}-s windows within every latency budget"
@@ -434,9 +438,9 @@ def _users_series(data: RunData) -> pd.DataFrame:
 # ---------------------------------------------------------------- validity
 
 
-def _generator_health(data: RunData) -> dict[str, Any]:
+def _generator_health(data: RunData) -> GeneratorHealth:
     gen = data.generator
-    out: dict[str, Any] = {
+    out: GeneratorHealth = {
         "cpu_max": None,
         "cpu_p95": None,
         "saturated": False,
@@ -471,8 +475,8 @@ def _generator_health(data: RunData) -> dict[str, Any]:
     if out["achieved_rps"] is None:
         d = _measured_duration(data)
         out["achieved_rps"] = (len(data.judged) / d) if d else None
-    out["health"] = _json_file(data.run_dir, HEALTH_FILE)
-    out["open_model"] = _open_model(data.run_dir)
+    out["health"] = cast(WorkerHealth | None, _json_file(data.run_dir, HEALTH_FILE))
+    out["open_model"] = cast(OpenModelFigures | None, _open_model(data.run_dir))
     return out
 
 
@@ -506,8 +510,8 @@ def _clock(ts: float, measured_from: float) -> str:
     return f"{when} UTC ({ts - measured_from:+.0f} s from the measured start)"
 
 
-def _health_reasons(generator: dict[str, Any], measured_from: float) -> list[str]:
-    health = generator.get("health") or {}
+def _health_reasons(generator: GeneratorHealth, measured_from: float) -> list[str]:
+    health = cast(dict[str, Any], generator.get("health") or {})
     reasons = []
     for event in health.get("events", []):
         if event.get("kind") == "worker_missing":
@@ -527,7 +531,7 @@ def _health_reasons(generator: dict[str, Any], measured_from: float) -> list[str
     return reasons
 
 
-def _invalid_reasons(data: RunData, generator: dict[str, Any]) -> list[str]:
+def _invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
     reasons = []
     n = len(data.judged)
     if n == 0:
@@ -539,7 +543,7 @@ def _invalid_reasons(data: RunData, generator: dict[str, Any]) -> list[str]:
         if share >= UNREACHABLE_SHARE:
             reasons.append(f"target unreachable: {share:.0%} of requests got no response")
     if generator["saturated"]:
-        at = _clock(generator["saturated_at"], data.measured_from)
+        at = _clock(generator["saturated_at"] or data.measured_from, data.measured_from)
         reasons.append(
             f"a generator process averaged {generator['cpu_window_max']:.0f} % of a core over "
             f"{generator['cpu_window_s']} s from {at} (limit {CPU_SATURATED:.0f} %; peak "
@@ -547,7 +551,7 @@ def _invalid_reasons(data: RunData, generator: dict[str, Any]) -> list[str]:
             "generator, not the target, set the pace"
         )
     reasons.extend(_health_reasons(generator, data.measured_from))
-    opened = generator.get("open_model")
+    opened = cast(dict[str, Any] | None, generator.get("open_model"))
     if opened and opened.get("late_share", 0.0) > opened.get("max_late_share", 1.0):
         reasons.append(
             f"the open model fell behind its schedule: {opened['late']:,} of "
@@ -573,13 +577,9 @@ def _measured_duration(data: RunData) -> float | None:
 def fmt_value(kind: str, value: float | None) -> str:
     """A measured value as a stakeholder reads it: ms, %, users."""
     if value is None:
-        return "—"
+        return MISSING
     if kind in ("latency", "microbenchmark"):
-        if value >= 100:
-            return f"{value:,.0f} ms"
-        if value >= 10:
-            return f"{value:.1f} ms"
-        return f"{value:.2f} ms" if value >= 1 else f"{value:.3g} ms"
+        return fmt_ms(value)
     if kind in ("hit_rate", "error_rate"):
         pct = value * 100
         return f"{pct:.1f} %" if kind == "hit_rate" else f"{pct:.3f} %"
@@ -599,7 +599,7 @@ def bound_text(b: Budget) -> str:
     return f"≤ {b.max:,.0f}"
 
 
-def _sentence(r: dict[str, Any], b: Budget) -> str:
+def _sentence(r: BudgetResult, b: Budget) -> str:
     what = b.requirement[:1].upper() + b.requirement[1:]
     if b.percentile is not None:
         what += f" p{b.percentile:g}"

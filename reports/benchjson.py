@@ -18,9 +18,10 @@ import numpy as np
 from reports.analysis import bound_text, fmt_value, judge_interval
 from reports.budgets import Budgets
 from reports.errors import RunDirError
+from reports.runfiles import BudgetVerdict, MicrobenchResult
 from reports.stats import Interval, percentile_ci
 
-__all__ = ["benchmark_rows", "judge_microbenchmarks", "read_bench_json"]
+__all__ = ["base_name", "benchmark_rows", "judge_microbenchmarks", "read_bench_json"]
 
 
 def read_bench_json(path: Path) -> dict[str, Any] | None:
@@ -36,7 +37,7 @@ def read_bench_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _base_name(bench: dict[str, Any]) -> str:
+def base_name(bench: dict[str, Any]) -> str:
     # "test_l1_hit[sqlite]" -> "test_l1_hit": budgets name the test, not its parameters
     return str(bench.get("name", "")).split("[", 1)[0]
 
@@ -80,12 +81,12 @@ def benchmark_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def judge_microbenchmarks(budgets: Budgets, data: dict[str, Any] | None) -> list[dict[str, Any]]:
+def judge_microbenchmarks(budgets: Budgets, data: dict[str, Any] | None) -> list[MicrobenchResult]:
     """One result per microbenchmark budget and matching benchmark, shaped like summary.json's."""
     benches = [b for b in (data or {}).get("benchmarks", []) if isinstance(b, dict)]
-    out: list[dict[str, Any]] = []
+    out: list[MicrobenchResult] = []
     for budget in budgets.of_kind("microbenchmark"):
-        matches = [b for b in benches if _base_name(b) in budget.benchmarks]
+        matches = [b for b in benches if base_name(b) in budget.benchmarks]
         if not matches:
             out.append(
                 {
@@ -97,7 +98,7 @@ def judge_microbenchmarks(budgets: Budgets, data: dict[str, Any] | None) -> list
                     "ci_low": None,
                     "ci_high": None,
                     "samples": 0,
-                    "verdict": "no_data",
+                    "verdict": BudgetVerdict.NO_DATA,
                     "sentence": f"{budget.requirement}: no benchmark in the JSON.",
                 }
             )

@@ -7,8 +7,6 @@ Each chart's caption names the file and the number of measurements it was drawn 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
@@ -17,6 +15,7 @@ from reports import charts
 from reports.analysis import CPU_SATURATED, TIERS, counter_increases
 from reports.charts import Chart
 from reports.loading import RunData
+from reports.runfiles import Summary
 
 __all__ = ["category_latencies", "run_charts"]
 
@@ -38,12 +37,12 @@ def category_latencies(judged: pd.DataFrame) -> dict[str, FloatArray]:
     return out
 
 
-def run_charts(data: RunData, summary: dict[str, Any]) -> dict[str, Chart | None]:
+def run_charts(data: RunData, summary: Summary) -> dict[str, Chart | None]:
     """Every chart of one run's report, keyed by section; a chart without data is None."""
     judged = data.judged
     n = len(judged)
     t0 = data.measured_from
-    duration = float(summary.get("duration_s") or 0.0)
+    duration = summary["duration_s"] or 0.0
     after = f"{n:,} requests after warm-up, setup excluded"
     out: dict[str, Chart | None] = {}
     out["users"] = _users(data)

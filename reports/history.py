@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from reports.runfiles import Summary
+
 __all__ = ["BASE_COLUMNS", "append_history", "history_path", "read_history"]
 
 BASE_COLUMNS = [
@@ -32,22 +34,21 @@ def history_path(runs_root: Path) -> Path:
     return Path(runs_root) / "history.csv"
 
 
-def _row(summary: dict[str, Any]) -> dict[str, Any]:
-    config = summary.get("config") or {}
-    meta = summary.get("meta") or {}
+def _row(summary: Summary) -> dict[str, Any]:
+    config, meta = summary["config"], summary["meta"]
     row: dict[str, Any] = {
-        "run_id": summary.get("run_id"),
-        "started_at": summary.get("started_at") or meta.get("started_at"),
-        "config_hash": summary.get("config_hash") or config.get("config_hash"),
-        "shape": summary.get("shape") or config.get("shape"),
-        "service_profile": summary.get("service_profile") or config.get("service_profile"),
-        "target": summary.get("target") or config.get("target"),
-        "verdict": summary.get("verdict"),
-        "requests": summary.get("requests"),
-        "rps": summary.get("rps"),
+        "run_id": summary["run_id"],
+        "started_at": summary["started_at"] or meta.get("started_at"),
+        "config_hash": summary["config_hash"] or config.get("config_hash"),
+        "shape": summary["shape"] or config.get("shape"),
+        "service_profile": summary["service_profile"] or config.get("service_profile"),
+        "target": summary["target"] or config.get("target"),
+        "verdict": str(summary["verdict"]),
+        "requests": summary["requests"],
+        "rps": summary["rps"],
     }
-    for b in summary.get("budgets", []):
-        row[str(b["id"])] = b.get("measured")
+    for b in summary["budgets"]:
+        row[b["id"]] = b["measured"]
     return row
 
 
@@ -62,7 +63,7 @@ def read_history(runs_root: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=BASE_COLUMNS)
 
 
-def append_history(runs_root: Path, summary: dict[str, Any]) -> Path:
+def append_history(runs_root: Path, summary: Summary) -> Path:
     """Add (or replace) the summary's row in runs_root/history.csv; return the file's path."""
     path = history_path(runs_root)
     row = pd.DataFrame([_row(summary)])

@@ -9,34 +9,34 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET  # writes XML only, never parses untrusted input
 from pathlib import Path
-from typing import Any
+
+from reports.runfiles import BudgetVerdict, Summary
 
 __all__ = ["write_junit"]
 
 
-def write_junit(summary: dict[str, Any], path: Path) -> Path:
+def write_junit(summary: Summary, path: Path) -> Path:
     """Write the summary's budgets as a JUnit XML file; return its path."""
-    budgets = summary.get("budgets", [])
     cases = []
     failures = skipped = errors = 0
-    for b in budgets:
+    for b in summary["budgets"]:
         case = ET.Element(
             "testcase",
-            classname=f"prd.{str(b.get('requirement', '')).replace(' ', '_')}",
-            name=str(b.get("id")),
+            classname=f"prd.{b['requirement'].replace(' ', '_')}",
+            name=b["id"],
             time="0",
         )
-        verdict = b.get("verdict")
-        sentence = str(b.get("sentence", ""))
-        if verdict == "fail":
+        verdict = b["verdict"]
+        sentence = b.get("sentence", "")
+        if verdict == BudgetVerdict.FAIL:
             failures += 1
             ET.SubElement(case, "failure", message=sentence, type="budget").text = sentence
-        elif verdict != "pass":
+        elif verdict != BudgetVerdict.PASS:
             skipped += 1
             ET.SubElement(case, "skipped", message=f"{verdict}: {sentence}")
         ET.SubElement(case, "system-out").text = sentence
         cases.append(case)
-    reasons = summary.get("invalid_reasons") or []
+    reasons = summary["invalid_reasons"]
     if reasons:
         errors += 1
         case = ET.Element("testcase", classname="prd.run", name="run.valid", time="0")
@@ -45,7 +45,7 @@ def write_junit(summary: dict[str, Any], path: Path) -> Path:
         cases.append(case)
     suite = ET.Element(
         "testsuite",
-        name=f"PRD budgets: {summary.get('run_id', '')}",
+        name=f"PRD budgets: {summary['run_id']}",
         tests=str(len(cases)),
         failures=str(failures),
         errors=str(errors),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from reports.errors import RunDirError
+from reports.runfiles import RunConfig, RunMeta, read_config, read_json, read_meta
 
 __all__ = [
     "SAMPLE_COLUMNS",
@@ -47,17 +48,6 @@ SAMPLE_COLUMNS: dict[str, Any] = {
 # the columns every analysis needs; Server-Timing ones are read only when present
 _CORE = ("ts", "endpoint", "category", "latency_ms", "status", "expected")
 _OPTIONAL = ("st_app", "st_db", "st_hash", "st_cache")
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object file, or {} when it is absent."""
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path} is not readable JSON ({exc}); re-run or remove it") from exc
-    return data if isinstance(data, dict) else {}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -164,12 +154,12 @@ class RunData:
     run_dir: Path
 
     @cached_property
-    def config(self) -> dict[str, Any]:
-        return read_json(self.run_dir / "config.json")
+    def config(self) -> RunConfig:
+        return read_config(self.run_dir)
 
     @cached_property
-    def meta(self) -> dict[str, Any]:
-        return read_json(self.run_dir / "meta.json")
+    def meta(self) -> RunMeta:
+        return read_meta(self.run_dir)
 
     @cached_property
     def samples(self) -> pd.DataFrame:

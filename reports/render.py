@@ -11,7 +11,7 @@ import json
 import math
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -22,7 +22,17 @@ from reports.benchjson import benchmark_rows, judge_microbenchmarks, read_bench_
 from reports.budgets import Budgets, load_budgets
 from reports.figures import run_charts
 from reports.history import read_history
-from reports.loading import RunData, load_run, read_json
+from reports.loading import RunData, load_run
+from reports.runfiles import (
+    BudgetResult,
+    BudgetVerdict,
+    MicrobenchResult,
+    Summary,
+    read_config,
+    read_meta,
+    read_summary,
+)
+from reports.units import MISSING, fmt_ms
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -36,7 +46,6 @@ _PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_BUDGETS = _PROJECT / "fixtures" / "budgets.toml"
 DEFAULT_CLAIMS = _PROJECT / "fixtures" / "story_claims.toml"
 TREND_RUNS = 30
-_VERDICT_ORDER = ["fail", "inconclusive", "pass", "no_data", "not_applicable"]
 
 
 def environment() -> Environment:
@@ -49,7 +58,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["ms"] = _fmt_ms
+    env.filters["ms"] = lambda v: fmt_ms(None if v is None else float(v), unit="")
     env.filters["num"] = _fmt_num
     env.filters["value"] = lambda v, kind: fmt_value(str(kind), v)
     env.filters["differs"] = _differs
@@ -69,7 +78,7 @@ def render_report(
     run_dir = Path(run_dir)
     data = load_run(run_dir)
     budgets = budgets or _budgets_for(data)
-    summary = _with_defaults(read_json(run_dir / "summary.json") or summarize_data(data, budgets))
+    summary = read_summary(run_dir) or summarize_data(data, budgets)
     runs_root = run_dir.parent
 
     if story_baseline is None and data.config.get("service_profile") == "fixed":
@@ -79,18 +88,18 @@ def render_report(
     bench_path = bench_json if bench_json is not None else runs_root / "bench" / "latest.json"
     bench = read_bench_json(bench_path)
     bench_section = None
+    bench_by_id: dict[str, list[MicrobenchResult]] = {}
     if bench is not None:
+        verdicts = judge_microbenchmarks(budgets, bench)
         bench_section = {
             "path": str(bench_path),
             "rows": benchmark_rows(bench),
-            "verdicts": judge_microbenchmarks(budgets, bench),
+            "verdicts": verdicts,
             "machine": bench.get("machine_info", {}),
             "datetime": bench.get("datetime"),
         }
-
-    bench_by_id: dict[str, list[dict[str, Any]]] = {}
-    for v in bench_section["verdicts"] if bench_section else []:
-        bench_by_id.setdefault(str(v["id"]), []).append(v)
+        for v in verdicts:
+            bench_by_id.setdefault(v["id"], []).append(v)
 
     context = {
         "s": summary,
@@ -100,7 +109,7 @@ def render_report(
         "story": story,
         "trend": _trend(runs_root, summary, budgets),
         "bench": bench_section,
-        "calibration": _calibration(runs_root, data.meta),
+        "calibration": _calibration(runs_root, cast(dict[str, Any], data.meta)),
         "generated_from": str(run_dir),
     }
     html = environment().get_template("report.html.j2").render(**context)
@@ -123,36 +132,6 @@ def _calibration(runs_root: Path, meta: dict[str, Any]) -> dict[str, Any] | None
     return found
 
 
-def _with_defaults(summary: dict[str, Any]) -> dict[str, Any]:
-    """A summary.json written by an older gate may lack newer keys: give them neutral values."""
-    defaults: dict[str, Any] = {
-        "run_id": "",
-        "complete": False,
-        "interrupted": None,
-        "verdict": "inconclusive",
-        "exit_code": 1,
-        "invalid_reasons": [],
-        "warnings": [],
-        "prd": "",
-        "shape": None,
-        "service_profile": None,
-        "target": None,
-        "config_hash": None,
-        "started_at": None,
-        "duration_s": None,
-        "requests": 0,
-        "rps": None,
-        "budgets": [],
-        "endpoints": [],
-        "generator": {},
-        "config": {},
-        "meta": {},
-    }
-    for key, value in defaults.items():
-        summary.setdefault(key, value)
-    return summary
-
-
 def _budgets_for(data: RunData) -> Budgets:
     """The budgets file the run names (relative to the project or the working directory)."""
     named = data.config.get("budgets_file")
@@ -163,20 +142,19 @@ def _budgets_for(data: RunData) -> Budgets:
     return load_budgets(DEFAULT_BUDGETS)
 
 
-def _requirements(summary: dict[str, Any]) -> list[dict[str, Any]]:
+def _requirements(summary: Summary) -> list[dict[str, str]]:
     """One line per PRD requirement: its worst budget verdict and its budgets' sentences."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for b in summary.get("budgets", []):
-        groups.setdefault(str(b.get("requirement")), []).append(b)
+    groups: dict[str, list[BudgetResult]] = {}
+    for b in summary["budgets"]:
+        groups.setdefault(b["requirement"], []).append(b)
     out = []
     for name, items in groups.items():
-        verdicts = [str(b.get("verdict")) for b in items]
-        worst = min(verdicts, key=lambda v: _VERDICT_ORDER.index(v) if v in _VERDICT_ORDER else 0)
+        worst = min((BudgetVerdict(b["verdict"]) for b in items), key=lambda v: v.severity)
         out.append(
             {
                 "requirement": name,
                 "verdict": worst,
-                "sentence": " ".join(str(b.get("sentence", "")) for b in items),
+                "sentence": " ".join(b.get("sentence", "") for b in items),
             }
         )
     return out
@@ -193,8 +171,7 @@ def find_story_baseline(runs_root: Path, data: RunData) -> Path | None:
     for d in runs_root.iterdir():
         if not d.is_dir() or d == data.run_dir:
             continue
-        config = read_json(d / "config.json")
-        meta = read_json(d / "meta.json")
+        config, meta = read_config(d), read_meta(d)
         if (
             config.get("service_profile") == "degraded"
             and config.get("shape") == data.config.get("shape")
@@ -207,7 +184,7 @@ def find_story_baseline(runs_root: Path, data: RunData) -> Path | None:
 
 
 def _story(
-    summary: dict[str, Any], baseline: Path | None, budgets: Budgets, claims_file: Path
+    summary: Summary, baseline: Path | None, budgets: Budgets, claims_file: Path
 ) -> dict[str, Any] | None:
     claims: list[dict[str, Any]] = []
     source = ""
@@ -217,10 +194,9 @@ def _story(
         source = str(doc.get("source", ""))
     if baseline is None:
         return None
-    base_data = load_run(baseline)
-    base = read_json(baseline / "summary.json") or summarize_data(base_data, budgets)
-    before = {b["id"]: b for b in base.get("budgets", [])}
-    after = {b["id"]: b for b in summary.get("budgets", [])}
+    base = read_summary(baseline) or summarize_data(load_run(baseline), budgets)
+    before = {b["id"]: b for b in base["budgets"]}
+    after = {b["id"]: b for b in summary["budgets"]}
     rows = []
     for claim in claims:
         ids = [i for i in claim.get("budgets", []) if i in after or i in before]
@@ -233,7 +209,7 @@ def _story(
                 "measured": [
                     {
                         "id": i,
-                        "kind": (after.get(i) or before.get(i) or {}).get("kind", "latency"),
+                        "kind": (after.get(i) or before[i])["kind"],
                         "before": before.get(i, {}),
                         "after": after.get(i, {}),
                     }
@@ -244,18 +220,18 @@ def _story(
     latency_ids = [b.id for b in budgets.of_kind("latency")]
     chart = charts.bar_compare(
         latency_ids,
-        [before.get(i, {}).get("measured") for i in latency_ids],
-        [after.get(i, {}).get("measured") for i in latency_ids],
+        [before[i]["measured"] if i in before else None for i in latency_ids],
+        [after[i]["measured"] if i in after else None for i in latency_ids],
         ("degraded (measured)", "fixed (measured)"),
         "milliseconds (log scale)",
         "Degraded against fixed, measured by this suite",
-        f"from samples.csv of {base.get('run_id')} ({base.get('requests', 0):,} requests) and of "
-        f"{summary.get('run_id')} ({summary.get('requests', 0):,} requests), after warm-up",
+        f"from samples.csv of {base['run_id']} ({base['requests']:,} requests) and of "
+        f"{summary['run_id']} ({summary['requests']:,} requests), after warm-up",
     )
     return {
-        "baseline_id": base.get("run_id"),
-        "baseline_verdict": base.get("verdict"),
-        "baseline_requests": base.get("requests"),
+        "baseline_id": base["run_id"],
+        "baseline_verdict": base["verdict"],
+        "baseline_requests": base["requests"],
         "source": source,
         "rows": rows,
         "chart": chart,
@@ -265,9 +241,9 @@ def _story(
 # ---------------------------------------------------------------- trend
 
 
-def _trend(runs_root: Path, summary: dict[str, Any], budgets: Budgets) -> dict[str, Any] | None:
+def _trend(runs_root: Path, summary: Summary, budgets: Budgets) -> dict[str, Any] | None:
     hist = read_history(runs_root)
-    h = summary.get("config_hash")
+    h = summary["config_hash"]
     if hist.empty or h is None or "config_hash" not in hist:
         return None
     same = hist[hist["config_hash"].astype(str) == str(h)]
@@ -288,22 +264,9 @@ def _trend(runs_root: Path, summary: dict[str, Any], budgets: Budgets) -> dict[s
 # ---------------------------------------------------------------- filters
 
 
-def _fmt_ms(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    v = float(value)
-    if v >= 1000:
-        return f"{v:,.0f}"
-    if v >= 100:
-        return f"{v:.0f}"
-    if v >= 10:
-        return f"{v:.1f}"
-    return f"{v:.2f}" if v >= 1 else f"{v:.3g}"
-
-
 def _fmt_num(value: Any, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
+        return MISSING
     return f"{float(value):,.{digits}f}"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,7 @@ import pytest
 
 # before any test module imports locust: keep the session's standard library unpatched
 import tests.locust_inprocess  # noqa: F401
+from tests.helpers import Api, delete_redis_prefix, free_port
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "VELRO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -40,13 +40,6 @@ def _absent(what: str, why: object) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required under CI=true but did not answer: {why}")
     pytest.skip(f"{what} not available: {why}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------
@@ -100,17 +93,12 @@ def redis_server() -> str:
 @pytest.fixture
 def redis_prefix(redis_server: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
-    import redis
 
     prefix = f"velro_test_{uuid.uuid4().hex[:12]}:"
     try:
         yield prefix
     finally:
-        client = redis.Redis.from_url(redis_server)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        delete_redis_prefix(redis_server, prefix)
 
 
 @pytest.fixture
@@ -226,3 +214,9 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     from velro.db import Database
 
     Database.reset()
+
+
+@pytest.fixture
+def api(live_server: Callable[..., LiveServer]) -> Api:
+    """``api.start(settings)``, ``api.register(client, email)``, ``api.assert_error(r, ...)``."""
+    return Api(live_server)

@@ -13,69 +13,18 @@ import httpx
 import jwt
 import pytest
 
+from tests.helpers import (
+    API,
+    PASSWORD,
+    assert_common_headers,
+    assert_error,
+    bearer,
+    login,
+    register,
+    start,
+)
 from velro.db import Database
 from velro.settings import Settings
-
-API = "/api/v1"
-PASSWORD = "correct horse battery"
-SECURITY_HEADERS = (
-    "strict-transport-security",
-    "content-security-policy",
-    "x-content-type-options",
-    "x-frame-options",
-    "referrer-policy",
-    "permissions-policy",
-    "cross-origin-opener-policy",
-    "cross-origin-embedder-policy",
-    "cross-origin-resource-policy",
-    "x-permitted-cross-domain-policies",
-    "cache-control",
-)
-
-
-def serve(live_server: Callable[..., Any], settings: Settings) -> Any:
-    """Create the schema (``velro db init``), then start the app on a real socket."""
-    db = Database(settings.database_url)
-    db.create_all()
-    db.close()
-    return live_server(settings)
-
-
-def start(live_server: Callable[..., Any], settings: Settings) -> httpx.Client:
-    """A client of a fresh app, with ``/api/v1`` as its base."""
-    return httpx.Client(base_url=serve(live_server, settings).url + API, timeout=10)
-
-
-def assert_error(r: httpx.Response, status: int, code: str) -> None:
-    """The contract's one error shape, with the request id of the response."""
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "request_id"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["error"]["request_id"] == r.headers["x-request-id"]
-
-
-def assert_common_headers(r: httpx.Response) -> None:
-    for name in SECURITY_HEADERS:
-        assert name in r.headers, name
-    assert r.headers["x-request-id"]
-    assert r.headers["server-timing"].startswith("app;dur=")
-    assert "server" not in r.headers
-    assert "x-powered-by" not in r.headers
-
-
-def register(client: httpx.Client, email: str, password: str = PASSWORD, **extra: Any) -> Any:
-    return client.post("/auth/register", json={"email": email, "password": password, **extra})
-
-
-def login(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
-    return client.post("/auth/login", json={"email": email, "password": password})
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as sync_redis
 from sqlalchemy import func, select
 
+from tests.helpers import delete_redis_prefix, free_port
 from velro import timing
 from velro.cache import L1Cache, L3Cache, TieredCache, storage_key
 from velro.db import Database
@@ -67,15 +67,6 @@ def counting_loader(values: list[Any]) -> tuple[Callable[[], Any], list[int]]:
     return load, calls
 
 
-def delete_redis_keys(redis_url: str, prefix: str) -> int:
-    client = sync_redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-    return len(keys)
-
-
 def l3_rows(db: Database) -> int:
     return int(
         db.call(lambda c: c.execute(select(func.count()).select_from(cache_entries)).scalar())
@@ -83,7 +74,7 @@ def l3_rows(db: Database) -> int:
 
 
 @pytest.mark.redis
-def test_each_tier_answers_in_turn_and_fills_the_faster_ones(
+def test_while_redis_answers_l1_then_l2_answer_and_a_read_never_writes_the_database(
     tmp_path: Path, redis_server: str, redis_prefix: str
 ) -> None:
     db = sqlite_db(tmp_path)
@@ -92,31 +83,27 @@ def test_each_tier_answers_in_turn_and_fills_the_faster_ones(
         load, calls = counting_loader([{"id": "u1", "v": 1}, {"id": "u1", "v": 2}])
         async with open_cache(db=db, redis_url=redis_server, prefix=redis_prefix) as cache:
             assert await cache.get_or_load("users", "u1", load) == ({"id": "u1", "v": 1}, "miss")
-            await cache.flush()  # the write-back to L2 and L3 runs after the caller has its value
+            await cache.flush()  # the write-back to L2 runs after the caller has its value
             assert await cache.get_or_load("users", "u1", load) == ({"id": "u1", "v": 1}, "L1")
 
             cache.l1.clear()
             assert await cache.get_or_load("users", "u1", load) == ({"id": "u1", "v": 1}, "L2")
             assert (await cache.get_or_load("users", "u1", load))[1] == "L1"  # L2 filled L1
 
+            # L3 is the shared tier only while L2 cannot serve: an L2 miss goes to the loader,
+            # and the miss wrote nothing to the database
             cache.l1.clear()
-            assert delete_redis_keys(redis_server, redis_prefix) >= 1
-            assert await cache.get_or_load("users", "u1", load) == ({"id": "u1", "v": 1}, "L3")
-            await cache.flush()
-            cache.l1.clear()
-            assert (await cache.get_or_load("users", "u1", load))[1] == "L2"  # L3 filled L2
-
-            cache.l1.clear()
-            delete_redis_keys(redis_server, redis_prefix)
-            db.call(lambda c: c.execute(cache_entries.delete()))
+            assert delete_redis_prefix(redis_server, redis_prefix) >= 1
             assert await cache.get_or_load("users", "u1", load) == ({"id": "u1", "v": 2}, "miss")
+            await cache.flush()
+            assert l3_rows(db) == 0
             assert len(calls) == 2
 
             s = cache.stats()
-            assert (s["L1"]["hits"], s["L1"]["misses"]) == (2, 5)
-            assert (s["L2"]["hits"], s["L2"]["misses"]) == (2, 3)
-            assert (s["L3"]["hits"], s["L3"]["misses"]) == (1, 2)
-            assert s["overall"] == {"lookups": 7, "hits": 5, "hit_rate": 5 / 7}
+            assert (s["L1"]["hits"], s["L1"]["misses"]) == (2, 3)
+            assert (s["L2"]["hits"], s["L2"]["misses"]) == (1, 2)
+            assert (s["L3"]["hits"], s["L3"]["misses"]) == (0, 0)
+            assert s["overall"] == {"lookups": 5, "hits": 3, "hit_rate": 3 / 5}
             assert s["loader_calls"] == 2
             assert s["L2"]["errors"] == 0
             assert s["invalidation_channel"] == "subscribed"
@@ -361,6 +348,29 @@ def test_a_value_read_before_an_invalidation_is_not_written_back_after_it(
         db.close()
 
 
+def test_while_redis_is_down_l3_is_the_tier_every_process_shares(tmp_path: Path) -> None:
+    db = sqlite_db(tmp_path)
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: Redis refuses at once
+
+    async def scenario() -> None:
+        async with (
+            open_cache(db=db, redis_url=down, prefix="down:") as a,
+            open_cache(db=db, redis_url=down, prefix="down:") as b,
+        ):
+            load, calls = counting_loader(["v"])
+            assert await a.get_or_load("ns", "k", load) == ("v", "miss")
+            await a.flush()
+            assert l3_rows(db) == 1  # the breaker is open: the miss was written to L3
+            assert await b.get_or_load("ns", "k", load) == ("v", "L3")
+            assert len(calls) == 1
+            assert a.stats()["L2"]["errors"] + a.stats()["L2"]["breaker_open"] >= 1
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        db.close()
+
+
 def test_without_redis_another_instance_drops_an_invalidated_key_within_the_l1_ttl(
     tmp_path: Path,
 ) -> None:
@@ -401,13 +411,13 @@ def test_l1_trusts_an_entry_past_its_ttl_only_while_invalidations_reach_it(
             assert live.listener is not None
             assert live.listener.live()
             load, calls = counting_loader(["v"])
-            for cache in (live, alone):
+            for cache in (live, alone):  # each loads once: live shares it in L2, alone in L3
                 await cache.get_or_load("ns", "k", load)
                 await cache.flush()
             await asyncio.sleep(l1_ttl + 0.1)  # a real wait past the L1 TTL
             assert await live.get_or_load("ns", "k", load) == ("v", "L1")
             assert await alone.get_or_load("ns", "k", load) == ("v", "L3")
-            assert len(calls) == 1
+            assert len(calls) == 2
 
     try:
         asyncio.run(scenario())
@@ -507,6 +517,6 @@ def test_the_degraded_profile_turns_every_tier_off(
     try:
         asyncio.run(scenario())
         assert l3_rows(db) == 0
-        assert delete_redis_keys(redis_server, redis_prefix) == 0
+        assert delete_redis_prefix(redis_server, redis_prefix) == 0
     finally:
         db.close()

@@ -10,15 +10,12 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import free_port
-from tests.test_auth_api import (
+from tests.helpers import (
     API,
+    Api,
     assert_common_headers,
     assert_error,
-    bearer,
-    login,
-    register,
-    start,
+    free_port,
 )
 from velro.settings import Settings
 
@@ -32,52 +29,52 @@ def assert_rate_limited(r: httpx.Response, window_s: int = 60) -> int:
 
 
 def test_ten_failed_logins_lock_the_account_by_default(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     settings = make_settings()
     assert settings.login_failures_per_account == "10/minute"
-    with start(live_server, settings) as client:
-        register(client, "victim@example.com")
-        register(client, "bystander@example.com")
+    with api.start(settings) as client:
+        api.register(client, "victim@example.com")
+        api.register(client, "bystander@example.com")
         for _ in range(10):
-            assert_error(
-                login(client, "victim@example.com", "guess-guess"), 401, "invalid_credentials"
+            api.assert_error(
+                api.login(client, "victim@example.com", "guess-guess"), 401, "invalid_credentials"
             )
-        assert_rate_limited(login(client, "victim@example.com", "guess-guess"))
+        assert_rate_limited(api.login(client, "victim@example.com", "guess-guess"))
         # the right password does not get through a locked account either
-        assert_rate_limited(login(client, "Victim@Example.com "))
+        assert_rate_limited(api.login(client, "Victim@Example.com "))
         # another account from the same address is not locked (address limit is 300)
-        assert login(client, "bystander@example.com").status_code == 200
+        assert api.login(client, "bystander@example.com").status_code == 200
 
 
 def test_unknown_accounts_are_limited_like_known_ones(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
-    with start(live_server, make_settings(login_failures_per_account="2/minute")) as client:
+    with api.start(make_settings(login_failures_per_account="2/minute")) as client:
         for _ in range(2):
-            assert_error(login(client, "ghost@example.com"), 401, "invalid_credentials")
-        assert_rate_limited(login(client, "ghost@example.com"))
+            api.assert_error(api.login(client, "ghost@example.com"), 401, "invalid_credentials")
+        assert_rate_limited(api.login(client, "ghost@example.com"))
 
 
 def test_a_successful_login_is_not_counted_as_a_failure(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
-    with start(live_server, make_settings(login_failures_per_account="3/minute")) as client:
-        register(client, "mixed@example.com")
-        assert login(client, "mixed@example.com", "wrong-one").status_code == 401
+    with api.start(make_settings(login_failures_per_account="3/minute")) as client:
+        api.register(client, "mixed@example.com")
+        assert api.login(client, "mixed@example.com", "wrong-one").status_code == 401
         for _ in range(6):
-            assert login(client, "mixed@example.com").status_code == 200
-        assert login(client, "mixed@example.com", "wrong-two").status_code == 401
-        assert login(client, "mixed@example.com", "wrong-three").status_code == 401
-        assert_rate_limited(login(client, "mixed@example.com"))
+            assert api.login(client, "mixed@example.com").status_code == 200
+        assert api.login(client, "mixed@example.com", "wrong-two").status_code == 401
+        assert api.login(client, "mixed@example.com", "wrong-three").status_code == 401
+        assert_rate_limited(api.login(client, "mixed@example.com"))
 
 
 def test_failures_from_one_address_over_many_accounts_are_limited(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     settings = make_settings(login_failures_per_address="4/minute")
-    with start(live_server, settings) as client:
-        register(client, "real@example.com")
+    with api.start(settings) as client:
+        api.register(client, "real@example.com")
         # uvicorn trusts X-Forwarded-For from 127.0.0.1 (a local proxy): one header, one client
         spray = {"X-Forwarded-For": "203.0.113.7"}
         for i in range(4):
@@ -110,19 +107,20 @@ def test_two_apps_sharing_redis_count_failures_together(
     live_server: Callable[..., Any],
     redis_server: str,
     redis_prefix: str,
+    api: Api,
 ) -> None:
     settings = make_settings(
         redis_url=redis_server, redis_prefix=redis_prefix, login_failures_per_account="4/minute"
     )
-    with start(live_server, settings) as a:
+    with api.start(settings) as a:
         b = httpx.Client(base_url=live_server(settings).url + API, timeout=10)
-        register(a, "shared@example.com")
-        assert login(a, "shared@example.com", "wrong-1").status_code == 401
-        assert login(b, "shared@example.com", "wrong-2").status_code == 401
-        assert login(a, "shared@example.com", "wrong-3").status_code == 401
-        assert login(b, "shared@example.com", "wrong-4").status_code == 401
-        assert_rate_limited(login(a, "shared@example.com"))
-        assert_rate_limited(login(b, "shared@example.com"))
+        api.register(a, "shared@example.com")
+        assert api.login(a, "shared@example.com", "wrong-1").status_code == 401
+        assert api.login(b, "shared@example.com", "wrong-2").status_code == 401
+        assert api.login(a, "shared@example.com", "wrong-3").status_code == 401
+        assert api.login(b, "shared@example.com", "wrong-4").status_code == 401
+        assert_rate_limited(api.login(a, "shared@example.com"))
+        assert_rate_limited(api.login(b, "shared@example.com"))
         b.close()
     keys = redis.Redis.from_url(redis_server).keys(f"{redis_prefix}limits*")
     assert keys, "the limiter kept no state in Redis"
@@ -131,46 +129,47 @@ def test_two_apps_sharing_redis_count_failures_together(
 
 
 def test_a_redis_that_does_not_answer_leaves_login_and_me_working(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     # nothing listens on this port: configured but down from the start
     settings = make_settings(
         redis_url=f"redis://127.0.0.1:{free_port()}/0", login_failures_per_account="2/minute"
     )
-    with start(live_server, settings) as client:
-        register(client, "alone@example.com")
-        token = login(client, "alone@example.com").json()["access_token"]
-        assert client.get("/auth/me", headers=bearer(token)).status_code == 200
+    with api.start(settings) as client:
+        api.register(client, "alone@example.com")
+        token = api.login(client, "alone@example.com").json()["access_token"]
+        assert client.get("/auth/me", headers=api.bearer(token)).status_code == 200
         # the limits still hold, counted in the process's memory
-        assert login(client, "alone@example.com", "nope-nope").status_code == 401
-        assert login(client, "alone@example.com", "nope-nope").status_code == 401
-        assert_rate_limited(login(client, "alone@example.com"))
+        assert api.login(client, "alone@example.com", "nope-nope").status_code == 401
+        assert api.login(client, "alone@example.com", "nope-nope").status_code == 401
+        assert_rate_limited(api.login(client, "alone@example.com"))
 
 
 def test_redis_dying_while_serving_leaves_login_and_me_working(
     make_settings: Callable[..., Settings],
-    live_server: Callable[..., Any],
     own_redis: tuple[str, subprocess.Popen[bytes]],
+    api: Api,
 ) -> None:
     url, proc = own_redis
     settings = make_settings(redis_url=url, login_failures_per_account="3/minute")
-    with start(live_server, settings) as client:
-        register(client, "survivor@example.com")
-        token = login(client, "survivor@example.com").json()["access_token"]
-        assert login(client, "survivor@example.com", "wrong-pass").status_code == 401
+    with api.start(settings) as client:
+        api.register(client, "survivor@example.com")
+        token = api.login(client, "survivor@example.com").json()["access_token"]
+        assert api.login(client, "survivor@example.com", "wrong-pass").status_code == 401
         assert redis.Redis.from_url(url).keys("velro:limits*")  # counted in Redis
 
         proc.kill()
         proc.wait(timeout=10)
 
-        statuses = [client.get("/auth/me", headers=bearer(token)).status_code for _ in range(5)]
+        statuses = [client.get("/auth/me", headers=api.bearer(token)).status_code for _ in range(5)]
         assert statuses == [200] * 5
-        fresh = login(client, "survivor@example.com")
+        fresh = api.login(client, "survivor@example.com")
         assert fresh.status_code == 200
         assert (
-            client.get("/auth/me", headers=bearer(fresh.json()["access_token"])).status_code == 200
+            client.get("/auth/me", headers=api.bearer(fresh.json()["access_token"])).status_code
+            == 200
         )
         # from here failures are counted in memory: the limit still holds, with a fresh count
         for _ in range(3):
-            assert login(client, "survivor@example.com", "wrong-pass").status_code == 401
-        assert_rate_limited(login(client, "survivor@example.com"))
+            assert api.login(client, "survivor@example.com", "wrong-pass").status_code == 401
+        assert_rate_limited(api.login(client, "survivor@example.com"))

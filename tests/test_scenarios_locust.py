@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -55,12 +56,6 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _status(url: str, post: bool = False) -> int:
@@ -101,7 +96,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     printed = re.search(r"^key:\s*(\S+)", keys.stdout, re.MULTILINE)
     if keys.returncode == 0 and printed:
         key = printed.group(1)  # printed once, on a line of its own: "key: <key>"
-    port = _free_port()
+    port = free_port()
     log = (workdir / "serve.log").open("w")
     server = subprocess.Popen(
         [velro, "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -16,14 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import free_port
-from tests.test_auth_api import (
+from tests.helpers import (
     API,
-    assert_common_headers,
-    assert_error,
-    register,
-    serve,
-    start,
+    Api,
+    free_port,
 )
 from velro import service_keys
 from velro.db import Database
@@ -72,12 +68,12 @@ def get_user(base: str, user_id: str, key: str | None) -> httpx.Response:
 
 
 def test_the_cli_prints_a_key_once_and_stores_only_its_sha256(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     settings = make_settings()
-    server = serve(live_server, settings)
+    server = api.serve(settings)
     with httpx.Client(base_url=server.url + API) as client:
-        user = register(client, "svc-target@example.com").json()
+        user = api.register(client, "svc-target@example.com").json()
     key_id, key = create_key_cli(settings, "billing")
     assert key.startswith(service_keys.KEY_PREFIX)
     assert len(key) >= 40
@@ -100,35 +96,35 @@ def test_the_cli_prints_a_key_once_and_stores_only_its_sha256(
     ok = get_user(server.url, user["id"], key)
     assert ok.status_code == 200, ok.text
     assert ok.json() == user
-    assert_common_headers(ok)
+    api.assert_common_headers(ok)
 
 
 def test_a_missing_wrong_or_odd_key_is_401(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     settings = make_settings()
-    with start(live_server, settings) as client:
-        user = register(client, "guarded@example.com").json()
+    with api.start(settings) as client:
+        user = api.register(client, "guarded@example.com").json()
         base = str(client.base_url).removesuffix("/").removesuffix(API)
         Database(settings.database_url).call(service_keys.create_key, "real")
         for key in [None, "", "vsk_wrong", "x" * 5000, "vsk_" + "A" * 43]:
             r = get_user(base, user["id"], key)
-            assert_error(r, 401, "invalid_service_key")
-            assert_common_headers(r)
+            api.assert_error(r, 401, "invalid_service_key")
+            api.assert_common_headers(r)
         # without a valid key even a malformed id says nothing but 401
-        assert_error(get_user(base, "not-a-uuid", None), 401, "invalid_service_key")
+        api.assert_error(get_user(base, "not-a-uuid", None), 401, "invalid_service_key")
 
 
 def test_with_a_valid_key_a_bad_id_is_422_and_an_unknown_user_404(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     settings = make_settings()
-    with start(live_server, settings) as client:
+    with api.start(settings) as client:
         base = str(client.base_url).removesuffix("/").removesuffix(API)
         _, key = Database(settings.database_url).call(service_keys.create_key, "ops")
         for bad in ["not-a-uuid", "123", "0" * 40]:
-            assert_error(get_user(base, bad, key), 422, "invalid_request")
-        assert_error(get_user(base, str(uuid.uuid4()), key), 404, "not_found")
+            api.assert_error(get_user(base, bad, key), 422, "invalid_request")
+        api.assert_error(get_user(base, str(uuid.uuid4()), key), 404, "not_found")
 
 
 @pytest.mark.redis
@@ -137,10 +133,11 @@ def test_revocation_takes_effect_at_once_in_every_process(
     live_server: Callable[..., Any],
     redis_server: str,
     redis_prefix: str,
+    api: Api,
 ) -> None:
     settings = make_settings(redis_url=redis_server, redis_prefix=redis_prefix)
-    with start(live_server, settings) as client:
-        user = register(client, "shared-key@example.com").json()
+    with api.start(settings) as client:
+        user = api.register(client, "shared-key@example.com").json()
     first = live_server(settings)
     second = live_server(settings)
     key_id, key = create_key_cli(settings, "partner")
@@ -156,7 +153,7 @@ def test_revocation_takes_effect_at_once_in_every_process(
     assert "notified" in done.stdout
 
     for server in (first, second):
-        assert_error(get_user(server.url, user["id"], key), 401, "invalid_service_key")
+        api.assert_error(get_user(server.url, user["id"], key), 401, "invalid_service_key")
     listing = velro(settings, "keys", "list")
     assert "revoked" in listing.stdout
 
@@ -167,12 +164,13 @@ def test_revoking_from_the_app_itself_is_immediate_there_and_elsewhere(
     live_server: Callable[..., Any],
     redis_server: str,
     redis_prefix: str,
+    api: Api,
 ) -> None:
     import asyncio
 
     settings = make_settings(redis_url=redis_server, redis_prefix=redis_prefix)
-    with start(live_server, settings) as client:
-        user = register(client, "inproc@example.com").json()
+    with api.start(settings) as client:
+        user = api.register(client, "inproc@example.com").json()
     one, two = live_server(settings), live_server(settings)
     key_id, key = Database(settings.database_url).call(service_keys.create_key, "internal")
     for server in (one, two):
@@ -186,31 +184,31 @@ def test_revoking_from_the_app_itself_is_immediate_there_and_elsewhere(
     future = asyncio.run_coroutine_threadsafe(svc.service_keys.revoke(svc, key_id), loop)
     assert future.result(timeout=10) is True
     for server in (one, two):
-        assert_error(get_user(server.url, user["id"], key), 401, "invalid_service_key")
+        api.assert_error(get_user(server.url, user["id"], key), 401, "invalid_service_key")
 
 
 def test_without_redis_every_check_reads_the_database_so_revocation_is_immediate(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     # Redis configured but down: no subscription, so the cache must not answer
     settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    with start(live_server, settings) as client:
-        user = register(client, "nokache@example.com").json()
+    with api.start(settings) as client:
+        user = api.register(client, "nokache@example.com").json()
         base = str(client.base_url).removesuffix("/").removesuffix(API)
         db = Database(settings.database_url)
         key_id, key = db.call(service_keys.create_key, "fallback")
         for _ in range(3):
             assert get_user(base, user["id"], key).status_code == 200
         assert db.call(service_keys.revoke_key, key_id) is not None
-        assert_error(get_user(base, user["id"], key), 401, "invalid_service_key")
+        api.assert_error(get_user(base, user["id"], key), 401, "invalid_service_key")
         db.close()
 
 
 def test_the_cli_says_when_it_could_not_notify_the_apps(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    with start(live_server, settings):
+    with api.start(settings):
         key_id, _ = Database(settings.database_url).call(service_keys.create_key, "x")
     done = velro(settings, "keys", "revoke", key_id)
     assert done.returncode == 1
@@ -233,12 +231,12 @@ def test_the_cli_names_the_fix_when_the_schema_is_missing(tmp_path: Path) -> Non
 
 
 def test_the_degraded_profile_never_caches_a_key(
-    make_settings: Callable[..., Settings], live_server: Callable[..., Any]
+    make_settings: Callable[..., Settings], api: Api
 ) -> None:
     settings = make_settings(profile="degraded")
-    server = serve(live_server, settings)
+    server = api.serve(settings)
     with httpx.Client(base_url=server.url + API) as client:
-        user = register(client, "degraded@example.com").json()
+        user = api.register(client, "degraded@example.com").json()
     _, key = Database(settings.database_url).call(service_keys.create_key, "slow")
     for _ in range(3):
         assert get_user(server.url, user["id"], key).status_code == 200
@@ -248,14 +246,14 @@ def test_the_degraded_profile_never_caches_a_key(
 
 def test_redis_dying_turns_the_cache_off_so_revocation_stays_immediate(
     make_settings: Callable[..., Settings],
-    live_server: Callable[..., Any],
     own_redis: tuple[str, subprocess.Popen[bytes]],
+    api: Api,
 ) -> None:
     url, proc = own_redis
     settings = make_settings(redis_url=url)
-    server = serve(live_server, settings)
+    server = api.serve(settings)
     with httpx.Client(base_url=server.url + API) as client:
-        user = register(client, "outage@example.com").json()
+        user = api.register(client, "outage@example.com").json()
     db = Database(settings.database_url)
     key_id, key = db.call(service_keys.create_key, "outage")
     wait_live(server)
@@ -272,5 +270,5 @@ def test_redis_dying_turns_the_cache_off_so_revocation_stays_immediate(
     # no message can arrive now, so the check reads the database: revocation is seen at once
     assert get_user(server.url, user["id"], key).status_code == 200
     assert db.call(service_keys.revoke_key, key_id) is not None
-    assert_error(get_user(server.url, user["id"], key), 401, "invalid_service_key")
+    api.assert_error(get_user(server.url, user["id"], key), 401, "invalid_service_key")
     db.close()

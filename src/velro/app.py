@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from velro import timing
+from velro.admission import Admission
 from velro.authz import Authorizer
 from velro.db import DatabaseUnavailable
 from velro.errors import ApiError, OperationTimeout
@@ -29,17 +31,32 @@ log = logging.getLogger("velro")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     tracker = Tracker()
+    # the degraded profile queues everything, as the story's service did
+    admission = None if settings.is_degraded else Admission(settings.shed_max_lag_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = build_services(settings, tracker)
         app.state.services = svc
         app.state.authorizer = authorizer = Authorizer(svc)
-        tracker.bind(cache_stats=svc.cache.stats, executor_stats=svc.executor.stats)
+
+        def overload() -> dict[str, Any]:
+            return {
+                "hashing": svc.passwords.budget_stats(),
+                "admission": admission.stats() if admission is not None else None,
+            }
+
+        tracker.bind(
+            cache_stats=svc.cache.stats, executor_stats=svc.executor.stats, overload_stats=overload
+        )
         await svc.start()
+        if admission is not None:
+            admission.start()
         try:
             yield
         finally:
+            if admission is not None:
+                await admission.close()
             await authorizer.close()  # flushes the buffered audit rows of denials
             await svc.close()
 
@@ -52,10 +69,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    app.state.admission = admission
     app.include_router(root_router)
     app.include_router(api_router, prefix="/api/v1")
     _install_error_handlers(app)
-    app.add_middleware(VelroMiddleware, max_body_bytes=settings.max_body_bytes, tracker=tracker)
+    app.add_middleware(
+        VelroMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        tracker=tracker,
+        admission=admission,
+    )
     return app
 
 

@@ -3,7 +3,8 @@
 Pure ASGI rather than ``BaseHTTPMiddleware``: it wraps ``send`` and ``receive`` without
 buffering or an extra task, which matters on the hot path of a load test. It gives every
 response its request id, security headers and ``Server-Timing``; refuses bodies over the
-limit and non-JSON bodies with the contract's error shape; records the server-side timing in
+limit and non-JSON bodies with the contract's error shape, and sheds load while the event
+loop lags (``admission.py``); records the server-side timing in
 the performance tracker; and writes one log line per request with its id.
 """
 
@@ -23,6 +24,7 @@ from velro import timing
 from velro.headers import SECURITY_HEADERS
 
 if TYPE_CHECKING:
+    from velro.admission import Admission
     from velro.tracker import Tracker
 
 __all__ = ["VelroMiddleware", "error_body"]
@@ -61,15 +63,29 @@ def _suite_name(template: str) -> str:
 _PARAM = re.compile(r"\{[^}]+\}")
 
 
+# Served even while shedding: an operator must see an overloaded service
+_ALWAYS_SERVED = frozenset({"/health", "/metrics", "/api/v1/performance/metrics"})
+_OVERLOADED = (503, "overloaded", "The service is overloaded; try again in a second.")
+_RETRY_AFTER = [(b"retry-after", b"1")]
+
+
 class _BodyTooLarge(Exception):
     pass
 
 
 class VelroMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, tracker: Tracker | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        tracker: Tracker | None,
+        admission: Admission | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.tracker = tracker
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,6 +118,13 @@ class VelroMiddleware:
             await send(message)
 
         try:
+            if (
+                self.admission is not None
+                and scope["path"] not in _ALWAYS_SERVED
+                and self.admission.refuse()
+            ):
+                await self._send_error(send_wrapper, *_OVERLOADED, rid, _RETRY_AFTER)
+                return
             refusal = self._refuse(scope, headers)
             if refusal is not None:
                 await self._send_error(send_wrapper, *refusal, rid)
@@ -171,7 +194,15 @@ class VelroMiddleware:
     def _too_large(self) -> tuple[int, str, str]:
         return (413, "payload_too_large", f"The body is over {self.max_body_bytes} bytes.")
 
-    async def _send_error(self, send: Send, status: int, code: str, message: str, rid: str) -> None:
+    async def _send_error(
+        self,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        rid: str,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         body = error_body(code, message, rid)
         await send(
             {
@@ -180,6 +211,7 @@ class VelroMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    *(extra or ()),
                 ],
             }
         )

@@ -17,6 +17,7 @@ from velro import timing
 from velro.cache import TieredCache
 from velro.db import Database
 from velro.executor import Executor
+from velro.hashbudget import HashBudget
 from velro.passwords import Passwords
 from velro.ratelimit import LoginLimiter
 from velro.redis_conn import RedisConnection
@@ -90,7 +91,17 @@ def build_services(settings: Settings, tracker: Tracker | None = None) -> Servic
         redis=redis,
         cache=TieredCache.from_settings(settings, redis=redis, db=db, executor=executor),
         tracker=tracker or Tracker(),
-        passwords=Passwords(settings, executor),
+        passwords=Passwords(
+            settings,
+            executor,
+            None
+            if settings.is_degraded
+            else HashBudget(
+                settings.hash_workers,
+                max(1, settings.hash_queue_max // settings.workers),
+                settings.hash_slots_dir,
+            ),
+        ),
         tokens=TokenCodec(settings),
         limiter=LoginLimiter(settings, redis),
         service_keys=ServiceKeys(settings),

@@ -54,8 +54,20 @@ class Settings:
     max_body_bytes: int = 64 * 1024
 
     executor_workers: int = 20
-    # argon2id is CPU-bound: one hashing thread per core beside the event loop's (executor.py)
+    # argon2id is CPU-bound: at most one hash per core beside an event loop's, across every
+    # worker process of the service together (hashbudget.py); velro serve makes the shared
+    # directory of slots for its workers. Past hash_queue_max sign-ins waiting or hashing in
+    # a process, the next is refused at once with 503 and Retry-After.
     hash_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
+    hash_slots_dir: str = ""
+    hash_queue_max: int = 8  # across the workers: each process takes its share
+    # Load shedding (admission.py): while the event loop's lag stays over this, new requests
+    # are refused at once with 503 and Retry-After instead of waiting in socket buffers.
+    shed_max_lag_s: float = 0.25
+    # The garbage collector's first threshold (gctune.py); Python's default is 700.
+    gc_gen0_threshold: int = 10_000
+    # worker processes serving together (velro serve --workers sets it): shares of the budgets
+    workers: int = 1
     db_timeout_s: float = 5.0
     hash_timeout_s: float = 5.0
 

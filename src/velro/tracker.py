@@ -87,6 +87,7 @@ class Tracker:
         self.budgets = tuple(load_budgets() if budgets is None else budgets)
         self._cache_stats: Callable[[], Mapping[str, Any]] | None = None
         self._executor_stats: Callable[[], Any] | None = None
+        self._overload_stats: Callable[[], Mapping[str, Any]] | None = None
         self._budget_memo: dict[str, tuple[tuple[int, ...], float | None]] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -96,10 +97,12 @@ class Tracker:
         *,
         cache_stats: Callable[[], Mapping[str, Any]] | None = None,
         executor_stats: Callable[[], Any] | None = None,
+        overload_stats: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
-        """Where the cache and executor figures come from (the app's services, once built)."""
+        """Where the cache, executor and overload figures come from (the app's services)."""
         self._cache_stats = cache_stats
         self._executor_stats = executor_stats
+        self._overload_stats = overload_stats
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -147,6 +150,9 @@ class Tracker:
                 "rejections": sum(r.rate_limited for r in self._routes.values()),
                 "by_route": {n: r.rate_limited for n, r in self._routes.items() if r.rate_limited},
             },
+            # what the process refused rather than queued: sign-ins past the hashing budget's
+            # queue, requests shed while the event loop lagged (hashbudget.py, admission.py)
+            "overload": dict(self._overload_stats()) if self._overload_stats is not None else {},
             "budgets": [self._judge(b, cache) for b in self.budgets],
         }
 

@@ -6,7 +6,6 @@ locustfile.py and scenarios/.
 from velro_perf.cli import main
 from velro_perf.errors import (
     ConfigError,
-    MissingComponentError,
     RunInterrupted,
     ServiceStartError,
     TargetError,
@@ -17,7 +16,6 @@ from velro_perf.errors import (
 
 __all__ = [
     "ConfigError",
-    "MissingComponentError",
     "RunInterrupted",
     "ServiceStartError",
     "TargetError",

@@ -8,19 +8,11 @@ stderr naming the bad value and the fix, never a traceback (see velro_perf.error
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from velro_perf.errors import (
-    EXIT_FAIL,
-    EXIT_PASS,
-    EXIT_USAGE,
-    MissingComponentError,
-    UsageError,
-    VelroPerfError,
-)
+from velro_perf.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, VelroPerfError
 from velro_perf.paths import budgets_file, shapes_file
 
 __all__ = ["build_parser", "main"]
@@ -231,16 +223,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_argv(argv: list[str]) -> int:
-    try:
-        bench = importlib.import_module("velro_perf.bench")
-    except ModuleNotFoundError as exc:
-        if exc.name != "velro_perf.bench":
-            raise
-        raise MissingComponentError(
-            "`velro-perf bench` is not there yet: velro_perf/bench.py is not installed"
-        ) from exc
-    code = bench.main(argv)
-    return int(code) if code is not None else EXIT_PASS
+    from velro_perf.bench import main as bench_main
+
+    return bench_main(argv)
 
 
 _COMMANDS = {

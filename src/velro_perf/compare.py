@@ -10,14 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-from velro_perf.errors import EXIT_FAIL, EXIT_PASS, ConfigError, MissingComponentError
+from reports.compare import compare_runs, render_comparison
+from reports.errors import ReportError
+from reports.units import fmt_ms
+from velro_perf.errors import EXIT_FAIL, EXIT_PASS, ConfigError
 from velro_perf.gate import check_run_dir
 
 __all__ = ["compare_command", "comparison_table"]
 
 
 def _ms(value: Any) -> str:
-    return f"{value:.1f}" if isinstance(value, int | float) else "-"
+    return fmt_ms(float(value), unit="", missing="-") if isinstance(value, int | float) else "-"
 
 
 def comparison_table(rows: list[Any]) -> list[str]:
@@ -56,13 +59,6 @@ def comparison_table(rows: list[Any]) -> list[str]:
 
 def compare_command(baseline: Path, current: Path, out: Path | None, stream: TextIO) -> int:
     baseline, current = check_run_dir(baseline), check_run_dir(current)
-    try:
-        from reports.compare import compare_runs, render_comparison
-        from reports.errors import ReportError
-    except ImportError as exc:
-        raise MissingComponentError(
-            f"reports.compare is not available ({exc}); install the reports package"
-        ) from exc
     target = out or current / "comparison.html"
     try:
         cmp = compare_runs(baseline, current)

@@ -6,17 +6,19 @@ names the bad value and the fix) and exits with its code, never with a traceback
     VelroPerfError                  exit 2 unless a subclass says otherwise
     ├── UsageError                  2  bad arguments: a non-loopback target, a port in use
     ├── ConfigError                 2  bad configuration: a budget file, a shape, a database
-    │   └── MissingComponentError   2  a part of the suite (reports, bench) is not installed
     ├── TargetError                 3  the target could not be used: the run is invalid
     │   ├── TargetUnreachableError  3  nothing answers at the target URL
     │   └── ServiceStartError       3  the reference service did not start or became unhealthy
     └── RunInterrupted              3  Ctrl-C or SIGTERM: what was measured is kept, incomplete
 
 Exit codes 0 (every budget passes) and 1 (a budget fails or is inconclusive) are verdicts,
-not errors: they come from the run's summary, see `docs/run-format.md`.
+not errors: they come from the run's summary (`reports.runfiles.Verdict`, docs/run-format.md).
 """
 
 from __future__ import annotations
+
+# 0, 1 and 3 are a judged run's verdicts, defined beside them in reports/runfiles.py
+from reports.runfiles import EXIT_FAIL, EXIT_INVALID, EXIT_PASS
 
 __all__ = [
     "EXIT_FAIL",
@@ -24,7 +26,6 @@ __all__ = [
     "EXIT_PASS",
     "EXIT_USAGE",
     "ConfigError",
-    "MissingComponentError",
     "RunInterrupted",
     "ServiceStartError",
     "TargetError",
@@ -33,10 +34,7 @@ __all__ = [
     "VelroPerfError",
 ]
 
-EXIT_PASS = 0
-EXIT_FAIL = 1
 EXIT_USAGE = 2
-EXIT_INVALID = 3
 
 
 class VelroPerfError(Exception):
@@ -51,10 +49,6 @@ class UsageError(VelroPerfError):
 
 class ConfigError(VelroPerfError):
     """A configuration file or setting is invalid or cannot be used."""
-
-
-class MissingComponentError(ConfigError):
-    """A part of the suite built separately (the reports package, the benchmarks) is absent."""
 
 
 class TargetError(VelroPerfError):

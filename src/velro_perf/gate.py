@@ -2,22 +2,22 @@
 
 The figures and verdicts are computed by `reports.analysis` from the run folder's files alone;
 this module only wires it: load the budgets, summarise, write summary.json and junit.xml, and
-turn the verdict into an exit code. The reports package is imported lazily, so the rest of the
-command line works (and says clearly what is missing) before it is installed.
+turn the verdict into an exit code, turning the reports package's errors into ConfigError.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from velro_perf.errors import (
-    EXIT_FAIL,
-    EXIT_INVALID,
-    EXIT_PASS,
-    ConfigError,
-    MissingComponentError,
-)
+from reports.analysis import summarize, write_summary
+from reports.budgets import Budgets
+from reports.budgets import load_budgets as _load_budgets
+from reports.errors import BudgetError, ReportError
+from reports.history import append_history
+from reports.junit import write_junit
+from reports.render import render_report
+from reports.runfiles import Summary, Verdict
+from velro_perf.errors import ConfigError
 
 __all__ = [
     "append_history",
@@ -29,60 +29,32 @@ __all__ = [
     "render_run",
 ]
 
-_VERDICT_EXIT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_FAIL}
 
-
-def _missing(what: str, exc: ImportError) -> MissingComponentError:
-    return MissingComponentError(
-        f"{what} is not available ({exc}); the reports package (reports/) must be installed "
-        "in this environment before runs can be judged or rendered"
-    )
-
-
-def load_budgets(path: Path) -> Any:
+def load_budgets(path: Path) -> Budgets:
     """The parsed budgets file; ConfigError with the BudgetError's message when invalid."""
     try:
-        from reports.budgets import load_budgets as _load
-        from reports.errors import BudgetError
-    except ImportError as exc:
-        raise _missing("reports.budgets", exc) from exc
-    try:
-        return _load(path)
+        return _load_budgets(path)
     except BudgetError as exc:
         raise ConfigError(f"invalid budget file {path}: {exc}") from exc
 
 
-def exit_code_of(summary: dict[str, Any]) -> int:
+def exit_code_of(summary: Summary) -> int:
     """The summary's own exit code, or the one its verdict implies."""
     code = summary.get("exit_code")
     if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 3:
         return code
-    return _VERDICT_EXIT.get(str(summary.get("verdict")), EXIT_INVALID)
+    return Verdict.parse(summary.get("verdict")).exit_code
 
 
-def judge_run(run_dir: Path, budgets: Any) -> dict[str, Any]:
+def judge_run(run_dir: Path, budgets: Budgets) -> Summary:
     """Summarise `run_dir`, write summary.json and junit.xml; returns the summary."""
     try:
-        from reports.analysis import summarize, write_summary
-        from reports.errors import ReportError
-        from reports.junit import write_junit
-    except ImportError as exc:
-        raise _missing("reports.analysis / reports.junit", exc) from exc
-    try:
-        summary: dict[str, Any] = summarize(run_dir, budgets)
+        summary = summarize(run_dir, budgets)
         write_summary(run_dir, summary)
         write_junit(summary, run_dir / "junit.xml")
     except ReportError as exc:
         raise ConfigError(f"could not judge run {run_dir}: {exc}") from exc
     return summary
-
-
-def append_history(runs_root: Path, summary: dict[str, Any]) -> None:
-    try:
-        from reports.history import append_history as _append
-    except ImportError as exc:
-        raise _missing("reports.history", exc) from exc
-    _append(runs_root, summary)
 
 
 def render_run(
@@ -93,14 +65,7 @@ def render_run(
 ) -> Path:
     """Render report.html for `run_dir` (or to `out`); returns where it was written."""
     try:
-        from reports.errors import ReportError
-        from reports.render import render_report
-    except ImportError as exc:
-        raise _missing("reports.render", exc) from exc
-    try:
-        return Path(
-            render_report(run_dir, out=out, story_baseline=story_baseline, bench_json=bench_json)
-        )
+        return render_report(run_dir, out=out, story_baseline=story_baseline, bench_json=bench_json)
     except ReportError as exc:
         raise ConfigError(f"could not render the report of {run_dir}: {exc}") from exc
 
@@ -117,7 +82,7 @@ def check_run_dir(run_dir: Path) -> Path:
     return run_dir.resolve()
 
 
-def gate_run(run_dir: Path, budgets_file: Path) -> tuple[dict[str, Any], int]:
+def gate_run(run_dir: Path, budgets_file: Path) -> tuple[Summary, int]:
     """Re-judge a finished run: rewrite summary.json and junit.xml; returns (summary, code)."""
     run_dir = check_run_dir(run_dir)
     budgets = load_budgets(budgets_file)

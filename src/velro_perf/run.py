@@ -21,12 +21,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
 
+from reports.budgets import Budgets
+from reports.runfiles import Summary
 from velro_perf import gate
 from velro_perf.errors import (
     EXIT_INVALID,
-    EXIT_USAGE,
     ConfigError,
-    MissingComponentError,
     RunInterrupted,
     UsageError,
     VelroPerfError,
@@ -226,12 +226,7 @@ def execute_run(opts: RunOptions) -> int:
     """Run the load, judge it, and return the exit code (0 pass, 1 fail, 3 invalid)."""
     _validate(opts)
     shape = _shape(opts)
-    budgets: Any = None
-    try:
-        budgets = gate.load_budgets(opts.budgets_file)
-    except MissingComponentError as exc:
-        # the load can still run and leave its files; judging it waits for the reports package
-        _say(f"warning: {exc}")
+    budgets = gate.load_budgets(opts.budgets_file)
     target = require_loopback(opts.target) if opts.target else None
     if target is not None:
         check_reachable(target)
@@ -475,14 +470,8 @@ def _merge_actions(generator: dict[str, Any], actions: dict[str, Any]) -> None:
             generator[key] = value
 
 
-def _judge(state: _RunState, opts: RunOptions, budgets: Any) -> int:
+def _judge(state: _RunState, opts: RunOptions, budgets: Budgets) -> int:
     run_dir = state.run_dir
-    if budgets is None:
-        _say(
-            f"run {state.run_id} not judged: the reports package is missing; judge it later "
-            f"with `velro-perf gate {run_dir}`"
-        )
-        return EXIT_USAGE
     if state.locust_exit not in {None, 0, 1}:
         # 1 is Locust's "some requests failed"; anything else is an error in the test itself
         _say(f"warning: Locust exited with code {state.locust_exit}; see {run_dir / 'locust.log'}")
@@ -508,12 +497,12 @@ def _judge(state: _RunState, opts: RunOptions, budgets: Any) -> int:
     return code
 
 
-def print_verdict(summary: dict[str, Any], stream: Any = None) -> None:
+def print_verdict(summary: Summary, stream: Any = None) -> None:
     out = stream or sys.stdout
-    for budget in summary.get("budgets", []):
-        sentence = budget.get("sentence") or f"{budget.get('id')}: {budget.get('verdict')}"
+    for budget in summary["budgets"]:
+        sentence = budget.get("sentence") or f"{budget['id']}: {budget['verdict']}"
         out.write(f"  {sentence}\n")
-    for reason in summary.get("invalid_reasons", []) or []:
+    for reason in summary["invalid_reasons"]:
         out.write(f"  invalid: {reason}\n")
-    out.write(f"verdict: {summary.get('verdict')} (exit {gate.exit_code_of(summary)})\n")
+    out.write(f"verdict: {summary['verdict']} (exit {gate.exit_code_of(summary)})\n")
     out.flush()

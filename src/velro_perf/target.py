@@ -30,7 +30,9 @@ __all__ = [
     "ServiceOptions",
     "check_port_free",
     "check_reachable",
+    "delete_redis_prefix",
     "free_port",
+    "glob_escape",
     "is_loopback_url",
     "redact_url",
     "require_loopback",
@@ -101,6 +103,7 @@ def check_port_free(port: int, host: str = "127.0.0.1") -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the OS's pick); the suite's one way to find one."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -328,25 +331,33 @@ class ReferenceService:
     def _release_redis(self) -> None:
         if not self.redis_prefix:
             return
-        import redis
-
         prefix, self.redis_prefix = self.redis_prefix, ""
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=5)
-        try:
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    client.delete(*batch)
-                    batch.clear()
-            if batch:
-                client.delete(*batch)
-        except (redis.RedisError, OSError):
-            pass  # Redis went away: nothing of ours is left to delete
-        finally:
-            client.close()
+        delete_redis_prefix(f"redis://{REDIS_HOST}:{REDIS_PORT}/0", prefix)
 
 
-def _glob_escape(text: str) -> str:
+def delete_redis_prefix(redis_url: str, prefix: str) -> int:
+    """Delete every key under `prefix` (taken literally, not as a glob) at `redis_url`; return
+    how many there were. A Redis that does not answer has nothing of ours left to delete."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=glob_escape(prefix) + "*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(client.delete(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(client.delete(*batch))
+    except (redis.RedisError, OSError):
+        pass
+    finally:
+        client.close()
+    return deleted
+
+
+def glob_escape(text: str) -> str:
     """`text` as a literal in a Redis MATCH pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)

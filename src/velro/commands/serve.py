@@ -7,14 +7,19 @@ import errno
 import os
 import secrets
 import socket
+import tempfile
 
+from fastapi import FastAPI
+
+from velro import gctune
+from velro.app import create_app
 from velro.errors import ConfigError
 from velro.settings import Settings
 
 __all__ = ["register"]
 
 # Longer than any think time of the load shapes (5-15 s): with uvicorn's default of 5 s most
-# requests of a 10,000-user run reconnected, p99 410 ms instead of 160 ms (issue 4).
+# requests of a 10,000-user run reconnected, p99 410 ms instead of 160 ms (README).
 KEEP_ALIVE_S = 75
 
 
@@ -29,18 +34,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if args.profile:
         os.environ["VELRO_PROFILE"] = args.profile
     # Every worker process must sign and verify with the same key.
     os.environ.setdefault("VELRO_JWT_SECRET", secrets.token_urlsafe(32))
-    settings = Settings.from_env()  # fail here, once, with a clear message
     if args.workers < 1:
         raise ConfigError(f"--workers is {args.workers}; give 1 or more")
+    os.environ["VELRO_WORKERS"] = str(args.workers)
+    settings = Settings.from_env()  # fail here, once, with a clear message
     _check_port_free(args.host, args.port)
+    with tempfile.TemporaryDirectory(prefix="velro-hash-slots-") as slots:
+        # the workers' one hashing budget (hashbudget.py), unless the operator placed it
+        os.environ.setdefault("VELRO_HASH_SLOTS_DIR", slots)
+        _serve(args, settings)
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
-        "velro.app:create_app",
+        "velro.commands.serve:worker_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -51,7 +65,14 @@ def run(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         lifespan="on",
     )
-    return 0
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process: its garbage collector settled first (gctune.py)."""
+    settings = Settings.from_env()
+    app = create_app(settings)
+    gctune.settle(settings.gc_gen0_threshold)
+    return app
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -1,0 +1,106 @@
+"""The CPU budget of password hashing, shared by every worker process of one service.
+
+argon2id is CPU-bound (about 18 ms of a core per hash with the OWASP minimum). Each process
+has a hashing pool, but a pool per process is not a budget: two uvicorn workers with one
+hashing thread each on a 2-core machine hash on both cores at once and leave the event loops
+none. So a hash also takes one of ``slots`` slots that all workers share: a slot is an
+exclusive ``flock`` on one file of a directory they all know (``VELRO_HASH_SLOTS_DIR``, made
+by ``velro serve`` for its workers). The kernel releases a lock when its process dies, so a
+crashed worker never holds a slot. Without a directory the budget is the process's own (a
+semaphore).
+
+Sign-ins queue for a slot within their own latency budget, never beside it: past
+``queue_max`` hashes waiting or running in this process, a new one is refused at once with
+503 ``overloaded`` and ``Retry-After`` (not after the 5 s hash timeout), and counted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from velro.errors import ApiError
+
+__all__ = ["HashBudget", "overloaded"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def overloaded(message: str, retry_after_s: int = 1) -> ApiError:
+    """The contract's 503 for load the service refuses rather than queues."""
+    return ApiError(503, "overloaded", message, {"Retry-After": str(retry_after_s)})
+
+
+class HashBudget:
+    def __init__(self, slots: int, queue_max: int, directory: str = "") -> None:
+        self.slots = slots
+        self.queue_max = queue_max
+        self.shared = bool(directory)
+        self._semaphore = threading.BoundedSemaphore(slots)
+        self._paths = [Path(directory) / f"slot-{i}" for i in range(slots)] if directory else []
+        for path in self._paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(exist_ok=True)
+        self._local = threading.local()  # each hashing thread keeps its slot files open
+        self.pending = 0  # hashes of this process waiting for a slot or running
+        self.refused = 0
+
+    def admit(self) -> None:
+        """Count one more hash in this process, or refuse it (503) past the queue bound."""
+        if self.pending >= self.queue_max:
+            self.refused += 1
+            raise overloaded("Too many sign-ins at once; try again in a second.")
+        self.pending += 1
+
+    def release(self) -> None:
+        self.pending -= 1
+
+    def wrap(self, func: Callable[P, T]) -> Callable[P, T]:
+        """``func`` run while holding a slot: for the hashing threads."""
+
+        def held(*args: P.args, **kwargs: P.kwargs) -> T:
+            with self._slot():
+                return func(*args, **kwargs)
+
+        return held
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        if not self.shared:
+            with self._semaphore:
+                yield
+            return
+        fds: list[int] | None = getattr(self._local, "fds", None)
+        if fds is None:
+            fds = self._local.fds = [os.open(p, os.O_RDWR) for p in self._paths]
+        taken = None
+        for fd in fds:  # a free slot if there is one
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            taken = fd
+            break
+        if taken is None:
+            # every slot busy: wait on one, spread over the slots by thread
+            taken = fds[threading.get_ident() % len(fds)]
+            fcntl.flock(taken, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(taken, fcntl.LOCK_UN)
+
+    def stats(self) -> dict[str, int | bool]:
+        return {
+            "slots": self.slots,
+            "shared": self.shared,
+            "pending": self.pending,
+            "queue_max": self.queue_max,
+            "refused": self.refused,
+        }

@@ -1,0 +1,136 @@
+"""What several test modules share and is not a fixture: one copy of each.
+
+* loopback resources: ``free_port`` and ``delete_redis_prefix`` (the suite's own, from
+  velro_perf/target.py, so tests, benchmarks and runs find ports and clean Redis alike);
+* ``cli_env``: the environment a CLI subprocess runs in;
+* the HTTP API's actions and assertions, which the ``api`` fixture of tests/conftest.py
+  bundles (as the Flask tutorial's ``AuthActions``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from velro_perf.target import delete_redis_prefix, free_port
+
+if TYPE_CHECKING:
+    from velro.settings import Settings
+
+__all__ = [
+    "API",
+    "PASSWORD",
+    "ROOT",
+    "SECURITY_HEADERS",
+    "Api",
+    "assert_common_headers",
+    "assert_error",
+    "bearer",
+    "cli_env",
+    "delete_redis_prefix",
+    "free_port",
+    "login",
+    "register",
+    "serve",
+    "start",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+API = "/api/v1"
+PASSWORD = "correct horse battery"
+SECURITY_HEADERS = (
+    "strict-transport-security",
+    "content-security-policy",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+    "permissions-policy",
+    "cross-origin-opener-policy",
+    "cross-origin-embedder-policy",
+    "cross-origin-resource-policy",
+    "x-permitted-cross-domain-policies",
+    "cache-control",
+)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The test process's environment, with src/ and the project root importable (the
+    packages import from there even before they are installed), and `extra` on top."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env.update(extra)
+    return env
+
+
+def serve(live_server: Callable[..., Any], settings: Settings) -> Any:
+    """Create the schema (``velro db init``), then start the app on a real socket."""
+    from velro.db import Database
+
+    db = Database(settings.database_url)
+    db.create_all()
+    db.close()
+    return live_server(settings)
+
+
+def start(live_server: Callable[..., Any], settings: Settings) -> httpx.Client:
+    """A client of a fresh app, with ``/api/v1`` as its base."""
+    return httpx.Client(base_url=serve(live_server, settings).url + API, timeout=10)
+
+
+def assert_error(r: httpx.Response, status: int, code: str) -> None:
+    """The contract's one error shape, with the request id of the response."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "request_id"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert body["error"]["request_id"] == r.headers["x-request-id"]
+
+
+def assert_common_headers(r: httpx.Response) -> None:
+    for name in SECURITY_HEADERS:
+        assert name in r.headers, name
+    assert r.headers["x-request-id"]
+    assert r.headers["server-timing"].startswith("app;dur=")
+    assert "server" not in r.headers
+    assert "x-powered-by" not in r.headers
+
+
+def register(client: httpx.Client, email: str, password: str = PASSWORD, **extra: Any) -> Any:
+    return client.post("/auth/register", json={"email": email, "password": password, **extra})
+
+
+def login(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
+    return client.post("/auth/login", json={"email": email, "password": password})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Api:
+    """The HTTP API's actions in a test, as the Flask tutorial's ``AuthActions`` (the ``api``
+    fixture): start an app on a real socket, register, log in, bearer headers, and the
+    contract's error shape."""
+
+    def __init__(self, live_server: Callable[..., Any]) -> None:
+        self._live_server = live_server
+
+    def serve(self, settings: Settings) -> Any:
+        """Create the schema, then start the app on a real socket; the server."""
+        return serve(self._live_server, settings)
+
+    def start(self, settings: Settings) -> httpx.Client:
+        """A client of a fresh app, with ``/api/v1`` as its base."""
+        return start(self._live_server, settings)
+
+    register = staticmethod(register)
+    login = staticmethod(login)
+    bearer = staticmethod(bearer)
+    assert_error = staticmethod(assert_error)
+    assert_common_headers = staticmethod(assert_common_headers)

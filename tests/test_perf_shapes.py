@@ -1,0 +1,80 @@
+"""Load shapes from shapes.toml and the Locust command line they give."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from velro_perf.errors import ConfigError
+from velro_perf.locust_proc import LocustOptions, locust_argv
+from velro_perf.shapes import load_shape
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- shapes and the Locust command line ------------------------------------------------------
+
+
+def test_a_shape_gives_its_sizes_and_duration(tmp_path: Path) -> None:
+    path = tmp_path / "shapes.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            [shapes.smoke]
+            warmup_s = 10
+            seed_users = 50
+            seed_teams = 5
+            seed_projects = 40
+            wait_s = [1.0, 2.0]
+            workload = "sessions.toml"
+            stages = [
+              { duration_s = 20, users = 5, spawn_rate = 1 },
+              { duration_s = 40, users = 10, spawn_rate = 1 },
+            ]
+            """
+        )
+    )
+    shape = load_shape("smoke", path)
+    assert (shape.warmup_s, shape.seed_users, shape.seed_teams, shape.seed_projects) == (
+        10.0,
+        50,
+        5,
+        40,
+    )
+    assert shape.duration_s == 60.0
+    assert shape.workload_file == tmp_path / "sessions.toml"
+
+
+def test_a_bad_shape_value_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "shapes.toml"
+    path.write_text(
+        "[shapes.smoke]\nwarmup_s = -3\nwait_s = [1, 2]\nseed_users = 1\nseed_teams = 1\n"
+        "seed_projects = 1\nstages = [{ duration_s = 5, users = 1, spawn_rate = 1 }]\n"
+    )
+    with pytest.raises(ConfigError, match=r"warmup_s is -3"):
+        load_shape("smoke", path)
+
+
+def test_locust_gets_the_locustfile_options(tmp_path: Path) -> None:
+    argv = locust_argv(
+        LocustOptions(
+            host="http://127.0.0.1:8000",
+            shape="smoke",
+            run_dir=tmp_path,
+            fixtures=tmp_path / "fixtures.json",
+            open_rate=25.0,
+            processes=2,
+        )
+    )
+    joined = " ".join(argv)
+    assert f"-f {ROOT / 'locustfile.py'}" in joined
+    assert "--headless" in argv
+    assert "--csv-full-history" in argv
+    assert f"--csv {tmp_path / 'locust'}" in joined
+    assert "--velro-shape smoke" in joined
+    assert f"--velro-out {tmp_path}" in joined
+    assert f"--velro-fixtures {tmp_path / 'fixtures.json'}" in joined
+    assert "--velro-open-rate 25" in joined
+    assert "--processes 2" in joined
