@@ -223,7 +223,7 @@ class Target:
 # ---------------------------------------------------------------- the measurement
 
 
-def _write_inputs(work: Path, duration_s: float, wait_s: tuple[float, float]) -> None:
+def write_inputs(work: Path, duration_s: float, wait_s: tuple[float, float]) -> None:
     (work / "shapes.toml").write_text(
         f"[shapes.calibrate]\nwarmup_s = 2\nwait_s = [{wait_s[0]}, {wait_s[1]}]\n"
         f"seed_users = {USERS}\nseed_teams = 1\nseed_projects = 1\n"
@@ -243,7 +243,7 @@ def _write_inputs(work: Path, duration_s: float, wait_s: tuple[float, float]) ->
     )
 
 
-def _measure(
+def measure(
     law: Law, model: str, work: Path, duration_s: float, open_rate: float
 ) -> dict[str, Any]:
     run_dir = work / f"{law.kind}-{model}"
@@ -319,11 +319,11 @@ def calibrate(out: Path, duration_s: float = 20.0, rate: float = 200.0) -> dict[
         work = Path(tmp)
         # closed-model waits sized so that the users ask about `rate` requests a second
         think = USERS / rate
-        _write_inputs(work, duration_s, (think * 0.5, think * 1.5))
+        write_inputs(work, duration_s, (think * 0.5, think * 1.5))
         results = [
-            _measure(laws[0], "closed", work, duration_s, rate),
-            _measure(laws[0], "open", work, duration_s, rate),
-            _measure(laws[1], "open", work, duration_s, rate),
+            measure(laws[0], "closed", work, duration_s, rate),
+            measure(laws[0], "open", work, duration_s, rate),
+            measure(laws[1], "open", work, duration_s, rate),
         ]
     calibration = {
         "at": utc_iso(time.time()),
