@@ -230,11 +230,31 @@ def execute_run(opts: RunOptions) -> int:
     target = require_loopback(opts.target) if opts.target else None
     if target is not None:
         check_reachable(target)
-
     profile = (opts.service_profile or "fixed") if target is None else "external"
     run_dir, run_id = _make_run_dir(opts.out, make_run_id(opts.shape, profile))
-    started = time.time()
-    config: dict[str, Any] = {
+    state = _RunState(
+        run_dir=run_dir,
+        run_id=run_id,
+        config=_initial_config(opts, shape, run_id, target, profile),
+        meta=_initial_meta(opts, shape, run_id),
+        shape=shape,
+    )
+    _say(f"run {run_id}: {run_dir}")
+    error = _load_and_clean_up(state, opts, target)
+    if error is not None and state.meta["measured_from"] is None:
+        # nothing was measured: keep the folder only when it holds a log worth reading
+        if not (run_dir / "service.log").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise error
+    return _judge(state, opts, budgets)
+
+
+def _initial_config(
+    opts: RunOptions, shape: ShapeInfo, run_id: str, target: str | None, profile: str
+) -> dict[str, Any]:
+    """config.json as known before anything starts (the service adds its URLs)."""
+    workload = shape.workload_file or fixtures_dir() / "workload.toml"
+    return {
         "run_id": run_id,
         "shape": opts.shape,
         "target": target or "reference",
@@ -247,8 +267,8 @@ def execute_run(opts: RunOptions) -> int:
         # the load itself: a changed shape or workload is another configuration
         "shapes_file": str(opts.shapes_file.resolve()),
         "shapes_sha256": _file_sha256(opts.shapes_file),
-        "workload_file": str(shape.workload_file or fixtures_dir() / "workload.toml"),
-        "workload_sha256": _file_sha256(shape.workload_file or fixtures_dir() / "workload.toml"),
+        "workload_file": str(workload),
+        "workload_sha256": _file_sha256(workload),
         "seed": {
             "users": shape.seed_users,
             "teams": shape.seed_teams,
@@ -261,9 +281,13 @@ def execute_run(opts: RunOptions) -> int:
         "redis": None,
         "redis_url": None,
     }
-    meta: dict[str, Any] = {
+
+
+def _initial_meta(opts: RunOptions, shape: ShapeInfo, run_id: str) -> dict[str, Any]:
+    """meta.json at the start: where and with what the run ran (its end is added later)."""
+    return {
         "run_id": run_id,
-        "started_at": utc_iso(started),
+        "started_at": utc_iso(time.time()),
         "ended_at": None,
         "measured_from": None,
         "complete": False,
@@ -282,9 +306,13 @@ def execute_run(opts: RunOptions) -> int:
             ),
         },
     }
-    state = _RunState(run_dir=run_dir, run_id=run_id, config=config, meta=meta, shape=shape)
-    _say(f"run {run_id}: {run_dir}")
 
+
+def _load_and_clean_up(
+    state: _RunState, opts: RunOptions, target: str | None
+) -> VelroPerfError | None:
+    """The load, then teardown whatever happened (a signal, an error, a crash); returns the
+    runner's own error, to be raised once the run folder is settled."""
     error: VelroPerfError | None = None
     with _Signals() as signals:
         try:
@@ -303,12 +331,7 @@ def execute_run(opts: RunOptions) -> int:
                 _say(f"stopping: {state.interrupted}")
             _teardown(state)
             _finish_meta(state)
-    if error is not None and state.meta["measured_from"] is None:
-        # nothing was measured: keep the folder only when it holds a log worth reading
-        if not (run_dir / "service.log").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise error
-    return _judge(state, opts, budgets)
+    return error
 
 
 def _load(state: _RunState, opts: RunOptions, target: str | None) -> None:
