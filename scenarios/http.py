@@ -133,6 +133,22 @@ class Channel:
         self.open_model = open_model
         self.slot = gevent.local.local()
 
+    def _request(
+        self,
+        request_id: str,
+        json: Any,
+        token: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[dict[str, str], bytes | None]:
+        """The headers and body to send."""
+        sent = {"X-Request-ID": request_id, **self.headers, **(headers or {})}
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if json is None:
+            return sent, None
+        sent.update(_JSON)
+        return sent, jsonlib.dumps(json, separators=(",", ":")).encode()
+
     def send(
         self,
         method: str,
@@ -159,13 +175,7 @@ class Channel:
             intended = getattr(self.slot, "value", None)
             self.slot.value = None
         request_id = self.identity.request_id()
-        sent = {"X-Request-ID": request_id, **self.headers, **(headers or {})}
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        body = None
-        if json is not None:
-            body = jsonlib.dumps(json, separators=(",", ":")).encode()
-            sent.update(_JSON)
+        sent, body = self._request(request_id, json, token, headers)
         if intended is not None and self.open_model is not None:
             self.open_model.began(intended, time.time())
         answer = self.transport.send(method, url, body, sent)

@@ -84,6 +84,21 @@ def quantile(law: Law, q: float) -> float:
 
 # ---------------------------------------------------------------- the target
 
+# the headers the contract's checks ask of every answer (scenarios/checks.py)
+_CONTRACT_HEADERS = {
+    "Strict-Transport-Security": "max-age=63072000",
+    "Content-Security-Policy": "default-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Permitted-Cross-Domain-Policies": "none",
+    "Cache-Control": "no-store",
+}
+
 
 def _app(law: Law) -> Any:
     import asyncio
@@ -96,19 +111,7 @@ def _app(law: Law) -> Any:
     from starlette.routing import Route
 
     started = time.time()
-    headers = {
-        "Strict-Transport-Security": "max-age=63072000",
-        "Content-Security-Policy": "default-src 'none'",
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-        "Permissions-Policy": "()",
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Cross-Origin-Embedder-Policy": "require-corp",
-        "Cross-Origin-Resource-Policy": "same-origin",
-        "X-Permitted-Cross-Domain-Policies": "none",
-        "Cache-Control": "no-store",
-    }
+    headers = dict(_CONTRACT_HEADERS)
 
     async def answer(request: Request, body: dict[str, Any], status: int = 200) -> JSONResponse:
         wait = law.wait_s(time.time(), started, random.random())
@@ -243,6 +246,22 @@ def write_inputs(work: Path, duration_s: float, wait_s: tuple[float, float]) -> 
     )
 
 
+def _against_law(law: Law, latencies: list[float], q: float) -> dict[str, Any]:
+    """The measured q-th percentile (sorted latencies) beside the law's, with the error."""
+    rank = min(len(latencies) - 1, max(0, int(q / 100.0 * len(latencies))))
+    measured = latencies[rank]
+    expected = law.quantile(q)
+    error = measured - expected
+    return {
+        "q": q,
+        "law_ms": expected,
+        "measured_ms": measured,
+        "error_ms": error,
+        "error_share": error / expected,
+        "within_bound": abs(error) <= max(ERROR_FLOOR_MS, ERROR_SHARE * expected),
+    }
+
+
 def measure(
     law: Law, model: str, work: Path, duration_s: float, open_rate: float
 ) -> dict[str, Any]:
@@ -287,23 +306,8 @@ def measure(
         "model": model,
         "requests": len(latencies),
         "unexpected": unexpected,
-        "quantiles": [],
+        "quantiles": [_against_law(law, latencies, q) for q in QUANTILES],
     }
-    for q in QUANTILES:
-        rank = min(len(latencies) - 1, max(0, int(q / 100.0 * len(latencies))))
-        measured = latencies[rank]
-        expected = law.quantile(q)
-        error = measured - expected
-        result["quantiles"].append(
-            {
-                "q": q,
-                "law_ms": expected,
-                "measured_ms": measured,
-                "error_ms": error,
-                "error_share": error / expected,
-                "within_bound": abs(error) <= max(ERROR_FLOOR_MS, ERROR_SHARE * expected),
-            }
-        )
     if model == "open":
         opened = json.loads((run_dir / "open_model.json").read_text())
         result["open_model"] = {

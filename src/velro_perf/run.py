@@ -334,31 +334,37 @@ def _load_and_clean_up(
     return error
 
 
+def _prepare_service(state: _RunState, opts: RunOptions) -> None:
+    """The reference service's database, seed and port, named in config.json."""
+    shape = state.shape
+    state.service = ReferenceService(
+        ServiceOptions(
+            run_dir=state.run_dir,
+            run_id=state.run_id,
+            profile=opts.service_profile or "fixed",
+            database=opts.database or "sqlite",
+            use_redis=opts.use_redis,
+            port=opts.port,
+            workers=opts.workers,
+            seed_users=shape.seed_users,
+            seed_teams=shape.seed_teams,
+            seed_projects=shape.seed_projects,
+            startup_timeout_s=opts.startup_timeout_s,
+        )
+    )
+    state.service.prepare()
+    state.config["target_url"] = state.service.url
+    state.config["database_url"] = redact_url(state.service.database_url)
+    state.config["redis_url"] = state.service.redis_url or None
+    state.config["redis"] = "127.0.0.1:6379" if state.service.redis_url else None
+    state.config["redis_prefix"] = state.service.redis_prefix or None
+
+
 def _load(state: _RunState, opts: RunOptions, target: str | None) -> None:
     """Start what is needed, run Locust to its end, and watch it."""
     shape = state.shape
     if target is None:
-        state.service = ReferenceService(
-            ServiceOptions(
-                run_dir=state.run_dir,
-                run_id=state.run_id,
-                profile=opts.service_profile or "fixed",
-                database=opts.database or "sqlite",
-                use_redis=opts.use_redis,
-                port=opts.port,
-                workers=opts.workers,
-                seed_users=shape.seed_users,
-                seed_teams=shape.seed_teams,
-                seed_projects=shape.seed_projects,
-                startup_timeout_s=opts.startup_timeout_s,
-            )
-        )
-        state.service.prepare()
-        state.config["target_url"] = state.service.url
-        state.config["database_url"] = redact_url(state.service.database_url)
-        state.config["redis_url"] = state.service.redis_url or None
-        state.config["redis"] = "127.0.0.1:6379" if state.service.redis_url else None
-        state.config["redis_prefix"] = state.service.redis_prefix or None
+        _prepare_service(state, opts)
     state.config["config_hash"] = config_hash(state.config)
     write_json(state.run_dir / "config.json", state.config)
     write_json(state.run_dir / "meta.json", state.meta)
