@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from velro_perf.target import delete_redis_prefix
+from velro_perf.target import own_redis_prefix
 
 __all__ = ["IN_CI", "JWT_SECRET", "absent"]
 
@@ -88,11 +88,8 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def redis_prefix(redis_url: str) -> Iterator[str]:
     """This session's own key prefix; every key under it is deleted at the end."""
-    prefix = f"velro_bench_{uuid.uuid4().hex[:12]}:"
-    try:
+    with own_redis_prefix(redis_url, "velro_bench") as prefix:
         yield prefix
-    finally:
-        delete_redis_prefix(redis_url, prefix)
 
 
 @pytest.fixture(scope="session")

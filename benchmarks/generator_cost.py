@@ -49,6 +49,7 @@ import numpy as np
 import psutil
 
 from velro_perf.locust_proc import LocustOptions, locust_argv
+from velro_perf.target import free_port, wait_healthy
 
 __all__ = ["main"]
 
@@ -68,14 +69,6 @@ export default function () {
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _service(work: Path, users: int) -> Iterator[tuple[str, Path, int]]:
     """The reference service, seeded; yields (base URL, fixtures file, pid)."""
@@ -88,7 +81,7 @@ def _service(work: Path, users: int) -> Iterator[tuple[str, Path, int]]:
          "--out", str(fixtures)],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
-    port = _free_port()
+    port = free_port()
     with (work / "service.log").open("ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - our own command
             [velro, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -96,16 +89,7 @@ def _service(work: Path, users: int) -> Iterator[tuple[str, Path, int]]:
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"velro serve did not start; see {work / 'service.log'}")
-                time.sleep(0.1)  # polling for readiness
+            wait_healthy(base, proc, 60.0, work / "service.log", interval_s=0.1)
             yield base, fixtures, proc.pid
         finally:
             proc.terminate()

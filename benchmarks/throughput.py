@@ -17,7 +17,7 @@ fills the caches. The order alternates (bare, velro, bare, velro, ...) and the f
 the median of the repeats, so that a neighbour's burst on this shared machine lands on both
 sides rather than one. Also reported: the ratios me/bare (target >= 0.60) and check/bare
 (target >= 0.50), and the cache hit rate over the measured windows, from
-``/api/v1/performance/metrics`` (the definition of ``reports.analysis.cache_counters``).
+``/api/v1/performance/metrics`` (the definition of ``reports.counters.cache_counters``).
 
 Beside requests per second, each phase records the server's CPU time per request (psutil, over
 the measured window) and the generator's (its rusage): on a machine shared with other work,
@@ -43,7 +43,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +54,7 @@ from typing import Any
 import httpx
 import psutil
 
-from velro_perf.target import delete_redis_prefix, free_port
+from velro_perf.target import delete_redis_prefix, free_port, wait_healthy
 
 __all__ = ["main"]
 
@@ -96,18 +95,7 @@ def _server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Itera
             argv, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{argv} exited with {proc.returncode}; see {log}")
-                try:
-                    if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{argv} did not answer /health within 60 s; see {log}")
-                time.sleep(0.1)  # polling for readiness, not modelling a cost
+            wait_healthy(url, proc, 60.0, log, interval_s=0.1)
             yield Server(url, proc.pid)
         finally:
             proc.terminate()
@@ -189,7 +177,7 @@ def _hit_rate(before: dict[str, Any] | None, after: dict[str, Any] | None) -> di
     if before is None or after is None:
         return {"hits": None, "lookups": None, "hit_rate": None}
     try:
-        from reports.analysis import cache_counters
+        from reports.counters import cache_counters
     except ModuleNotFoundError:
         return {"hits": None, "lookups": None, "hit_rate": None}
     hits, lookups = cache_counters(

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from reports.analysis import bound_text, fmt_value, judge_interval
+from reports.analysis import judge_interval
 from reports.budgets import Budgets
 from reports.errors import RunDirError
 from reports.runfiles import BudgetVerdict, MicrobenchResult
+from reports.sentences import bound_text, fmt_value
 from reports.stats import Interval, percentile_ci
 
 __all__ = ["base_name", "benchmark_rows", "judge_microbenchmarks", "read_bench_json"]

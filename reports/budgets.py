@@ -27,6 +27,7 @@ _KNOWN_KEYS = {
     "description",
     "kind",
     "endpoints",
+    "operations",
     "percentile",
     "max",
     "min",
@@ -47,6 +48,9 @@ class Budget:
     min: float | None = None
     percentile: float | None = None
     endpoints: tuple[str, ...] = ()
+    # the API-file operations (docs/api-file.md) whose requests the budget judges; a run that
+    # records its API (config.json `api`) is judged on their endpoints, else on `endpoints`
+    operations: tuple[str, ...] = ()
     shapes: tuple[str, ...] | None = None
     benchmarks: tuple[str, ...] = ()
 
@@ -168,6 +172,7 @@ def _parse_one(entry: Any, index: int) -> Budget:
         raise BudgetError(
             f'budget {bid!r} lists no endpoints; give endpoints = ["GET /api/v1/auth/me"]'
         )
+    operations = _strings(entry, "operations", bid)
     benchmarks = _strings(entry, "benchmarks", bid)
     if kind == "microbenchmark" and not benchmarks:
         raise BudgetError(f'budget {bid!r} lists no benchmarks; give benchmarks = ["test_l1_hit"]')
@@ -181,6 +186,7 @@ def _parse_one(entry: Any, index: int) -> Budget:
         min=bmin,
         percentile=percentile,
         endpoints=endpoints,
+        operations=operations,
         shapes=shapes,
         benchmarks=benchmarks,
     )

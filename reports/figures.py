@@ -12,10 +12,11 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from reports import charts
-from reports.analysis import CPU_SATURATED, TIERS, counter_increases
 from reports.charts import Chart
+from reports.counters import TIERS, counter_increases
 from reports.loading import RunData
 from reports.runfiles import Summary
+from reports.validity import CPU_SATURATED
 
 __all__ = ["category_latencies", "run_charts"]
 

@@ -17,7 +17,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from reports import charts
-from reports.analysis import fmt_value, summarize_data
+from reports.analysis import summarize_data
 from reports.benchjson import benchmark_rows, judge_microbenchmarks, read_bench_json
 from reports.budgets import Budgets, load_budgets
 from reports.figures import run_charts
@@ -32,6 +32,7 @@ from reports.runfiles import (
     read_meta,
     read_summary,
 )
+from reports.sentences import fmt_value
 from reports.units import MISSING, fmt_ms
 
 __all__ = [

@@ -32,6 +32,8 @@ __all__ = [
     "EXIT_FAIL",
     "EXIT_INVALID",
     "EXIT_PASS",
+    "ApiDescribed",
+    "ApiNamed",
     "BudgetResult",
     "BudgetVerdict",
     "EndpointRow",
@@ -132,6 +134,24 @@ class SeedSize(TypedDict):
     projects: int
 
 
+class ApiDescribed(TypedDict, total=False):
+    """config.json `api`: what the run's API file (docs/api-file.md) described."""
+
+    name: str
+    sha256: str  # of the file's bytes: part of the configuration hash
+    promises: list[str]  # the checks CONTRACT.md adds, where the backend promises them
+    operations: dict[str, str]  # operation -> endpoint, "METHOD name" as samples.csv has it
+    lacks: dict[str, str]  # operation the backend lacks -> why
+
+
+class ApiNamed(TypedDict):
+    """summary.json `api`: the API file the run drove, named with its hash."""
+
+    name: str | None
+    file: str | None
+    sha256: str | None
+
+
 class RunConfig(TypedDict, total=False):
     """config.json: what was run. Every key may be absent (a target's own run folder)."""
 
@@ -142,6 +162,8 @@ class RunConfig(TypedDict, total=False):
     service_profile: str  # degraded | fixed | external
     processes: int
     open_model_rate: float | None
+    api_file: str  # the API file the scenarios drove (targets/contract.toml by default)
+    api: ApiDescribed
     budgets_file: str
     budgets_sha256: str | None
     shapes_file: str
@@ -299,6 +321,7 @@ class Summary(TypedDict):
     shape: str | None
     service_profile: str | None
     target: str | None
+    api: ApiNamed | None
     config_hash: str | None
     started_at: str | None
     measured_from: float

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reports.runfiles import RunConfig, RunMeta
+
 __all__ = ["DEFAULT_ENDPOINTS", "EndpointSpec", "write_synthetic_run"]
 
 
@@ -65,6 +67,23 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
     spec = SyntheticRun(**kwargs)  # type: ignore[arg-type]
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
+    samples = _samples(spec, rng)
+    samples.to_csv(run_dir / "samples.csv", index=False, float_format="%.4f")
+    _write_config_and_meta(run_dir, spec)
+    seconds = np.arange(int(spec.duration_s) + 1, dtype=np.float64)
+    judged_ts = samples["ts"].to_numpy()[spec.setup_requests :]
+    per_second = np.bincount((judged_ts - spec.start).astype(np.int64), minlength=len(seconds))
+    users = np.round(spec.users * np.minimum(1.0, (seconds + 1) / max(spec.warmup_s, 1.0)))
+    _write_history(run_dir, spec, seconds, users, per_second)
+    _write_locust_stats(run_dir, samples)
+    _write_generator(run_dir, spec, seconds, users, per_second)
+    if spec.hit_rate is not None:
+        _write_metrics(run_dir, spec, seconds, rng)
+    return run_dir
+
+
+def _samples(spec: SyntheticRun, rng: np.random.Generator) -> pd.DataFrame:
+    """samples.csv's rows: `setup_requests` setup rows, then `n` drawn requests in time order."""
     names = list(spec.endpoints)
     weights = np.array([spec.endpoints[e].weight for e in names], dtype=np.float64)
     which = rng.choice(len(names), size=spec.n, p=weights / weights.sum())
@@ -76,21 +95,19 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
     expected = (rng.uniform(size=spec.n) >= unexpected_p).astype(np.int8)
     status = np.where(expected == 1, 200, 500).astype(np.int32)
     categories = np.array([spec.endpoints[e].category for e in names], dtype=object)[which]
-    endpoint_col = np.array(names, dtype=object)[which]
-    st_app = latency * 0.8
     cache = rng.choice(
         np.array(["L1", "L2", "L3", "miss"], dtype=object), size=spec.n, p=[0.8, 0.1, 0.05, 0.05]
     )
     samples = pd.DataFrame(
         {
             "ts": ts,
-            "endpoint": endpoint_col,
+            "endpoint": np.array(names, dtype=object)[which],
             "category": categories,
             "latency_ms": latency,
             "status": status,
             "expected": expected,
             "worker": "local",
-            "st_app": st_app,
+            "st_app": latency * 0.8,
             "st_db": np.where(categories == "login", np.nan, latency * 0.3),
             "st_hash": np.where(
                 np.isin(categories, ["login", "registration"]), latency * 0.5, np.nan
@@ -98,17 +115,16 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
             "st_cache": cache,
         }
     )
-    if spec.setup_requests:
-        setup = samples.iloc[: spec.setup_requests].copy()
-        setup["category"] = "setup"
-        setup["endpoint"] = "POST /api/v1/auth/register"
-        samples = pd.concat([setup, samples], ignore_index=True)
-    samples.to_csv(run_dir / "samples.csv", index=False, float_format="%.4f")
+    if not spec.setup_requests:
+        return samples
+    setup = samples.iloc[: spec.setup_requests].copy()
+    setup["category"] = "setup"
+    setup["endpoint"] = "POST /api/v1/auth/register"
+    return pd.concat([setup, samples], ignore_index=True)
 
-    measured_from = spec.start + spec.warmup_s
-    end = spec.start + spec.duration_s
-    run_id = run_dir.name
-    config = {
+
+def _write_config_and_meta(run_dir: Path, spec: SyntheticRun) -> None:
+    config: RunConfig = {
         "shape": spec.shape,
         "target": "synthetic",
         "service_profile": spec.profile,
@@ -120,11 +136,11 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
         "redis": None,
         "config_hash": spec.config_hash,
     }
-    meta = {
-        "run_id": run_id,
+    meta: RunMeta = {
+        "run_id": run_dir.name,
         "started_at": pd.Timestamp(spec.start, unit="s", tz="UTC").isoformat(),
-        "ended_at": pd.Timestamp(end, unit="s", tz="UTC").isoformat(),
-        "measured_from": measured_from,
+        "ended_at": pd.Timestamp(spec.start + spec.duration_s, unit="s", tz="UTC").isoformat(),
+        "measured_from": spec.start + spec.warmup_s,
         "complete": spec.complete,
         "interrupted": spec.interrupted,
         "git": {"commit": "0000000", "dirty": False},
@@ -140,10 +156,14 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
     (run_dir / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
-    seconds = np.arange(int(spec.duration_s) + 1, dtype=np.float64)
-    per_second = np.bincount((ts - spec.start).astype(np.int64), minlength=len(seconds))
-    ramp = np.minimum(1.0, (seconds + 1) / max(spec.warmup_s, 1.0))
-    users = np.round(spec.users * ramp)
+
+def _write_history(
+    run_dir: Path,
+    spec: SyntheticRun,
+    seconds: np.ndarray,
+    users: np.ndarray,
+    per_second: np.ndarray,
+) -> None:
     history = pd.DataFrame(
         {
             "Timestamp": (spec.start + seconds).astype(np.int64),
@@ -155,7 +175,15 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
         }
     )
     history.to_csv(run_dir / "locust_stats_history.csv", index=False)
-    _write_locust_stats(run_dir, samples)
+
+
+def _write_generator(
+    run_dir: Path,
+    spec: SyntheticRun,
+    seconds: np.ndarray,
+    users: np.ndarray,
+    per_second: np.ndarray,
+) -> None:
     gen = [
         {
             "ts": spec.start + s,
@@ -170,9 +198,6 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
         for s, u, r in zip(seconds, users, per_second, strict=False)
     ]
     _write_jsonl(run_dir / "generator.jsonl", gen)
-    if spec.hit_rate is not None:
-        _write_metrics(run_dir, spec, seconds, rng)
-    return run_dir
 
 
 def _write_locust_stats(run_dir: Path, samples: pd.DataFrame) -> None:

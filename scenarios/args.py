@@ -10,6 +10,7 @@ from scenarios.errors import ScenarioConfigError
 from scenarios.openmodel import DEFAULT_LATE_S, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_LATE_SHARE
 
 __all__ = [
+    "DEFAULT_API",
     "DEFAULT_HEARTBEAT_LIVENESS",
     "DEFAULT_WORKLOAD",
     "PROJECT_ROOT",
@@ -35,6 +36,11 @@ def add_arguments(parser: Any) -> None:
         "--velro-workload",
         default="",
         help="workload weights file (TOML); default: the shape's own, else fixtures/workload.toml",
+    )
+    parser.add_argument(
+        "--velro-api",
+        default=DEFAULT_API,
+        help="API file (TOML) describing the target's operations, see docs/api-file.md",
     )
     parser.add_argument(
         "--velro-out",
@@ -97,6 +103,8 @@ DEFAULT_WORKLOAD = "fixtures/workload.toml"
 # a worker that shares 2 cores with the service it loads can be starved for seconds without
 # being dead; Locust's 3 s made one lose its users mid-run (and keep running them)
 DEFAULT_HEARTBEAT_LIVENESS = 10
+# the contract of CONTRACT.md, which the reference service serves: the first API file
+DEFAULT_API = "targets/contract.toml"
 
 
 def resolve(path: str) -> Path:
@@ -112,6 +120,7 @@ class Options:
     shape: str
     shapes_file: Path
     workload_file: Path | None  # None: the shape's own workload, else fixtures/workload.toml
+    api_file: Path
     out: str
     fixtures: str
     open_rate: float
@@ -160,6 +169,7 @@ class Options:
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),
             workload_file=resolve(workload) if workload else None,
+            api_file=resolve(str(get("velro_api", DEFAULT_API) or DEFAULT_API)),
             out=str(get("velro_out", "")),
             fixtures=str(get("velro_fixtures", "")),
             open_rate=rate,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ALL_PROMISES",
     "FORBIDDEN_HEADERS",
     "RETRY_AFTER",
     "SECURITY_HEADERS",
@@ -55,6 +56,8 @@ RETRY_AFTER = r"^\s*(\d+|[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _APP_TIMING = re.compile(r"(^|,)\s*app\s*;[^,]*\bdur=", re.IGNORECASE)
 _CACHE_TIERS = {"L1", "L2", "L3", "db"}
+# what CONTRACT.md promises on every response (scenarios/apimodel.py PROMISES names the same)
+ALL_PROMISES = frozenset({"request_id", "server_timing", "security_headers", "error_shape"})
 
 
 def header_value(headers: Any, name: str) -> str | None:
@@ -201,16 +204,21 @@ def _error_body(data: Any, code: str | None, request_id: str) -> str | None:
     return None
 
 
-def _common(headers: Any, request_id: str) -> str | None:
-    """CONTRACT.md "Every response": request id, Server-Timing, the security headers."""
-    echoed = header_value(headers, "X-Request-ID")
-    if echoed is None:
-        return "response lacks X-Request-ID"
-    if _REQUEST_ID.match(request_id) and echoed != request_id:
-        return "X-Request-ID does not echo the id the client sent"
-    timing = header_value(headers, "Server-Timing")
-    if not timing or not _APP_TIMING.search(timing):
-        return "Server-Timing lacks app;dur=<ms>"
+def _common(headers: Any, request_id: str, promises: Collection[str]) -> str | None:
+    """CONTRACT.md "Every response": request id, Server-Timing, the security headers; each
+    checked only where the backend promises it (its API file's `promises`)."""
+    if "request_id" in promises:
+        echoed = header_value(headers, "X-Request-ID")
+        if echoed is None:
+            return "response lacks X-Request-ID"
+        if _REQUEST_ID.match(request_id) and echoed != request_id:
+            return "X-Request-ID does not echo the id the client sent"
+    if "server_timing" in promises:
+        timing = header_value(headers, "Server-Timing")
+        if not timing or not _APP_TIMING.search(timing):
+            return "Server-Timing lacks app;dur=<ms>"
+    if "security_headers" not in promises:
+        return None
     for name, wanted in _SECURITY_WANTED:
         value = header_value(headers, name)
         if value is None:
@@ -238,13 +246,16 @@ def verify(
     body: bytes | None,
     request_id: str,
     expects: Sequence[Expect],
+    promises: Collection[str] = ALL_PROMISES,
 ) -> Verdict:
     """Judge one response against the answers a scenario accepts.
 
-    The status picks the `Expect`; then the contract's common headers, the error shape for
-    4xx/5xx, the expected headers and the body check all have to hold.
+    The status picks the `Expect`; then the common headers and the error shape for 4xx/5xx
+    (each where `promises` holds it: every one by default, as CONTRACT.md promises), the
+    expected headers and the body check all have to hold.
     """
     body = body or b""
+    error_shape = "error_shape" in promises
     wanted = " or ".join(expect.describe() for expect in expects)
     expect = next((item for item in expects if item.status == status), None)
     if status == 0:
@@ -257,22 +268,28 @@ def verify(
             parsed = json.loads(body) if body else None
             if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
                 detail = f" {parsed['error'].get('code')}"
+            elif isinstance(parsed, dict) and isinstance(parsed.get("detail"), str):
+                detail = f" {parsed['detail']}"  # FastAPI's own error body
         except ValueError:
             detail = " (body not JSON)"
         return Verdict(False, f"expected {wanted}, got {status}{detail}", None, None)
     data: Any = None
+    # CONTRACT.md: "Everything is JSON" goes with its error shape; another backend's body is
+    # read as JSON only where a check needs it
+    needs_json = expect.body is not None or error_shape
     if body:
         try:
             data = json.loads(body)
         except ValueError:
-            return Verdict(
-                False,
-                f"expected {expect.describe()} with a JSON body, got {_snippet(body)!r}",
-                expect,
-                None,
-            )
-    problem = _common(headers, request_id)
-    if problem is None and status >= 400:
+            if needs_json:
+                return Verdict(
+                    False,
+                    f"expected {expect.describe()} with a JSON body, got {_snippet(body)!r}",
+                    expect,
+                    None,
+                )
+    problem = _common(headers, request_id, promises)
+    if problem is None and status >= 400 and error_shape:
         problem = _error_body(data, expect.error, request_id)
     if problem is None:
         for name, value in expect.headers.items():

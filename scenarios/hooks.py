@@ -25,7 +25,7 @@ from typing import Any
 import gevent
 import psutil
 
-from scenarios.api import ContractApi
+from scenarios.api import BackendApi
 from scenarios.args import Options, add_arguments
 from scenarios.errors import ScenarioError
 from scenarios.health import GeneratorHealth, set_heartbeat_liveness
@@ -116,6 +116,13 @@ def _weigh_user_classes(environment: Any, runtime: Runtime) -> None:
             "with a key, or --velro-service-key / VELRO_PERF_SERVICE_KEY)"
         )
         classes.pop("service_key", None)
+    for category in list(classes):
+        off = runtime.api.category_off(category)
+        if off is not None and runtime.workload.users[category].enabled:
+            # an operation the backend lacks: its users do not run (its budgets are judged
+            # not applicable, from config.json's api.lacks)
+            log.warning("%s users off: %s", category, off)
+            classes.pop(category)
     ours = {user_class.__name__ for user_class in USER_CLASSES.values()}
     others = [cls for cls in environment.user_classes if cls.__name__ not in ours]
     environment.user_classes[:] = [*runtime.user_classes(classes), *others]
@@ -141,7 +148,9 @@ def _obtain_seed(environment: Any, runtime: Runtime) -> Seed:
         shape.seed_projects,
         environment.host,
     )
-    api = ContractApi(Channel(transport, runtime.recorder, runtime.identity, category="setup"))
+    api = BackendApi(
+        Channel(transport, runtime.recorder, runtime.identity, category="setup"), runtime.api
+    )
     try:
         return provision(
             api,
@@ -150,6 +159,7 @@ def _obtain_seed(environment: Any, runtime: Runtime) -> Seed:
             shape.seed_teams,
             shape.seed_projects,
             options.service_key or None,
+            concurrency=runtime.api.setup_concurrency,
         )
     finally:
         transport.close()
@@ -157,7 +167,10 @@ def _obtain_seed(environment: Any, runtime: Runtime) -> Seed:
 
 def _prepare_seed(environment: Any, runtime: Runtime) -> None:
     """Load or provision the seed once per (host, fixtures) and keep it across tests."""
-    key = (str(environment.host), runtime.options.fixtures or f"provision:{runtime.shape.name}")
+    key = (
+        str(environment.host),
+        runtime.options.fixtures or f"provision:{runtime.shape.name}:{runtime.api.sha256}",
+    )
     seeds = runtime.seeds
     if seeds.key == key and seeds.source is not None:
         return
@@ -354,8 +367,9 @@ def setup(environment: Any) -> Runtime:
     _Hooks(environment).install(role)
     options = runtime.options
     log.info(
-        "velro scenarios: shape %r, workload %s, out %s, seed %s, %s model",
+        "velro scenarios: shape %r, API %s, workload %s, out %s, seed %s, %s model",
         runtime.shape.name,
+        runtime.api.source,
         runtime.workload_file,
         options.out or "(no samples)",
         options.fixtures or "provisioned through the API",

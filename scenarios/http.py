@@ -15,7 +15,7 @@ from locust.exception import CatchResponseError
 
 import json as jsonlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import gevent.local
 from geventhttpclient import HTTPClient
 
-from scenarios.checks import Expect, Verdict, header_value, verify
+from scenarios.checks import ALL_PROMISES, Expect, Verdict, header_value, verify
 from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
@@ -137,17 +137,18 @@ class Channel:
         self,
         request_id: str,
         json: Any,
+        data: str | None,
         token: str | None,
         headers: Mapping[str, str] | None,
     ) -> tuple[dict[str, str], bytes | None]:
-        """The headers and body to send."""
+        """The headers and body to send (`data`: a body already encoded, e.g. a form)."""
         sent = {"X-Request-ID": request_id, **self.headers, **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        if json is None:
-            return sent, None
-        sent.update(_JSON)
-        return sent, jsonlib.dumps(json, separators=(",", ":")).encode()
+        if json is not None:
+            sent.update(_JSON)
+            return sent, jsonlib.dumps(json, separators=(",", ":")).encode()
+        return sent, None if data is None else data.encode()
 
     def send(
         self,
@@ -158,9 +159,11 @@ class Channel:
         expects: Sequence[Expect],
         category: str | None = None,
         json: Any = None,
+        data: str | None = None,
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
         label: str | None = None,
+        promises: Collection[str] = ALL_PROMISES,
     ) -> Verdict:
         """Send one request, judge it, report it to Locust and record its row.
 
@@ -168,6 +171,8 @@ class Channel:
         anything else is a Locust failure whose message says what was expected and what came.
         With an intended start (open model) the latency Locust and samples.csv record is
         counted from the intended start, not from the moment the request could be sent.
+        `data` is a body already encoded (a form, with its Content-Type in `headers`);
+        `promises` are the checks the backend's API file promises on every answer.
         """
         category = category or self.category
         intended: float | None = None
@@ -175,7 +180,7 @@ class Channel:
             intended = getattr(self.slot, "value", None)
             self.slot.value = None
         request_id = self.identity.request_id()
-        sent, body = self._request(request_id, json, token, headers)
+        sent, body = self._request(request_id, json, data, token, headers)
         if intended is not None and self.open_model is not None:
             self.open_model.began(intended, time.time())
         answer = self.transport.send(method, url, body, sent)
@@ -186,7 +191,9 @@ class Channel:
             effective = min(intended, started)
             latency_ms += (started - effective) * 1000
             started = effective
-        verdict = verify(answer.status, answer.headers, answer.content, request_id, expects)
+        verdict = verify(
+            answer.status, answer.headers, answer.content, request_id, expects, promises
+        )
         if verdict.ok:
             failure = None
         else:

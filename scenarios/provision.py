@@ -15,7 +15,7 @@ from typing import Any
 
 import gevent.pool
 
-from scenarios.api import ContractApi
+from scenarios.api import BackendApi
 from scenarios.checks import Verdict
 from scenarios.errors import ProvisioningError
 from scenarios.identity import IdentitySource
@@ -31,13 +31,13 @@ DENIED_PER_USER = 20
 class Plan:
     """Who owns, shares and belongs to what, before any id exists (indexes only)."""
 
-    def __init__(self, users: int, teams: int, projects: int) -> None:
+    def __init__(self, users: int, teams: int, projects: int, user_grants: bool = True) -> None:
         self.users, self.teams, self.projects = users, teams, projects
         self.team_owner = [k % users for k in range(teams)]
         # members strided over all users so that (nearly) every user is in a team; never the
         # team's owner (the contract does not say whether an owner is a member, so an owner
         # is neither expected to read through the team nor to be denied)
-        per_team = min(10, max(1, -(-users // teams)))
+        per_team = min(10, max(1, -(-users // teams))) if teams else 0
         self.team_members = [
             sorted({(k + 1 + j * teams) % users for j in range(per_team)} - {k % users})
             for k in range(teams)
@@ -48,11 +48,11 @@ class Plan:
         # and give the denied cases
         self.user_grants = [
             ((self.project_owner[j] + 1) % users)
-            if (j + j // users) % 2 == 0 and users > 1
+            if user_grants and (j + j // users) % 2 == 0 and users > 1
             else None
             for j in range(projects)
         ]
-        self.team_grants = [(j % teams) if j % 3 == 0 else None for j in range(projects)]
+        self.team_grants = [(j % teams) if teams and j % 3 == 0 else None for j in range(projects)]
 
     def all_relations(self) -> list[dict[str, list[int]]]:
         """Per user: own, shared, team and (up to DENIED_PER_USER) denied project indexes.
@@ -91,49 +91,54 @@ class Plan:
         return result
 
 
-def plan(users: int, teams: int, projects: int) -> Plan:
-    return Plan(users, teams, projects)
+def plan(users: int, teams: int, projects: int, user_grants: bool = True) -> Plan:
+    return Plan(users, teams, projects, user_grants)
 
 
 class _Steps:
     """The API calls of provisioning, each checked; a refusal raises ProvisioningError."""
 
-    def __init__(self, api: ContractApi, password: str) -> None:
+    def __init__(self, api: BackendApi, password: str) -> None:
         self.api = api
         self.password = password
 
-    @staticmethod
-    def _ok(step: str, verdict: Verdict) -> Any:
+    def _ok(self, step: str, verdict: Verdict) -> Verdict:
         if not verdict.ok:
+            source = self.api.described.source
             raise ProvisioningError(
-                f"provisioning step {step!r} failed: {verdict.message}; "
-                "does the target serve CONTRACT.md?"
+                f"provisioning step {step!r} failed: {verdict.message}; does the target serve "
+                f"what {source} describes? (`velro-perf api check {source} --target URL` "
+                "tries each operation)"
             )
-        return verdict.data
+        return verdict
 
     def register(self, email: str) -> str:
         verdict = self.api.register(email, self.password, full_name="Velro perf seed")
-        return str(self._ok("register users", verdict)["id"])
+        return self.api.id_of("register", self._ok("register users", verdict))
 
     def login(self, email: str) -> str:
-        verdict = self.api.login(email, self.password)
-        return str(self._ok("log users in", verdict)["access_token"])
+        verdict = self._ok("log users in", self.api.login(email, self.password))
+        token = self.api.token_of(verdict)
+        assert token is not None  # a login verdict that is ok carries the token field
+        return token[0]
 
     def team(self, token: str, name: str) -> str:
-        return str(self._ok("create teams", self.api.create_team(token, name))["id"])
+        verdict = self._ok("create teams", self.api.create_team(token, name))
+        return self.api.id_of("team_create", verdict)
 
     def member(self, token: str, team_id: str, user_id: str) -> None:
         self._ok("add team members", self.api.add_member(token, team_id, user_id))
 
     def project(self, token: str, name: str) -> str:
-        return str(self._ok("create projects", self.api.create_project(token, name))["id"])
+        verdict = self._ok("create projects", self.api.create_project(token, name))
+        return self.api.id_of("project_create", verdict)
 
     def grant(self, token: str, project_id: str, kind: str, subject: str) -> None:
         self._ok("grant projects", self.api.grant(token, project_id, kind, subject, "viewer"))
 
 
 def provision(
-    api: ContractApi,
+    api: BackendApi,
     identity: IdentitySource,
     users: int,
     teams: int,
@@ -141,9 +146,20 @@ def provision(
     service_key: str | None,
     concurrency: int = 8,
 ) -> Seed:
-    """Create the seed through the API and return it. Raises ProvisioningError, naming the
-    step and what came back, when the target does not answer as CONTRACT.md says."""
-    layout = plan(users, teams, projects)
+    """Create the seed through the operations the API file describes and return it. Raises
+    ProvisioningError, naming the step and what came back, when the target does not answer
+    as the file says. Teams, projects and grants are made only where the backend has them."""
+    if not api.has("register", "login"):
+        raise ProvisioningError(
+            f"{api.described.source} describes no register operation, so the users the "
+            "scenarios sign in as cannot be created; describe [operations.register] or give "
+            "--velro-fixtures"
+        )
+    if not api.has("project_create"):
+        projects = 0
+    if not api.has("team_create", "team_member_add", "grant_team"):
+        teams = 0
+    layout = plan(users, teams, projects, user_grants=api.has("grant_user"))
     steps = _Steps(api, f"Vp-{secrets.token_urlsafe(12)}")
     pool = gevent.pool.Pool(concurrency)
 

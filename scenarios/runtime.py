@@ -2,9 +2,10 @@
 to that Environment, as Locust's own examples read `environment.parsed_options`.
 
 `Runtime.of(environment)` is how users, the shape and the event hooks reach it: options,
-shape, workload, the user classes with the workload's weights, seed, recorder, open-model
-schedule, GC guard and identity. Nothing lives in a module global, so two Environments in one
-process (the unit tests) never share state, and the shared user classes are never rewritten.
+shape, workload, the backend's API file, the user classes with the workload's weights,
+seed, recorder, open-model schedule, GC guard and identity. Nothing lives in a module global,
+so two Environments in one process (the unit tests) never share state, and the shared user
+classes are never rewritten.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
+from scenarios.apifile import ApiFile, load_api
 from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
 from scenarios.errors import ScenarioConfigError
 from scenarios.generator import GcGuard
@@ -136,6 +138,8 @@ class Runtime:
     workload: Workload
     workload_file: Path
     role: Role
+    # the backend's API file (targets/contract.toml unless --velro-api says otherwise)
+    api: ApiFile
     seeds: SeedStore = field(default_factory=SeedStore)
     recorder: SampleRecorder = field(default_factory=SampleRecorder)
     open_model: OpenModel = field(default_factory=OpenModel)
@@ -169,6 +173,7 @@ class Runtime:
             workload=load_workload(workload_file),
             workload_file=workload_file,
             role=role,
+            api=load_api(options.api_file),
         )
         runtime.recorder.configure(options.out, writes=role.writes)
         runtime.gc.rss_limit_mb = options.gc_rss_limit_mb

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 import gevent
 import gevent.pool
 
-from scenarios.api import ContractApi
+from scenarios.api import BackendApi
 from scenarios.checks import Verdict
 from scenarios.http import Channel, Transport
 from scenarios.runtime import Runtime, SeedSource
@@ -95,7 +95,7 @@ class VelroUser(User):
             headers={"X-Forwarded-For": self.velro.identity.client_address()},
             open_model=self.velro.open_model,
         )
-        self.api = ContractApi(self.channel)
+        self.api = BackendApi(self.channel, self.velro.api)
         self.token: str | None = None
         self.token_expires = 0.0
         self.next_slot = 0.0
@@ -137,9 +137,10 @@ class VelroUser(User):
 
     def login(self, user: SeedUser, category: str) -> Verdict:
         verdict = self.api.login(user.email, self.password, category=category)
-        if verdict.ok:
-            self.token = verdict.data["access_token"]
-            self.token_expires = time.time() + float(verdict.data["expires_in"])
+        issued = self.api.token_of(verdict)
+        if issued is not None:
+            self.token = issued[0]
+            self.token_expires = time.time() + issued[1]
         return verdict
 
     def ensure_token(self) -> str | None:
@@ -187,12 +188,15 @@ class AuthorizationUser(VelroUser):
             name for name in workload.relations if workload.relations[name] and self.projects[name]
         ]
         self.relation_weights = [workload.relations[name] for name in self.relations]
-        self.kinds = list(workload.authz_tasks)
-        self.kind_weights = list(workload.authz_tasks.values())
+        # the kinds of decision the backend has: `check` an authz_check, `project` a read
+        has = {"check": self.api.has("authz_check"), "project": self.api.has("project_read")}
+        kinds = {k: w for k, w in workload.authz_tasks.items() if w and has[k]}
+        self.kinds = list(kinds)
+        self.kind_weights = list(kinds.values())
 
     @velro_task()
     def decide(self) -> None:
-        if not self.relations:
+        if not self.relations or not self.kinds:
             return
         token = self.ensure_token()
         if token is None:
@@ -253,11 +257,16 @@ class AbuseUser(VelroUser):
     needs_token = True
 
     def prepare(self) -> None:
+        # the refusals this backend's API file describes (ApiFile.abuse_tasks)
+        self.probes = set(self.api.described.abuse_tasks())
+        # when each wrong password of the current streak was refused
+        self.refused_at: collections.deque[float] = collections.deque()
+        self.victim = ""
+        if "wrong_password" not in self.probes:
+            return
         # a victim account of its own: locking it out never touches the seeded users
         self.victim = self.velro.identity.email("abuse")
-        # when each wrong password of the current streak was refused with a 401
-        self.refused_at: collections.deque[float] = collections.deque()
-        verdict = self.api.register(self.victim, self.password, category="setup", full_name=None)
+        verdict = self.api.register(self.victim, self.password, category="setup")
         if not verdict.ok:
             self.velro.retire(
                 f"abuse users could not register their victim account: {verdict.message}"
@@ -265,29 +274,39 @@ class AbuseUser(VelroUser):
 
     @velro_task(2)
     def wrong_password(self) -> None:
+        if "wrong_password" not in self.probes:
+            return
+        login = self.api.described.op("login")
+        limit = login.outcome("rate_limited")
         # Up to the limit a 401 is the right answer; past it only a 429 is. The limit is a
         # rate ("10 a minute"): only the refusals of the last window count, so a server slowed
         # down by the load, whose 401s come further apart, is not blamed for them.
         now = time.monotonic()
         while self.refused_at and now - self.refused_at[0] > LIMIT_WINDOW_S:
             self.refused_at.popleft()
-        may_refuse = len(self.refused_at) < self.velro.workload.max_wrong_passwords
-        verdict = self.api.wrong_password(self.victim, may_refuse=may_refuse)
-        if verdict.expect is not None and verdict.expect.status == 429:
+        after = login.after or self.velro.workload.max_wrong_passwords
+        verdict = self.api.wrong_password(self.victim, may_refuse=len(self.refused_at) < after)
+        answered = verdict.expect.status if verdict.expect is not None else None
+        if limit is not None and answered == limit.status:
             self.refused_at.clear()
         elif verdict.expect is not None:
             self.refused_at.append(now)
 
     @velro_task(2)
     def bad_bearer(self) -> None:
+        if "bad_token" not in self.probes:
+            return
         token = self.ensure_token()
         if token is None:
             return
-        kind = random.choice(BAD_TOKEN_KINDS)
+        # tampering needs a JWT's three parts; an opaque token is sent missing or mangled only
+        kind = random.choice(BAD_TOKEN_KINDS if token.count(".") == 2 else BAD_TOKEN_KINDS[:2])
         self.api.bad_bearer(bad_token(kind, token), kind)
 
     @velro_task(1)
     def bad_service_key(self) -> None:
+        if "bad_key" not in self.probes:
+            return
         user = random.choice(self.seeds.seed.users)
         self.api.bad_service_key(f"not-a-key-{self.velro.identity.tag}", user.id)
 

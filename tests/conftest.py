@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import pytest
 
 # before any test module imports locust: keep the session's standard library unpatched
 import tests.locust_inprocess  # noqa: F401
-from tests.helpers import Api, delete_redis_prefix, free_port
+from tests.helpers import Api, LiveServer, free_port, own_redis_prefix
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "VELRO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -93,12 +92,20 @@ def redis_server() -> str:
 @pytest.fixture
 def redis_prefix(redis_server: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
-
-    prefix = f"velro_test_{uuid.uuid4().hex[:12]}:"
-    try:
+    with own_redis_prefix(redis_server, "velro_test") as prefix:
         yield prefix
-    finally:
-        delete_redis_prefix(redis_server, prefix)
+
+
+@pytest.fixture
+def redis_settings(
+    make_settings: Callable[..., Any], redis_server: str, redis_prefix: str
+) -> Callable[..., Any]:
+    """``make_settings`` with the shared Redis and this test's own key prefix."""
+
+    def make(**overrides: Any) -> Any:
+        return make_settings(redis_url=redis_server, redis_prefix=redis_prefix, **overrides)
+
+    return make
 
 
 @pytest.fixture
@@ -159,41 +166,6 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
         return Settings(**values)
 
     return make
-
-
-class LiveServer:
-    """A real uvicorn server on a loopback port, in a thread of the test process."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = app
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            server_header=False,
-            timeout_keep_alive=75,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 @pytest.fixture

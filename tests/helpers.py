@@ -2,7 +2,7 @@
 
 * loopback resources: ``free_port`` and ``delete_redis_prefix`` (the suite's own, from
   velro_perf/target.py, so tests, benchmarks and runs find ports and clean Redis alike);
-* ``cli_env``: the environment a CLI subprocess runs in;
+* ``cli_env``: the environment a CLI subprocess runs in; ``LiveServer``, an app on a socket;
 * the HTTP API's actions and assertions, which the ``api`` fixture of tests/conftest.py
   bundles (as the Flask tutorial's ``AuthActions``).
 """
@@ -10,13 +10,15 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from velro_perf.target import delete_redis_prefix, free_port
+from velro_perf.target import delete_redis_prefix, free_port, own_redis_prefix
 
 if TYPE_CHECKING:
     from velro.settings import Settings
@@ -34,8 +36,10 @@ __all__ = [
     "delete_redis_prefix",
     "free_port",
     "login",
+    "own_redis_prefix",
     "register",
     "serve",
+    "shape_toml",
     "start",
 ]
 
@@ -57,6 +61,26 @@ SECURITY_HEADERS = (
 )
 
 
+def shape_toml(
+    name: str,
+    *,
+    warmup_s: float,
+    wait_s: tuple[float, float],
+    seed: tuple[int, int, int],
+    duration_s: int,
+    users: int,
+    spawn_rate: int,
+) -> str:
+    """A shapes.toml of one single-stage load shape; `seed` is (users, teams, projects)."""
+    return (
+        f"[shapes.{name}]\n"
+        f"warmup_s = {warmup_s:g}\n"
+        f"wait_s = [{wait_s[0]:g}, {wait_s[1]:g}]\n"
+        f"seed_users = {seed[0]}\nseed_teams = {seed[1]}\nseed_projects = {seed[2]}\n"
+        f"stages = [{{ duration_s = {duration_s}, users = {users}, spawn_rate = {spawn_rate} }}]\n"
+    )
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The test process's environment, with src/ and the project root importable (the
     packages import from there even before they are installed), and `extra` on top."""
@@ -64,6 +88,41 @@ def cli_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env.update(extra)
     return env
+
+
+class LiveServer:
+    """A real uvicorn server on a loopback port, in a thread of the test process."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            server_header=False,
+            timeout_keep_alive=75,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
 
 
 def serve(live_server: Callable[..., Any], settings: Settings) -> Any:

@@ -444,12 +444,10 @@ def test_a_warm_me_makes_no_database_call(client: httpx.Client) -> None:
 
 @pytest.mark.redis
 def test_logout_revokes_tokens_at_once_in_another_process(
-    make_settings: Callable[..., Settings],
+    redis_settings: Callable[..., Settings],
     live_server: Callable[..., Any],
-    redis_server: str,
-    redis_prefix: str,
 ) -> None:
-    settings = make_settings(redis_url=redis_server, redis_prefix=redis_prefix)
+    settings = redis_settings()
     with start(live_server, settings) as a:
         b = httpx.Client(base_url=live_server(settings).url + API, timeout=10)
         register(a, "two@example.com")

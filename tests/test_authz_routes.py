@@ -255,14 +255,12 @@ def test_the_check_reports_the_tier_that_answered_in_its_body_and_server_timing(
 
 @pytest.mark.redis
 def test_another_process_sees_a_revocation_within_the_l1_ttl(
-    make_settings: Callable[..., Settings],
+    redis_settings: Callable[..., Settings],
     live_server: Callable[..., Any],
-    redis_server: str,
-    redis_prefix: str,
 ) -> None:
     ttl = 0.5
     margin = 1.0  # scheduling on 2 shared cores, one database read, the polling step
-    settings = make_settings(l1_ttl_s=ttl, redis_url=redis_server, redis_prefix=redis_prefix)
+    settings = redis_settings(l1_ttl_s=ttl)
     _schema(settings)
     a, b = live_server(settings), live_server(settings)  # one database file, one Redis prefix
     world = World(a.url)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from velro_perf.bench import compare_benchmarks, judge
+from velro_perf.bench.cli import judge
+from velro_perf.bench.compare import compare_benchmarks
 
 BUDGETS = Path(__file__).resolve().parents[1] / "fixtures" / "budgets.toml"
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from velro_perf.bench import anchor_ratios, judge, judge_tier_budgets, percentile_ms
+from velro_perf.bench.cli import judge
+from velro_perf.bench.compare import anchor_ratios, judge_tier_budgets, percentile_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = ROOT / "fixtures" / "budgets.toml"

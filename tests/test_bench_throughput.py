@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.bare_app import create_app
 from benchmarks.loadgen import drive
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 from velro.settings import Settings
 from velro.tokens import TokenCodec
 

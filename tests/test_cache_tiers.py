@@ -350,7 +350,7 @@ def test_a_value_read_before_an_invalidation_is_not_written_back_after_it(
 
 def test_while_redis_is_down_l3_is_the_tier_every_process_shares(tmp_path: Path) -> None:
     db = sqlite_db(tmp_path)
-    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: Redis refuses at once
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: Redis refuses at once
 
     async def scenario() -> None:
         async with (

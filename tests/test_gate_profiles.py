@@ -1,4 +1,4 @@
-"""The CI gate tells the two profiles apart under the same smoke load (issue 4).
+"""The CI gate tells the two profiles apart under the same smoke load.
 
 The fixed profile's smoke run is `make gate` in CI; this test runs the degraded profile
 under the same shape and checks that the gate fails it, for the reasons the story predicts.

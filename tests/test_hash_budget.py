@@ -6,6 +6,8 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,3 +86,15 @@ def test_sign_ins_past_the_queue_are_refused_at_once_with_retry_after(
         assert r.headers["retry-after"] == "1"
         # refused without waiting for a hash: quicker than the quickest granted sign-in
         assert elapsed < min(ok)
+
+
+def test_a_hashing_thread_runs_niced_and_the_event_loop_thread_does_not() -> None:
+    budget = HashBudget(slots=1, queue_max=1, nice=5)
+
+    def own_priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = own_priority()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(budget.wrap(own_priority)).result() == min(base + 5, 19)
+    assert own_priority() == base  # only the hashing thread was niced

@@ -71,7 +71,7 @@ def test_health_says_redis_down_and_still_serves(
 def test_an_unexpected_error_is_a_500_in_the_error_shape_with_the_request_id(
     make_settings: Callable[..., Settings],
 ) -> None:
-    from tests.conftest import LiveServer
+    from tests.helpers import LiveServer
     from velro import create_app
 
     app = create_app(make_settings())

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import cli_env, free_port
+from tests.helpers import cli_env, free_port, shape_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,15 +34,9 @@ percentile = 95
 max = {max}
 """
 
-SHAPES = """
-[shapes.smoke]
-warmup_s = 1
-wait_s = [0.1, 0.2]
-seed_users = 5
-seed_teams = 1
-seed_projects = 5
-stages = [{{ duration_s = 5, users = 2, spawn_rate = 2 }}]
-"""
+SHAPES = shape_toml(
+    "smoke", warmup_s=1, wait_s=(0.1, 0.2), seed=(5, 1, 5), duration_s=5, users=2, spawn_rate=2
+)
 
 
 def velro_perf_argv() -> list[str]:
@@ -72,7 +66,7 @@ def assert_clean_error(done: subprocess.CompletedProcess[str], code: int, *needl
 @pytest.fixture
 def shapes_file(tmp_path: Path) -> Path:
     path = tmp_path / "shapes.toml"
-    path.write_text(SHAPES.format())
+    path.write_text(SHAPES)
     return path
 
 
@@ -338,15 +332,9 @@ def test_an_unknown_database_is_named_and_leaves_no_run_folder(
 
 # -- a real run, interrupted -----------------------------------------------------------------
 
-SHORT_SHAPE = """
-[shapes.tiny]
-warmup_s = 1
-wait_s = [0.5, 1.0]
-seed_users = 6
-seed_teams = 2
-seed_projects = 6
-stages = [{ duration_s = 30, users = 4, spawn_rate = 4 }]
-"""
+SHORT_SHAPE = shape_toml(
+    "tiny", warmup_s=1, wait_s=(0.5, 1.0), seed=(6, 2, 6), duration_s=30, users=4, spawn_rate=4
+)
 
 
 @pytest.mark.slow

@@ -103,15 +103,13 @@ def test_failures_from_one_address_over_many_accounts_are_limited(
 
 @pytest.mark.redis
 def test_two_apps_sharing_redis_count_failures_together(
-    make_settings: Callable[..., Settings],
+    redis_settings: Callable[..., Settings],
     live_server: Callable[..., Any],
     redis_server: str,
     redis_prefix: str,
     api: Api,
 ) -> None:
-    settings = make_settings(
-        redis_url=redis_server, redis_prefix=redis_prefix, login_failures_per_account="4/minute"
-    )
+    settings = redis_settings(login_failures_per_account="4/minute")
     with api.start(settings) as a:
         b = httpx.Client(base_url=live_server(settings).url + API, timeout=10)
         api.register(a, "shared@example.com")

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.analysis import cache_counters, summarize, write_summary
+from reports.analysis import summarize, write_summary
 from reports.budgets import Budgets, load_budgets
+from reports.counters import cache_counters
 from reports.history import append_history, read_history
 from reports.junit import write_junit
 

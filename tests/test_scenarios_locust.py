@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,19 +22,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, shape_toml
+from velro_perf.errors import VelroPerfError
+from velro_perf.target import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SHAPES = """
-[shapes.it]
-warmup_s = 2
-wait_s = [0.3, 1.0]
-seed_users = 8
-seed_teams = 3
-seed_projects = 16
-stages = [ { duration_s = 12, users = 12, spawn_rate = 6 } ]
-"""
+SHAPES = shape_toml(
+    "it", warmup_s=2, wait_s=(0.3, 1.0), seed=(8, 3, 16), duration_s=12, users=12, spawn_rate=6
+)
 
 # every kind of traffic at least once in a 12-user run
 WORKLOAD = """
@@ -106,18 +101,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if _status(f"{base}/health") == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                _unavailable(
-                    f"`velro serve` did not come up: {(workdir / 'serve.log').read_text()[-500:]}"
-                )
-            time.sleep(0.3)
+        try:
+            wait_healthy(base, server, 30.0, workdir / "serve.log", interval_s=0.3)
+        except VelroPerfError:
+            _unavailable(
+                f"`velro serve` did not come up: {(workdir / 'serve.log').read_text()[-500:]}"
+            )
         for path in ("/api/v1/auth/register", "/api/v1/teams", "/api/v1/projects"):
             if _status(f"{base}{path}", post=True) == 404:
                 _unavailable(f"the reference service does not serve POST {path} yet")

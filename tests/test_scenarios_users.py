@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from scenarios.errors import ScenarioConfigError
@@ -34,20 +33,16 @@ from scenarios.users import (
     TokenAuthUser,
     VelroUser,
 )
-from tests.conftest import free_port
+from tests.helpers import free_port, shape_toml
 from tests.locust_inprocess import Environment, Events
+from velro_perf.errors import VelroPerfError
+from velro_perf.target import wait_healthy
 
 BIN = Path(sys.executable).parent
 ALL = [AbuseUser, AuthorizationUser, LoginUser, RegistrationUser, ServiceKeyUser, TokenAuthUser]
-SHAPES = """
-[shapes.unit]
-warmup_s = 0
-wait_s = [0.5, 1.5]
-seed_users = 6
-seed_teams = 2
-seed_projects = 12
-stages = [ { duration_s = 5, users = 4, spawn_rate = 4 } ]
-"""
+SHAPES = shape_toml(
+    "unit", warmup_s=0, wait_s=(0.5, 1.5), seed=(6, 2, 12), duration_s=5, users=4, spawn_rate=4
+)
 WORKLOAD = """
 [users]
 authentication = { weight = 3 }
@@ -88,16 +83,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail((workdir / "serve.log").read_text()[-2000:])
-            time.sleep(0.2)
+        try:
+            wait_healthy(base, server, 30.0, workdir / "serve.log", interval_s=0.2)
+        except VelroPerfError:
+            pytest.fail((workdir / "serve.log").read_text()[-2000:])
         yield base, fixtures
     finally:
         server.terminate()

@@ -129,13 +129,11 @@ def test_with_a_valid_key_a_bad_id_is_422_and_an_unknown_user_404(
 
 @pytest.mark.redis
 def test_revocation_takes_effect_at_once_in_every_process(
-    make_settings: Callable[..., Settings],
+    redis_settings: Callable[..., Settings],
     live_server: Callable[..., Any],
-    redis_server: str,
-    redis_prefix: str,
     api: Api,
 ) -> None:
-    settings = make_settings(redis_url=redis_server, redis_prefix=redis_prefix)
+    settings = redis_settings()
     with api.start(settings) as client:
         user = api.register(client, "shared-key@example.com").json()
     first = live_server(settings)
@@ -160,15 +158,13 @@ def test_revocation_takes_effect_at_once_in_every_process(
 
 @pytest.mark.redis
 def test_revoking_from_the_app_itself_is_immediate_there_and_elsewhere(
-    make_settings: Callable[..., Settings],
+    redis_settings: Callable[..., Settings],
     live_server: Callable[..., Any],
-    redis_server: str,
-    redis_prefix: str,
     api: Api,
 ) -> None:
     import asyncio
 
-    settings = make_settings(redis_url=redis_server, redis_prefix=redis_prefix)
+    settings = redis_settings()
     with api.start(settings) as client:
         user = api.register(client, "inproc@example.com").json()
     one, two = live_server(settings), live_server(settings)

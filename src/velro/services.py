@@ -1,8 +1,9 @@
 """The shared resources of one app: built in its lifespan, closed at its shutdown.
 
-Nothing here is created at import time (STYLE 4): ``build_services(settings)`` makes the
-database singleton, the executor, the Redis connection, the caches and the tracker for one
-app, and ``Services.close`` releases them. Handlers reach them through ``services(request)``.
+Nothing here is created at import time (as in the Flask tutorial's db.py):
+``build_services(settings)`` makes the database singleton, the executor, the Redis connection,
+the caches and the tracker for one app, and ``Services.close`` releases them. Handlers reach
+them through ``services(request)``.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def build_services(settings: Settings, tracker: Tracker | None = None) -> Servic
                 settings.hash_workers,
                 max(1, settings.hash_queue_max // settings.workers),
                 settings.hash_slots_dir,
+                settings.hash_nice,
             ),
         ),
         tokens=TokenCodec(settings),

@@ -33,7 +33,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "velro:"
     # A Redis call that takes longer than this counts as an outage: the circuit breaker opens
-    # and requests go on without L2 rather than stall (issue 3).
+    # and requests go on without L2 rather than stall (tests/test_cache_outage.py).
     redis_socket_timeout_s: float = 0.05
     redis_breaker_cooldown_s: float = 5.0
 
@@ -54,12 +54,13 @@ class Settings:
     max_body_bytes: int = 64 * 1024
 
     executor_workers: int = 20
-    # argon2id is CPU-bound: at most one hash per core beside an event loop's, across every
-    # worker process of the service together (hashbudget.py); velro serve makes the shared
-    # directory of slots for its workers. Past hash_queue_max sign-ins waiting or hashing in
-    # a process, the next is refused at once with 503 and Retry-After.
-    hash_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
+    # argon2id is CPU-bound: at most one hash per core across every worker process of the
+    # service together, at a lower priority than the event loops (hashbudget.py); velro
+    # serve makes the shared directory of slots for its workers. Past hash_queue_max
+    # sign-ins waiting or hashing, the next is refused at once with 503 and Retry-After.
+    hash_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     hash_slots_dir: str = ""
+    hash_nice: int = 10
     hash_queue_max: int = 8  # across the workers: each process takes its share
     # Load shedding (admission.py): while the event loop's lag stays over this, new requests
     # are refused at once with 503 and Retry-After instead of waiting in socket buffers.

@@ -1,26 +1,9 @@
 """velro-perf: the suite's command line. It wires the reference service, Locust and the
 reports package together; the figures and verdicts come from reports/, the load from
-locustfile.py and scenarios/.
+locustfile.py and scenarios/. Its errors, each with its exit code, are in velro_perf/errors.py.
 """
 
 from velro_perf.cli import main
-from velro_perf.errors import (
-    ConfigError,
-    RunInterrupted,
-    ServiceStartError,
-    TargetError,
-    TargetUnreachableError,
-    UsageError,
-    VelroPerfError,
-)
+from velro_perf.errors import VelroPerfError
 
-__all__ = [
-    "ConfigError",
-    "RunInterrupted",
-    "ServiceStartError",
-    "TargetError",
-    "TargetUnreachableError",
-    "UsageError",
-    "VelroPerfError",
-    "main",
-]
+__all__ = ["VelroPerfError", "main"]

@@ -8,6 +8,7 @@ stderr naming the bad value and the fix, never a traceback (see velro_perf.error
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         metavar="URL",
         help="a loopback URL of a running backend; without it the reference service is started",
+    )
+    run.add_argument(
+        "--api",
+        type=Path,
+        metavar="FILE",
+        help="API file describing the target's operations (default targets/contract.toml, "
+        "CONTRACT.md); see docs/api-file.md",
     )
     run.add_argument(
         "--service-profile",
@@ -151,6 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR")
     calibrate.add_argument("--duration", type=float, default=20.0, metavar="SECONDS")
     calibrate.add_argument("--rate", type=_rate, default=200.0, metavar="RPS")
+    api = sub.add_parser("api", help="work with API files (docs/api-file.md)")
+    api_sub = api.add_subparsers(dest="api_command", metavar="ACTION", required=True)
+    check = api_sub.add_parser(
+        "check",
+        help="try each operation of an API file once against a running backend; exit 1 when "
+        "one does not answer as described",
+    )
+    check.add_argument("api_file", type=Path, metavar="FILE")
+    check.add_argument("--target", required=True, metavar="URL", help="a loopback URL")
+    check.add_argument(
+        "--service-key",
+        default=os.environ.get("VELRO_PERF_SERVICE_KEY") or None,
+        metavar="KEY",
+        help="a service key for service_user (default $VELRO_PERF_SERVICE_KEY)",
+    )
 
     bench = sub.add_parser(
         "bench", help="run the microbenchmarks (velro_perf.bench)", add_help=False
@@ -166,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         RunOptions(
             shape=args.shape,
             target=args.target,
+            api_file=args.api,
             service_profile=args.service_profile,
             processes=args.processes,
             out=args.out,
@@ -180,6 +204,14 @@ def _run(args: argparse.Namespace) -> int:
             max_duration_s=args.max_duration,
         )
     )
+
+
+def _api(args: argparse.Namespace) -> int:
+    from velro_perf.apicheck import run_api_check
+    from velro_perf.target import require_loopback
+
+    target = require_loopback(args.target)
+    return run_api_check(str(args.api_file), target, args.service_key, sys.stdout)
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -230,6 +262,7 @@ def _bench_argv(argv: list[str]) -> int:
 
 _COMMANDS = {
     "run": _run,
+    "api": _api,
     "gate": _gate,
     "report": _report,
     "compare": _compare,

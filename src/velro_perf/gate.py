@@ -15,6 +15,7 @@ from reports.budgets import load_budgets as _load_budgets
 from reports.errors import BudgetError, ReportError
 from reports.history import append_history
 from reports.junit import write_junit
+from reports.markdown import write_markdown
 from reports.render import render_report
 from reports.runfiles import Summary, Verdict
 from velro_perf.errors import ConfigError
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 
+_JUDGED_EXITS = frozenset(v.exit_code for v in Verdict)
+
+
 def load_budgets(path: Path) -> Budgets:
     """The parsed budgets file; ConfigError with the BudgetError's message when invalid."""
     try:
@@ -41,17 +45,18 @@ def load_budgets(path: Path) -> Budgets:
 def exit_code_of(summary: Summary) -> int:
     """The summary's own exit code, or the one its verdict implies."""
     code = summary.get("exit_code")
-    if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 3:
+    if isinstance(code, int) and not isinstance(code, bool) and code in _JUDGED_EXITS:
         return code
     return Verdict.parse(summary.get("verdict")).exit_code
 
 
 def judge_run(run_dir: Path, budgets: Budgets) -> Summary:
-    """Summarise `run_dir`, write summary.json and junit.xml; returns the summary."""
+    """Summarise `run_dir`, write summary.json, junit.xml and summary.md; returns the summary."""
     try:
         summary = summarize(run_dir, budgets)
         write_summary(run_dir, summary)
         write_junit(summary, run_dir / "junit.xml")
+        write_markdown(summary, run_dir / "summary.md")
     except ReportError as exc:
         raise ConfigError(f"could not judge run {run_dir}: {exc}") from exc
     return summary

@@ -28,6 +28,7 @@ class LocustOptions:
     open_rate: float | None = None
     processes: int = 1
     shapes_file: Path | None = None  # None: the locustfile's default, fixtures/shapes.toml
+    api_file: Path | None = None  # None: the locustfile's default, targets/contract.toml
 
 
 def locust_argv(opts: LocustOptions) -> list[str]:
@@ -50,6 +51,8 @@ def locust_argv(opts: LocustOptions) -> list[str]:
     ]
     if opts.shapes_file is not None:
         argv += ["--velro-shapes", str(opts.shapes_file.resolve())]
+    if opts.api_file is not None:
+        argv += ["--velro-api", str(opts.api_file.resolve())]
     if opts.fixtures is not None:
         argv += ["--velro-fixtures", str(opts.fixtures)]
     if opts.open_rate is not None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 __all__ = [
+    "api_file",
     "budgets_file",
     "fixtures_dir",
     "locustfile",
@@ -40,6 +41,11 @@ def shapes_file() -> Path:
 
 def budgets_file() -> Path:
     return fixtures_dir() / "budgets.toml"
+
+
+def api_file() -> Path:
+    """The default API file: CONTRACT.md, which the reference service serves."""
+    return project_root() / "targets" / "contract.toml"
 
 
 def tool_command(name: str, module: str) -> list[str]:

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 
 from reports.budgets import Budgets
 from reports.runfiles import Summary
+from scenarios.apifile import ApiFile, load_api
+from scenarios.errors import ScenarioConfigError
 from velro_perf import gate
 from velro_perf.errors import (
     EXIT_INVALID,
@@ -32,6 +34,7 @@ from velro_perf.errors import (
     VelroPerfError,
 )
 from velro_perf.locust_proc import LocustOptions, start_locust, stop_locust
+from velro_perf.paths import api_file as default_api_file
 from velro_perf.paths import budgets_file as default_budgets_file
 from velro_perf.paths import fixtures_dir, project_root
 from velro_perf.paths import shapes_file as default_shapes_file
@@ -69,6 +72,7 @@ class RunOptions:
 
     shape: str
     target: str | None = None
+    api_file: Path | None = None  # None: targets/contract.toml (CONTRACT.md)
     service_profile: str | None = None  # None: "fixed" for the reference service
     processes: int = 1
     out: Path = Path("runs")
@@ -91,6 +95,14 @@ class RunOptions:
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _load_api(opts: RunOptions) -> ApiFile:
+    """The run's API file, validated before anything starts (a bad one is exit 2)."""
+    try:
+        return load_api(opts.api_file or default_api_file())
+    except ScenarioConfigError as exc:
+        raise ConfigError(f"{exc} (--api)") from None
 
 
 def _validate(opts: RunOptions) -> None:
@@ -225,6 +237,7 @@ class _RunState:
 def execute_run(opts: RunOptions) -> int:
     """Run the load, judge it, and return the exit code (0 pass, 1 fail, 3 invalid)."""
     _validate(opts)
+    api = _load_api(opts)
     shape = _shape(opts)
     budgets = gate.load_budgets(opts.budgets_file)
     target = require_loopback(opts.target) if opts.target else None
@@ -235,7 +248,7 @@ def execute_run(opts: RunOptions) -> int:
     state = _RunState(
         run_dir=run_dir,
         run_id=run_id,
-        config=_initial_config(opts, shape, run_id, target, profile),
+        config=_initial_config(opts, shape, run_id, target, profile, api),
         meta=_initial_meta(opts, shape, run_id),
         shape=shape,
     )
@@ -250,7 +263,12 @@ def execute_run(opts: RunOptions) -> int:
 
 
 def _initial_config(
-    opts: RunOptions, shape: ShapeInfo, run_id: str, target: str | None, profile: str
+    opts: RunOptions,
+    shape: ShapeInfo,
+    run_id: str,
+    target: str | None,
+    profile: str,
+    api: ApiFile,
 ) -> dict[str, Any]:
     """config.json as known before anything starts (the service adds its URLs)."""
     workload = shape.workload_file or fixtures_dir() / "workload.toml"
@@ -262,6 +280,9 @@ def _initial_config(
         "service_profile": profile,
         "processes": opts.processes,
         "open_model_rate": opts.open_rate,
+        # the API the scenarios drove: its hash is part of the configuration's
+        "api_file": api.source,
+        "api": {key: value for key, value in api.describe().items() if key != "file"},
         "budgets_file": str(opts.budgets_file.resolve()),
         "budgets_sha256": _file_sha256(opts.budgets_file),
         # the load itself: a changed shape or workload is another configuration
@@ -391,6 +412,7 @@ def _load(state: _RunState, opts: RunOptions, target: str | None) -> None:
             open_rate=opts.open_rate,
             processes=opts.processes,
             shapes_file=opts.shapes_file,
+            api_file=Path(state.config["api_file"]),
         )
     )
     state.meta["measured_from"] = locust_started + shape.warmup_s

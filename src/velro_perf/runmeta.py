@@ -47,6 +47,7 @@ RUN_SPECIFIC_FIELDS = frozenset(
         "redis_prefix",
         "budgets_file",
         "shapes_file",
+        "api_file",
         "fixtures_file",
     }
 )

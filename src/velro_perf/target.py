@@ -13,8 +13,11 @@ import ipaddress
 import os
 import socket
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -34,8 +37,10 @@ __all__ = [
     "free_port",
     "glob_escape",
     "is_loopback_url",
+    "own_redis_prefix",
     "redact_url",
     "require_loopback",
+    "wait_healthy",
 ]
 
 # uvicorn's keep-alive given to `velro serve`: longer than the users' think time, so Locust's
@@ -107,6 +112,38 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class _Polled(Protocol):
+    def poll(self) -> int | None: ...
+
+
+def wait_healthy(
+    url: str, process: _Polled | None, timeout_s: float, log_path: Path, interval_s: float = 0.25
+) -> None:
+    """Poll ``GET <url>/health`` until it answers 200. ServiceStartError when `process` exits
+    first, TargetUnreachableError when `timeout_s` runs out; both name `log_path`."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise ServiceStartError(
+                    f"velro serve exited with code {process.poll()} before it was healthy; "
+                    f"see {log_path}"
+                )
+            try:
+                response = client.get(url + "/health")
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(interval_s)  # polling for readiness, not modelling a cost
+    raise TargetUnreachableError(
+        f"the service at {url} was not healthy after {timeout_s:.0f} s (last: {last}); "
+        f"see {log_path}"
+    )
 
 
 def redact_url(url: str) -> str:
@@ -208,27 +245,7 @@ class ReferenceService:
         self.wait_healthy()
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.options.startup_timeout_s
-        last = "no answer yet"
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self._process is not None and self._process.poll() is not None:
-                    raise ServiceStartError(
-                        f"velro serve exited with code {self._process.poll()} before it was "
-                        f"healthy; see {self.log_path}"
-                    )
-                try:
-                    response = client.get(self.url + "/health")
-                    if response.status_code == 200:
-                        return
-                    last = f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    last = type(exc).__name__
-                time.sleep(0.25)
-        raise TargetUnreachableError(
-            f"the reference service at {self.url} was not healthy after "
-            f"{self.options.startup_timeout_s:.0f} s (last: {last}); see {self.log_path}"
-        )
+        wait_healthy(self.url, self._process, self.options.startup_timeout_s, self.log_path)
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -333,6 +350,17 @@ class ReferenceService:
             return
         prefix, self.redis_prefix = self.redis_prefix, ""
         delete_redis_prefix(f"redis://{REDIS_HOST}:{REDIS_PORT}/0", prefix)
+
+
+@contextlib.contextmanager
+def own_redis_prefix(redis_url: str, label: str) -> Iterator[str]:
+    """A key prefix of the caller's own (``<label>_<random>:``) on a Redis shared with others;
+    every key under it is deleted at the end."""
+    prefix = f"{label}_{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        delete_redis_prefix(redis_url, prefix)
 
 
 def delete_redis_prefix(redis_url: str, prefix: str) -> int:

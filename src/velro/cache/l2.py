@@ -2,8 +2,8 @@
 
 Every call goes through ``RedisConnection.call``, so the short socket timeout and the circuit
 breaker apply: when Redis is down or slow a lookup is a miss after at most one socket timeout,
-and while the breaker is open it costs nothing (issue 3: "no failed requests and no stall
-beyond the timeout").
+and while the breaker is open it costs nothing: no failed requests and no stall beyond the
+timeout (tests/test_cache_outage.py).
 
 An entry is stored as the JSON text ``[deadline, value]``: ``deadline`` (epoch seconds) is when
 the entry expires in L2, so a process that fills its L1 from L2 never keeps the value longer.

@@ -109,7 +109,7 @@ audit_log = Table(
 )
 
 # Versions that authorization cache keys embed: a change of grants or membership bumps one,
-# so no stale entry of the same version can answer (issue 3).
+# so no stale entry of the same version can answer (tests/test_authz_decision.py).
 acl_versions = Table(
     "acl_versions",
     metadata,

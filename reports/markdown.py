@@ -1,0 +1,83 @@
+"""summary.md: the run's verdict as a short Markdown table, for a CI job summary or a
+pull-request comment (as k6's `handleSummary` writes a text summary beside its JSON).
+
+A pure function of summary.json: the verdict line, one row per budget a load run judges
+(microbenchmark budgets are left to `velro-perf bench`), and why a run is invalid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reports.sentences import fmt_value
+from reports.runfiles import Summary
+
+__all__ = ["render_markdown", "write_markdown"]
+
+_MARK = {
+    "pass": "✅ pass",
+    "fail": "❌ fail",
+    "inconclusive": "⚠️ inconclusive",
+    "invalid": "⛔ invalid",
+    "not_applicable": "➖ not applicable",
+    "no_data": "➖ no data",
+}
+
+
+def _cell(text: object) -> str:
+    # a table cell holds no pipe and no newline
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(summary: Summary) -> str:
+    """The Markdown text of summary.md."""
+    verdict = str(summary.get("verdict"))
+    api = summary.get("api")
+    target = summary.get("target") or "reference"
+    about = f"Shape `{summary.get('shape')}` against `{target}`"
+    if target == "reference":
+        about += f" ({summary.get('service_profile')})"
+    if api:
+        sha = str(api.get("sha256"))[:12]
+        about += f", API `{api.get('name')}` (`{api.get('file')}`, sha256 `{sha}`)"
+    about += f"; {summary.get('requests') or 0:,} judged requests"
+    if summary.get("rps"):
+        about += f" at {summary['rps']:.0f}/s"
+    about += f"; run `{summary.get('run_id')}`, config `{str(summary.get('config_hash'))[:12]}`."
+    lines = [
+        f"### velro-perf: {_MARK.get(verdict, verdict)} (exit {summary.get('exit_code')})",
+        "",
+        about,
+        "",
+    ]
+    reasons = summary.get("invalid_reasons") or []
+    if reasons:
+        lines += ["**Invalid run:** " + "; ".join(_cell(r) for r in reasons), ""]
+    lines += [
+        "| budget | bound | measured | 95 % CI | verdict |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for b in summary.get("budgets", []):
+        if b.get("kind") == "microbenchmark":
+            continue
+        kind = str(b.get("kind"))
+        measured = fmt_value(kind, b.get("measured"))
+        interval = ""
+        if b.get("ci_low") is not None and b.get("ci_high") is not None and kind != "users":
+            interval = f"{fmt_value(kind, b['ci_low'])} – {fmt_value(kind, b['ci_high'])}"
+        state = _MARK.get(str(b.get("verdict")), str(b.get("verdict")))
+        if b.get("verdict") in ("not_applicable", "no_data") and b.get("note"):
+            state += f": {b['note']}"
+        lines.append(
+            f"| {_cell(b.get('id'))} | {_cell(b.get('bound_text', ''))} | {_cell(measured)} | "
+            f"{_cell(interval)} | {_cell(state)} |"
+        )
+    for warning in summary.get("warnings") or []:
+        lines += ["", f"> {_cell(warning)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(summary: Summary, path: Path) -> Path:
+    """Write summary.md; return its path."""
+    path.write_text(render_markdown(summary), encoding="utf-8")
+    return path
