@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports.sentences import fmt_value
 from reports.runfiles import Summary
+from reports.sentences import fmt_value
 
 __all__ = ["render_markdown", "write_markdown"]
 
