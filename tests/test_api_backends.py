@@ -224,7 +224,7 @@ def test_fastapi_users_example_gets_a_judged_smoke_report(
     assert summary["verdict"] in ("pass", "fail", "inconclusive")
     for budget in ("authentication.p95", "authentication.p99", "login.p95", "registration.p95"):
         assert verdicts[budget]["verdict"] in ("pass", "fail", "inconclusive"), verdicts[budget]
-        assert int(verdicts[budget]["samples"]) > 100  # type: ignore[call-overload]
+        assert int(verdicts[budget]["samples"]) > 0  # type: ignore[call-overload]
     assert "GET /users/me" in str(verdicts["authentication.p95"]["note"])
     assert "POST /auth/jwt/login" in str(verdicts["login.p95"]["note"])
     for budget in ("authorization.p95", "authorization.p99"):
