@@ -7,10 +7,11 @@ browser would refuse even a mistake). It can be mailed, opened offline and print
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -109,12 +110,27 @@ def render_report(
         "story": story,
         "trend": _trend(runs_root, summary, budgets),
         "bench": bench_section,
+        "calibration": _calibration(runs_root, cast(dict[str, Any], data.meta)),
         "generated_from": str(run_dir),
     }
     html = environment().get_template("report.html.j2").render(**context)
     target = Path(out) if out is not None else run_dir / "report.html"
     target.write_text(html, encoding="utf-8")
     return target
+
+
+def _calibration(runs_root: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest `velro-perf calibrate` of the machine this run ran on, if there is one."""
+    try:
+        found = json.loads((runs_root / "calibration.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict):
+        return None
+    host = (meta.get("machine") or {}).get("hostname")
+    if host is not None and (found.get("machine") or {}).get("hostname") != host:
+        return None
+    return found
 
 
 def _budgets_for(data: RunData) -> Budgets:

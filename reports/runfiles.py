@@ -38,12 +38,15 @@ __all__ = [
     "BudgetVerdict",
     "EndpointRow",
     "GeneratorHealth",
+    "HealthEvent",
     "LocustFigures",
     "MicrobenchResult",
+    "OpenModelFigures",
     "RunConfig",
     "RunMeta",
     "Summary",
     "Verdict",
+    "WorkerHealth",
     "read_config",
     "read_json",
     "read_meta",
@@ -244,15 +247,64 @@ class EndpointRow(TypedDict):
     locust: LocustFigures
 
 
+class HealthEvent(TypedDict, total=False):
+    """One thing Locust's master saw go wrong (generator_health.json, scenarios/health.py)."""
+
+    kind: str  # "worker_missing", "worker_back" or "overshoot"
+    ts: float  # epoch seconds: when it began
+    worker: str
+    workers: int
+    users: int
+    shape_users: int  # overshoot: what the shape asked for
+    max_users: int
+    until: float
+    duration_s: float
+
+
+class WorkerHealth(TypedDict, total=False):
+    """generator_health.json: Locust's heartbeat tolerance and what went wrong."""
+
+    role: str
+    heartbeat_liveness: int  # missed 1-s heartbeats before a worker is marked missing
+    heartbeat_interval_s: float
+    overshoot_s: float
+    max_users: int
+    events: list[HealthEvent]
+
+
+class OpenModelFigures(TypedDict, total=False):
+    """open_model.json's run figures: the schedule kept, or how far it slipped."""
+
+    mode: str
+    intended_rps: float | None
+    achieved_rps: float | None
+    scheduled: int
+    started: int
+    completed: int
+    late: int  # started more than late_s after their slot
+    late_share: float
+    late_s: float
+    max_late_share: float  # more late than this: invalid
+    max_in_flight: int  # the cap of the pool of requests in flight
+    peak_in_flight: int
+    max_start_lag_s: float
+    started_at: float
+    starts_by_10s: list[list[int]]  # [second, intended starts, actual starts]
+
+
 class GeneratorHealth(TypedDict):
     """The load generator's CPU and rates after warm-up (it must not set the pace)."""
 
     cpu_max: float | None
     cpu_p95: float | None
     saturated: bool
-    sustained_s: int  # the longest run of seconds over CPU_SATURATED
+    saturated_at: float | None  # start of the busiest window when it was over the limit
+    cpu_window_max: float | None  # the busiest process's mean over its busiest window
+    cpu_window_s: int
     intended_rps: float | None
     achieved_rps: float | None
+    health: NotRequired[WorkerHealth | None]
+    open_model: NotRequired[OpenModelFigures | None]
 
 
 class Summary(TypedDict):

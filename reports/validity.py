@@ -1,18 +1,24 @@
-"""Whether a run can be judged at all: enough samples, a reachable target, a load generator
-that did not set the pace itself (docs/run-format.md: an invalid run exits 3)."""
+"""Whether a run can be judged at all: enough samples, a reachable target, and a load
+generator that sent the load it was asked to (docs/run-format.md: an invalid run exits 3):
+no process over its CPU limit for a sustained window, no Locust worker lost, no users beyond
+the shape's, an open model that kept its schedule."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
 import numpy as np
-from numpy.typing import NDArray
 
 from reports.loading import RunData
-from reports.runfiles import GeneratorHealth
+from reports.runfiles import GeneratorHealth, OpenModelFigures, WorkerHealth
 from reports.stats import percentiles
 
 __all__ = [
     "CPU_SATURATED",
-    "CPU_SUSTAINED_S",
+    "CPU_WINDOW_S",
     "MIN_SAMPLES",
     "UNREACHABLE_SHARE",
     "generator_health",
@@ -21,7 +27,9 @@ __all__ = [
 ]
 
 CPU_SATURATED = 90.0  # % of one core: above it the generator, not the target, sets the pace
-CPU_SUSTAINED_S = 10  # seconds in a row over CPU_SATURATED that also invalidate a run
+CPU_WINDOW_S = 5  # a generator process whose CPU averages over CPU_SATURATED in this window
+HEALTH_FILE = "generator_health.json"  # what Locust's master saw: workers lost, users overshot
+OPEN_MODEL_FILE = "open_model.json"  # the open model's schedule: intended against actual starts
 MIN_SAMPLES = 100  # fewer judged requests than this cannot bound any percentile we gate on
 UNREACHABLE_SHARE = 0.5  # half the requests without any response: the target was not there
 
@@ -32,20 +40,28 @@ def generator_health(data: RunData) -> GeneratorHealth:
         "cpu_max": None,
         "cpu_p95": None,
         "saturated": False,
-        "sustained_s": 0,
+        "saturated_at": None,
+        "cpu_window_max": None,
+        "cpu_window_s": CPU_WINDOW_S,
         "intended_rps": None,
         "achieved_rps": None,
     }
     if not gen.empty:
         g = gen[gen["ts"] >= data.measured_from]
-        cpu = g["cpu_percent_max"].dropna().to_numpy(dtype=np.float64)
+        busiest = g[["ts", "cpu_percent_max"]].dropna()
+        cpu = busiest["cpu_percent_max"].to_numpy(dtype=np.float64)
         if len(cpu):
             out["cpu_max"] = float(cpu.max())
             out["cpu_p95"] = percentiles(np.sort(cpu), (95.0,))[0]
-            out["sustained_s"] = _longest_run(cpu > CPU_SATURATED)
-            out["saturated"] = bool(
-                (out["cpu_p95"] or 0) > CPU_SATURATED or out["sustained_s"] >= CPU_SUSTAINED_S
-            )
+            # a sustained window, not a run-wide percentile: a saturated or starved stretch
+            # of a long run does not hide behind its quiet minutes
+            window = min(CPU_WINDOW_S, len(cpu))
+            means = np.convolve(cpu, np.ones(window) / window, mode="valid")
+            worst = int(np.argmax(means))
+            out["cpu_window_max"] = float(means[worst])
+            if means[worst] > CPU_SATURATED:
+                out["saturated"] = True
+                out["saturated_at"] = float(busiest["ts"].to_numpy()[worst])
         intended = g["intended_rps"].dropna()
         if len(intended):
             out["intended_rps"] = float(intended.mean())
@@ -55,15 +71,60 @@ def generator_health(data: RunData) -> GeneratorHealth:
     if out["achieved_rps"] is None:
         d = measured_duration(data)
         out["achieved_rps"] = (len(data.judged) / d) if d else None
+    out["health"] = cast(WorkerHealth | None, _json_file(data.run_dir, HEALTH_FILE))
+    out["open_model"] = cast(OpenModelFigures | None, _open_model(data.run_dir))
     return out
 
 
-def _longest_run(flags: NDArray[np.bool_]) -> int:
-    best = cur = 0
-    for f in flags:
-        cur = cur + 1 if f else 0
-        best = max(best, cur)
-    return best
+def _open_model(run_dir: Path) -> dict[str, Any] | None:
+    """open_model.json's run figures (per-process detail and the timeline left in the file)."""
+    loaded = _json_file(run_dir, OPEN_MODEL_FILE)
+    if loaded is None or loaded.get("mode") != "open":
+        return None
+    figures = {k: v for k, v in loaded.items() if k not in ("processes", "timeline", "note")}
+    # intended against actual starts, in 10-s steps: what the report shows
+    bins: dict[int, list[int]] = {}
+    for second, intended, began in loaded.get("timeline", []):
+        step = bins.setdefault(int(second) // 10 * 10, [0, 0])
+        step[0] += int(intended)
+        step[1] += int(began)
+    figures["starts_by_10s"] = [[t, *bins[t]] for t in sorted(bins)]
+    return figures
+
+
+def _json_file(run_dir: Path, name: str) -> dict[str, Any] | None:
+    try:
+        loaded = json.loads((Path(run_dir) / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _clock(ts: float, measured_from: float) -> str:
+    """A moment of the run as a person finds it in the logs: UTC, and seconds into the run."""
+    when = datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+    return f"{when} UTC ({ts - measured_from:+.0f} s from the measured start)"
+
+
+def _health_reasons(generator: GeneratorHealth, measured_from: float) -> list[str]:
+    health = cast(dict[str, Any], generator.get("health") or {})
+    reasons = []
+    for event in health.get("events", []):
+        if event.get("kind") == "worker_missing":
+            reasons.append(
+                f"Locust worker {event.get('worker')} went missing at "
+                f"{_clock(event['ts'], measured_from)}: no heartbeat for "
+                f"{health.get('heartbeat_liveness', '?')} s while {event.get('users')} users "
+                "ran; the master handed its users to the others while it may have kept "
+                "running them"
+            )
+        elif event.get("kind") == "overshoot":
+            reasons.append(
+                f"{event.get('max_users')} users ran against the shape's "
+                f"{event.get('shape_users')} from {_clock(event['ts'], measured_from)} for "
+                f"{event.get('duration_s')} s: the load was not the shape's"
+            )
+    return reasons
 
 
 def invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
@@ -78,10 +139,22 @@ def invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
         if share >= UNREACHABLE_SHARE:
             reasons.append(f"target unreachable: {share:.0%} of requests got no response")
     if generator["saturated"]:
+        at = _clock(generator["saturated_at"] or data.measured_from, data.measured_from)
         reasons.append(
-            f"generator CPU {generator['cpu_p95']:.0f} % at p95, {generator['cpu_max']:.0f} % "
-            f"at most (over {CPU_SATURATED:.0f} % of a core): the load generator, not the "
-            "target, set the pace"
+            f"a generator process averaged {generator['cpu_window_max']:.0f} % of a core over "
+            f"{generator['cpu_window_s']} s from {at} (limit {CPU_SATURATED:.0f} %; peak "
+            f"{generator['cpu_max']:.0f} %, p95 {generator['cpu_p95']:.0f} %): the load "
+            "generator, not the target, set the pace"
+        )
+    reasons.extend(_health_reasons(generator, data.measured_from))
+    opened = cast(dict[str, Any] | None, generator.get("open_model"))
+    if opened and opened.get("late_share", 0.0) > opened.get("max_late_share", 1.0):
+        reasons.append(
+            f"the open model fell behind its schedule: {opened['late']:,} of "
+            f"{opened['started']:,} requests ({opened['late_share']:.1%}) started more than "
+            f"{opened['late_s']:g} s after their intended time (at most "
+            f"{opened['max_late_share']:.1%} may; worst {opened['max_start_lag_s']:.2f} s, "
+            f"{opened['peak_in_flight']:,} of {opened['max_in_flight']:,} in flight at most)"
         )
     return reasons
 

@@ -7,8 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.errors import ScenarioConfigError
+from scenarios.openmodel import DEFAULT_LATE_S, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_LATE_SHARE
 
-__all__ = ["DEFAULT_API", "DEFAULT_WORKLOAD", "PROJECT_ROOT", "Options", "add_arguments", "resolve"]
+__all__ = [
+    "DEFAULT_API",
+    "DEFAULT_HEARTBEAT_LIVENESS",
+    "DEFAULT_WORKLOAD",
+    "PROJECT_ROOT",
+    "Options",
+    "add_arguments",
+    "resolve",
+]
 
 # relative paths in defaults are relative to the project, not to wherever locust runs
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -50,11 +59,37 @@ def add_arguments(parser: Any) -> None:
         help="open model: total requests per second on a fixed schedule (0: closed model)",
     )
     parser.add_argument(
+        "--velro-open-max-in-flight",
+        type=int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help="open model: requests in flight at once per process, at most (k6's maxVUs)",
+    )
+    parser.add_argument(
+        "--velro-open-late-s",
+        type=float,
+        default=DEFAULT_LATE_S,
+        help="open model: a request that starts this many seconds after its slot is late",
+    )
+    parser.add_argument(
+        "--velro-open-max-late-share",
+        type=float,
+        default=DEFAULT_MAX_LATE_SHARE,
+        help="open model: more late starts than this share make the run invalid",
+    )
+    parser.add_argument(
         "--velro-service-key",
         default="",
         env_var="VELRO_PERF_SERVICE_KEY",
         is_secret=True,
         help="X-Service-Key when no fixtures file gives one; none: service-key users off",
+    )
+    parser.add_argument(
+        "--velro-heartbeat-liveness",
+        type=int,
+        default=DEFAULT_HEARTBEAT_LIVENESS,
+        env_var="VELRO_PERF_HEARTBEAT_LIVENESS",
+        help="master: heartbeats (1 s each) a worker may miss before it is marked missing "
+        "(Locust's default is 3)",
     )
     parser.add_argument(
         "--velro-gc-rss-limit-mb",
@@ -65,6 +100,9 @@ def add_arguments(parser: Any) -> None:
 
 
 DEFAULT_WORKLOAD = "fixtures/workload.toml"
+# a worker that shares 2 cores with the service it loads can be starved for seconds without
+# being dead; Locust's 3 s made one lose its users mid-run (and keep running them)
+DEFAULT_HEARTBEAT_LIVENESS = 10
 # the contract of CONTRACT.md, which the reference service serves: the first API file
 DEFAULT_API = "targets/contract.toml"
 
@@ -88,6 +126,10 @@ class Options:
     open_rate: float
     service_key: str
     gc_rss_limit_mb: float
+    heartbeat_liveness: int = DEFAULT_HEARTBEAT_LIVENESS
+    open_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    open_late_s: float = DEFAULT_LATE_S
+    open_max_late_share: float = DEFAULT_MAX_LATE_SHARE
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> Options:
@@ -104,6 +146,24 @@ class Options:
                 f"--velro-open-rate is {rate:g}; give requests per second above 0 "
                 "(or 0 for the closed model)"
             )
+        liveness = int(get("velro_heartbeat_liveness", DEFAULT_HEARTBEAT_LIVENESS))
+        if liveness < 1:
+            raise ScenarioConfigError(
+                f"--velro-heartbeat-liveness is {liveness}; give the number of 1-s heartbeats a "
+                "worker may miss, 1 or more"
+            )
+        in_flight = int(get("velro_open_max_in_flight", DEFAULT_MAX_IN_FLIGHT))
+        late_s = float(get("velro_open_late_s", DEFAULT_LATE_S))
+        late_share = float(get("velro_open_max_late_share", DEFAULT_MAX_LATE_SHARE))
+        if in_flight < 1:
+            raise ScenarioConfigError(
+                f"--velro-open-max-in-flight is {in_flight}; give 1 or more requests"
+            )
+        if late_s <= 0 or not 0 <= late_share <= 1:
+            raise ScenarioConfigError(
+                f"--velro-open-late-s is {late_s:g} and --velro-open-max-late-share "
+                f"{late_share:g}; give seconds above 0 and a share from 0 to 1"
+            )
         workload = str(get("velro_workload", ""))
         return cls(
             shape=str(get("velro_shape", "smoke")),
@@ -115,4 +175,8 @@ class Options:
             open_rate=rate,
             service_key=str(get("velro_service_key", "")),
             gc_rss_limit_mb=float(get("velro_gc_rss_limit_mb", 2048.0)),
+            heartbeat_liveness=liveness,
+            open_max_in_flight=in_flight,
+            open_late_s=late_s,
+            open_max_late_share=late_share,
         )

@@ -28,6 +28,7 @@ import psutil
 from scenarios.api import BackendApi
 from scenarios.args import Options, add_arguments
 from scenarios.errors import ScenarioError
+from scenarios.health import GeneratorHealth, set_heartbeat_liveness
 from scenarios.http import Channel, Transport
 from scenarios.openmodel import combine_reports
 from scenarios.provision import provision
@@ -40,6 +41,7 @@ __all__ = ["install", "setup"]
 log = logging.getLogger("velro.scenarios")
 FLUSH_INTERVAL_S = 2.0
 MEMORY_CHECK_S = 5.0
+HEALTH_INTERVAL_S = 1.0
 
 
 def _role(environment: Any) -> Role:
@@ -68,7 +70,11 @@ def _write_reports(runtime: Runtime) -> None:
     _write_json(
         runtime,
         "open_model.json",
-        combine_reports(runtime.open_reports, runtime.options.open_rate or None),
+        combine_reports(
+            runtime.open_reports,
+            runtime.options.open_rate or None,
+            runtime.options.open_max_late_share,
+        ),
     )
     _write_json(
         runtime,
@@ -194,6 +200,7 @@ class _Hooks:
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         self.greenlets: list[gevent.Greenlet[Any, Any]] = []
+        self.health: GeneratorHealth | None = None
 
     @property
     def runtime(self) -> Runtime:
@@ -214,13 +221,39 @@ class _Hooks:
         if role.generates:
             self.greenlets.append(gevent.spawn(self.memory_watch))
         if role.writes:
+            settings = {"role": role.value}
+            if role is Role.MASTER:
+                settings.update(set_heartbeat_liveness(self.runtime.options.heartbeat_liveness))
+            self.health = GeneratorHealth(environment.runner, self.shape_target, settings)
             self.greenlets.append(gevent.spawn(self.flusher))
+            self.greenlets.append(gevent.spawn(self.watch_health))
+
+    def shape_target(self) -> int | None:
+        """The user count the shape asks for now (None outside its stages)."""
+        shape = self.environment.shape_class
+        if shape is None:
+            target = getattr(self.environment.runner, "target_user_count", None)
+            return int(target) if target is not None else None
+        wanted = shape.tick()
+        return int(wanted[0]) if wanted else None
+
+    def watch_health(self) -> None:
+        while True:
+            gevent.sleep(HEALTH_INTERVAL_S)
+            if self.health is not None:
+                self.health.tick()
+
+    def flush(self) -> None:
+        runtime = self.runtime
+        _flush(runtime)
+        if self.health is not None:
+            _write_json(runtime, "generator_health.json", self.health.report())
 
     def flusher(self) -> None:
         while True:
             gevent.sleep(FLUSH_INTERVAL_S)
             try:
-                _flush(self.runtime)
+                self.flush()
             except OSError as error:
                 log.error("could not write the run files: %s", error)
 
@@ -282,12 +315,11 @@ class _Hooks:
         if runtime.role.generates:
             runtime.gc.test_stop()
         if runtime.role.writes:
-            _flush(runtime)
+            self.flush()
 
     def on_quitting(self, environment: Any, **_kwargs: Any) -> None:
-        runtime = self.runtime
-        if runtime.role.writes:
-            _flush(runtime)
+        if self.runtime.role.writes:
+            self.flush()
         gevent.killall(self.greenlets, block=False)
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent.local
 from geventhttpclient import HTTPClient
 
 from scenarios.checks import ALL_PROMISES, Expect, Verdict, header_value, verify
@@ -108,9 +109,10 @@ class Channel:
     """Checked, recorded requests through one Transport.
 
     `headers` go with every request (a simulated user's X-Forwarded-For); `category` is the
-    samples.csv category of a request that does not name its own. In the open model the user
-    sets `intended` (the next slot of the schedule) before a task; the task's first measured
-    request takes it (a setup login inside a task never takes the slot of the measured one).
+    samples.csv category of a request that does not name its own. In the open model the
+    greenlet that runs a slot's task sets `slot.value` (its intended start); the task's first
+    measured request takes it (a setup login inside a task never takes the slot of the
+    measured one). The slot is greenlet-local: a user has several slots in flight at once.
     """
 
     def __init__(
@@ -129,7 +131,24 @@ class Channel:
         self.category = category
         self.headers = dict(headers or {})
         self.open_model = open_model
-        self.intended: float | None = None
+        self.slot = gevent.local.local()
+
+    def _request(
+        self,
+        request_id: str,
+        json: Any,
+        data: str | None,
+        token: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[dict[str, str], bytes | None]:
+        """The headers and body to send (`data`: a body already encoded, e.g. a form)."""
+        sent = {"X-Request-ID": request_id, **self.headers, **(headers or {})}
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if json is not None:
+            sent.update(_JSON)
+            return sent, jsonlib.dumps(json, separators=(",", ":")).encode()
+        return sent, None if data is None else data.encode()
 
     def send(
         self,
@@ -156,19 +175,14 @@ class Channel:
         `promises` are the checks the backend's API file promises on every answer.
         """
         category = category or self.category
-        intended = None
+        intended: float | None = None
         if category != "setup":
-            intended, self.intended = self.intended, None
+            intended = getattr(self.slot, "value", None)
+            self.slot.value = None
         request_id = self.identity.request_id()
-        sent = {"X-Request-ID": request_id, **self.headers, **(headers or {})}
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        body = None
-        if json is not None:
-            body = jsonlib.dumps(json, separators=(",", ":")).encode()
-            sent.update(_JSON)
-        elif data is not None:
-            body = data.encode()
+        sent, body = self._request(request_id, json, data, token, headers)
+        if intended is not None and self.open_model is not None:
+            self.open_model.began(intended, time.time())
         answer = self.transport.send(method, url, body, sent)
         started = answer.started
         latency_ms = answer.elapsed_ms
@@ -200,5 +214,5 @@ class Channel:
             header_value(answer.headers, "Server-Timing"),
         )
         if intended is not None and self.open_model is not None:
-            self.open_model.done(intended, answer.started, time.time())
+            self.open_model.done(time.time())
         return verdict

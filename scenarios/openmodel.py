@@ -2,19 +2,38 @@
 
 In the closed model a slow answer delays the next request, so a stall hides the requests
 that should have been sent during it (coordinated omission; Gil Tene, "How NOT to Measure
-Latency"). Here every request gets an intended start on a fixed-rate schedule; a request that
-starts late has its latency counted from the intended start, as wrk2 does. Concurrency stays
-bounded by the number of Locust users, and the achieved rate is reported beside the
-intended one, so a generator that could not keep up shows it.
+Latency"). Here every request gets an intended start on a fixed-rate schedule, and its
+latency is counted from that intended start, as wrk2 does.
+
+The schedule is kept whatever the latency: a user does not wait for its answer before it
+takes its next slot; each slot's request runs in a greenlet of a pool that grows as needed up
+to `max_in_flight` per process (k6's constant-arrival-rate grows its VUs to `maxVUs` the
+same way). Only when the pool is full does a start slip. A request that starts more than
+`late_s` after its intended time is counted late (k6 calls such iterations dropped);
+reports.analysis makes a run invalid when more than `max_late_share` of them were late. Every
+second of the schedule keeps its intended and its actual starts, for open_model.json and the
+report.
 """
 
 from __future__ import annotations
 
+import collections
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OpenModel", "combine_reports"]
+__all__ = [
+    "DEFAULT_LATE_S",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_MAX_LATE_SHARE",
+    "OpenModel",
+    "combine_reports",
+]
+
+DEFAULT_MAX_IN_FLIGHT = 1000  # requests in flight at once, per generating process
+DEFAULT_LATE_S = 0.1  # a start this much after its slot is late
+DEFAULT_MAX_LATE_SHARE = 0.01  # more late starts than this share: the run is invalid
 
 
 @dataclass
@@ -22,11 +41,21 @@ class OpenModel:
     """One process's share of the schedule (rate = total rate / processes)."""
 
     rate: float | None = None
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    late_s: float = DEFAULT_LATE_S
     started_at: float = 0.0
     scheduled: int = 0
+    started: int = 0
     completed: int = 0
+    late: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
     last_completion: float = 0.0
     max_lag_s: float = 0.0
+    # second of the schedule -> [intended starts, actual starts]
+    per_second: collections.defaultdict[int, list[int]] = field(
+        default_factory=lambda: collections.defaultdict(lambda: [0, 0])
+    )
 
     @property
     def active(self) -> bool:
@@ -35,22 +64,37 @@ class OpenModel:
     def start(self, rate: float | None, now: float | None = None) -> None:
         self.rate = rate
         self.started_at = time.time() if now is None else now
-        self.scheduled = self.completed = 0
+        self.scheduled = self.started = self.completed = self.late = 0
+        self.in_flight = self.peak_in_flight = 0
         self.last_completion = self.started_at
         self.max_lag_s = 0.0
+        self.per_second.clear()
 
     def claim(self) -> float:
-        """The next intended start (epoch seconds). Greenlets never yield in here, so two
-        users can not claim the same slot."""
-        assert self.rate
+        """The next intended start (epoch seconds); inactive: now. Greenlets never yield in
+        here, so two users can not claim the same slot."""
+        if not self.rate:
+            return time.time()
         slot = self.started_at + self.scheduled / self.rate
         self.scheduled += 1
+        self.per_second[math.floor(slot - self.started_at)][0] += 1
         return slot
 
-    def done(self, intended: float, started: float, finished: float) -> None:
+    def began(self, intended: float, started: float) -> None:
+        """A slot's request was sent at `started`."""
+        self.started += 1
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.per_second[math.floor(started - self.started_at)][1] += 1
+        lag = started - intended
+        self.max_lag_s = max(self.max_lag_s, lag)
+        if lag > self.late_s:
+            self.late += 1
+
+    def done(self, finished: float) -> None:
         self.completed += 1
+        self.in_flight -= 1
         self.last_completion = max(self.last_completion, finished)
-        self.max_lag_s = max(self.max_lag_s, started - intended)
 
     def report(self) -> dict[str, Any]:
         elapsed = self.last_completion - self.started_at
@@ -58,14 +102,24 @@ class OpenModel:
             "intended_rps": self.rate,
             "achieved_rps": self.completed / elapsed if elapsed > 0 else 0.0,
             "scheduled": self.scheduled,
+            "started": self.started,
             "completed": self.completed,
+            "late": self.late,
+            "late_s": self.late_s,
+            "max_in_flight": self.max_in_flight,
+            "peak_in_flight": self.peak_in_flight,
             "started_at": self.started_at,
             "last_completion": self.last_completion,
             "max_start_lag_s": self.max_lag_s,
+            "per_second": {str(k): v for k, v in sorted(self.per_second.items())},
         }
 
 
-def combine_reports(reports: dict[str, dict[str, Any]], total_rate: float | None) -> dict[str, Any]:
+def combine_reports(
+    reports: dict[str, dict[str, Any]],
+    total_rate: float | None,
+    max_late_share: float = DEFAULT_MAX_LATE_SHARE,
+) -> dict[str, Any]:
     """Add up the per-process reports into the run's figures (for <out>/open_model.json)."""
     # the closed model has no schedule: its rate is whatever the users made (see samples.csv)
     achieved = (
@@ -73,15 +127,38 @@ def combine_reports(reports: dict[str, dict[str, Any]], total_rate: float | None
         if total_rate
         else None
     )
+    timeline: collections.Counter[int] = collections.Counter()
+    actual: collections.Counter[int] = collections.Counter()
+    start = min((r.get("started_at") or 0.0 for r in reports.values()), default=0.0)
+    for report in reports.values():
+        offset = math.floor((report.get("started_at") or start) - start)
+        for second, (intended, began) in (report.get("per_second") or {}).items():
+            timeline[int(second) + offset] += intended
+            actual[int(second) + offset] += began
+    started = sum(report.get("started", 0) for report in reports.values())
+    late = sum(report.get("late", 0) for report in reports.values())
     return {
         "mode": "open" if total_rate else "closed",
         "intended_rps": total_rate,
         "achieved_rps": achieved,
         "scheduled": sum(report.get("scheduled", 0) for report in reports.values()),
+        "started": started,
         "completed": sum(report.get("completed", 0) for report in reports.values()),
+        "late": late,
+        "late_share": late / started if started else 0.0,
+        "late_s": max((r.get("late_s", DEFAULT_LATE_S) for r in reports.values()), default=None),
+        "max_late_share": max_late_share,
+        "max_in_flight": sum(report.get("max_in_flight", 0) for report in reports.values()),
+        "peak_in_flight": sum(report.get("peak_in_flight", 0) for report in reports.values()),
         "max_start_lag_s": max(
             (report.get("max_start_lag_s", 0.0) for report in reports.values()), default=0.0
         ),
+        "started_at": start,
+        # second of the run -> [intended starts, actual starts], all processes together
+        "timeline": [
+            [second, timeline[second], actual[second]]
+            for second in sorted(set(timeline) | set(actual))
+        ],
         "processes": reports,
         "note": "samples.csv: ts is the intended start and latency is counted from it",
     }

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import gevent
 import gevent.event
+import gevent.pool
 
 from scenarios.apifile import ApiFile, load_api
 from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
@@ -147,6 +148,8 @@ class Runtime:
     # what each generating process reported (master), or this process's own (local)
     open_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     gc_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the open model's requests in flight (each in a greenlet of its own), bounded
+    in_flight: gevent.pool.Pool = field(default_factory=gevent.pool.Pool)
     _retired: set[str] = field(default_factory=set)
 
     @classmethod
@@ -174,6 +177,9 @@ class Runtime:
         )
         runtime.recorder.configure(options.out, writes=role.writes)
         runtime.gc.rss_limit_mb = options.gc_rss_limit_mb
+        runtime.in_flight = gevent.pool.Pool(options.open_max_in_flight)
+        runtime.open_model.max_in_flight = options.open_max_in_flight
+        runtime.open_model.late_s = options.open_late_s
         return runtime
 
     def with_options(self, options: Options) -> Runtime:
@@ -183,6 +189,9 @@ class Runtime:
         fresh.identity = self.identity
         fresh.gc = self.gc
         fresh.gc.rss_limit_mb = options.gc_rss_limit_mb
+        fresh.open_model = self.open_model
+        fresh.open_model.max_in_flight = options.open_max_in_flight
+        fresh.open_model.late_s = options.open_late_s
         fresh.seeds = self.seeds
         fresh.open_reports = self.open_reports
         fresh.gc_reports = self.gc_reports

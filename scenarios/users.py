@@ -12,11 +12,14 @@ from locust import User, task
 from locust.exception import StopTest
 
 import collections
+import functools
 import random
 import time
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import gevent
+import gevent.pool
 
 from scenarios.api import BackendApi
 from scenarios.checks import Verdict
@@ -36,11 +39,29 @@ __all__ = [
     "VelroUser",
 ]
 
+U = TypeVar("U", bound="VelroUser")
 SEED_WAIT_S = 300.0
 # the window of the failed-login limit the abuse user probes (the contract's "a minute")
 LIMIT_WINDOW_S = 60.0
 # renew a token this long before it expires, so a soak never sends an expired one
 TOKEN_MARGIN_S = 30.0
+
+
+def velro_task(weight: int = 1) -> Callable[[Callable[[U], None]], Callable[[U], None]]:
+    """Locust's @task, and in the open model the task runs in a slot greenlet of its own
+    (VelroUser.dispatch) instead of in the user's, so the user keeps the schedule."""
+
+    def decorate(body: Callable[[U], None]) -> Callable[[U], None]:
+        @functools.wraps(body)
+        def run(user: U) -> None:
+            if user.velro.open_model.active:
+                user.dispatch(body)
+            else:
+                body(user)
+
+        return task(weight)(run)
+
+    return decorate
 
 
 class VelroUser(User):
@@ -58,7 +79,10 @@ class VelroUser(User):
         if self.host is None:
             raise StopTest("no host: give --host (the target's base URL) or set the class's host")
         self.velro = Runtime.of(environment)
-        self.client = Transport(self.host, environment.events.request)
+        # the open model runs a user's slots concurrently, each on a connection of its own
+        options = self.velro.options
+        concurrency = options.open_max_in_flight if options.open_rate else 1
+        self.client = Transport(self.host, environment.events.request, concurrency=concurrency)
         # Every simulated user comes from 127.0.0.1; its own X-Forwarded-For address (which a
         # server behind a trusted proxy, uvicorn's default for loopback, takes as the client
         # address) keeps one abusive user's failed logins from rate-limiting all the others
@@ -74,17 +98,27 @@ class VelroUser(User):
         self.api = BackendApi(self.channel, self.velro.api)
         self.token: str | None = None
         self.token_expires = 0.0
+        self.next_slot = 0.0
 
     def wait_time(self) -> float:
         open_model = self.velro.open_model
         if open_model.active:
-            slot = open_model.claim()
-            self.channel.intended = slot
-            return max(0.0, slot - time.time())
+            self.next_slot = open_model.claim()
+            return max(0.0, self.next_slot - time.time())
         return self.velro.wait_s()
 
+    def dispatch(self, body: Callable[[Any], None]) -> None:
+        """Run one slot's task in the process's pool of in-flight requests. A full pool
+        blocks this user (its next slots start late, and are counted late)."""
+        slot = self.next_slot
+
+        def run() -> None:
+            self.channel.slot.value = slot
+            body(self)
+
+        self.velro.in_flight.spawn(run)
+
     def on_start(self) -> None:
-        self.channel.intended = None
         source = self.velro.seeds.wait(SEED_WAIT_S)
         if source is None:
             self.velro.retire("no seed: see the fixtures or provisioning error logged before")
@@ -95,6 +129,7 @@ class VelroUser(User):
         if self.needs_token:
             self.ensure_token()
         if self.velro.open_model.active:
+            # the first slot is claimed by the first wait: Locust runs a task, then waits
             gevent.sleep(self.wait_time())
 
     def prepare(self) -> None:
@@ -123,7 +158,7 @@ class TokenAuthUser(VelroUser):
     category = "authentication"
     needs_token = True
 
-    @task
+    @velro_task()
     def who_am_i(self) -> None:
         token = self.ensure_token()
         if token is not None:
@@ -159,7 +194,7 @@ class AuthorizationUser(VelroUser):
         self.kinds = list(kinds)
         self.kind_weights = list(kinds.values())
 
-    @task
+    @velro_task()
     def decide(self) -> None:
         if not self.relations or not self.kinds:
             return
@@ -182,7 +217,7 @@ class LoginUser(VelroUser):
 
     category = "login"
 
-    @task
+    @velro_task()
     def log_in(self) -> None:
         self.login(self.account, "login")
 
@@ -192,7 +227,7 @@ class RegistrationUser(VelroUser):
 
     category = "registration"
 
-    @task
+    @velro_task()
     def register(self) -> None:
         self.api.register(self.velro.identity.email(), self.password)
 
@@ -208,7 +243,7 @@ class ServiceKeyUser(VelroUser):
             self.velro.retire("service-key users have no service key (the seed has none)")
         self.key = key
 
-    @task
+    @velro_task()
     def lookup(self) -> None:
         self.api.internal_user(self.key, random.choice(self.seeds.seed.users).id)
 
@@ -237,7 +272,7 @@ class AbuseUser(VelroUser):
                 f"abuse users could not register their victim account: {verdict.message}"
             )
 
-    @task(2)
+    @velro_task(2)
     def wrong_password(self) -> None:
         if "wrong_password" not in self.probes:
             return
@@ -257,7 +292,7 @@ class AbuseUser(VelroUser):
         elif verdict.expect is not None:
             self.refused_at.append(now)
 
-    @task(2)
+    @velro_task(2)
     def bad_bearer(self) -> None:
         if "bad_token" not in self.probes:
             return
@@ -268,7 +303,7 @@ class AbuseUser(VelroUser):
         kind = random.choice(BAD_TOKEN_KINDS if token.count(".") == 2 else BAD_TOKEN_KINDS[:2])
         self.api.bad_bearer(bad_token(kind, token), kind)
 
-    @task(1)
+    @velro_task(1)
     def bad_service_key(self) -> None:
         if "bad_key" not in self.probes:
             return

@@ -93,7 +93,7 @@ def make_run(tmp_path: Path) -> RunFactory:
         name: str = "run",
         shape: str = "steady",
         unexpected: int = 0,
-        cpu: float = 30.0,
+        cpu: float | Sequence[float] = 30.0,
         warmup: Sequence[float] = (),
         users: Sequence[int] | None = None,
         metrics: list[dict[str, Any]] | None = None,
@@ -166,7 +166,7 @@ def make_run(tmp_path: Path) -> RunFactory:
                     json.dumps(
                         {
                             "ts": T0 + s,
-                            "cpu_percent_max": cpu,
+                            "cpu_percent_max": cpu if isinstance(cpu, float) else cpu[s],
                             "users": 10,
                             "intended_rps": None,
                             "achieved_rps": 10.0,
@@ -268,7 +268,48 @@ def test_a_saturated_generator_makes_the_run_invalid(
     assert s["verdict"] == "invalid"
     assert s["exit_code"] == 3
     assert s["generator"]["saturated"] is True
-    assert any("generator CPU 97 %" in r for r in s["invalid_reasons"])
+    assert any("averaged 97 % of a core over 5 s" in r for r in s["invalid_reasons"])
+
+
+def test_a_sustained_window_over_the_limit_invalidates_but_a_moment_does_not(
+    make_run: RunFactory, budgets: Budgets
+) -> None:
+    stretch = [30.0] * 40 + [96.0] * 6 + [30.0] * 25
+    s = summarize(make_run(np.full(500, 3.0), cpu=stretch, name="stretch"), budgets)
+    assert s["verdict"] == "invalid"
+    reason = next(r for r in s["invalid_reasons"] if "generator process" in r)
+    assert "averaged 96 %" in reason
+    assert "+30 s from the measured start" in reason  # the stretch begins 40 s in, 30 s judged
+    spike = [30.0] * 40 + [99.0] * 3 + [30.0] * 28
+    s = summarize(make_run(np.full(500, 3.0), cpu=spike, name="spike"), budgets)
+    assert s["generator"]["saturated"] is False
+    assert s["verdict"] != "invalid"
+
+
+def test_a_lost_worker_or_an_overshoot_makes_the_run_invalid_and_says_when(
+    make_run: RunFactory, budgets: Budgets
+) -> None:
+    run = make_run(np.full(500, 3.0))
+    (run / "generator_health.json").write_text(
+        json.dumps(
+            {
+                "heartbeat_liveness": 10,
+                "events": [
+                    {"kind": "worker_missing", "ts": T0 + 25, "worker": "w-1", "users": 60},
+                    {"kind": "overshoot", "ts": T0 + 40, "shape_users": 60, "max_users": 90,
+                     "duration_s": 12.0},
+                ],
+            }
+        )
+    )  # fmt: skip
+    s = summarize(run, budgets)
+    assert (s["verdict"], s["exit_code"]) == ("invalid", 3)
+    missing, over = s["invalid_reasons"]
+    assert "worker w-1 went missing" in missing
+    assert "+15 s from the measured start" in missing
+    assert "no heartbeat for 10 s while 60 users ran" in missing
+    assert over.startswith("90 users ran against the shape's 60")
+    assert "for 12.0 s" in over
 
 
 def test_too_few_samples_make_the_run_invalid(make_run: RunFactory, budgets: Budgets) -> None:

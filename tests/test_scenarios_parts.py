@@ -144,15 +144,23 @@ def test_the_open_model_schedules_slots_at_the_rate() -> None:
     model.start(4.0, now=100.0)
     slots = [model.claim() for _ in range(5)]
     assert slots == [100.0, 100.25, 100.5, 100.75, 101.0]
-    model.done(100.0, 100.0, 100.5)
-    model.done(100.25, 100.75, 101.0)
+    model.began(100.0, 100.0)
+    model.done(100.5)
+    model.began(100.25, 100.75)  # half a second after its slot: late (limit 0.1 s)
+    model.done(101.0)
     report = model.report()
     assert report["completed"] == 2
+    assert report["late"] == 1
+    assert report["peak_in_flight"] == 1
     assert report["achieved_rps"] == pytest.approx(2.0)
     assert report["max_start_lag_s"] == pytest.approx(0.5)
+    # intended starts by second of the schedule against actual ones
+    assert report["per_second"] == {"0": [4, 2], "1": [1, 0]}
     combined = combine_reports({"a": report, "b": report}, 8.0)
     assert combined["intended_rps"] == 8.0
     assert combined["achieved_rps"] == pytest.approx(4.0)
+    assert combined["late_share"] == pytest.approx(0.5)
+    assert combined["timeline"] == [[0, 8, 4], [1, 2, 0]]
 
 
 def test_the_seed_round_trips_and_a_bad_one_is_named() -> None:

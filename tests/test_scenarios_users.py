@@ -272,15 +272,19 @@ def test_open_model_users_start_on_the_schedule_and_count_from_it(environment: B
     user = _user(env, TokenAuthUser)
     user.on_start()  # logs in (setup, off the schedule), then sleeps to its first slot
     for _ in range(5):
+        user.who_am_i()  # runs in a slot greenlet: the user does not wait for the answer
         time.sleep(user.wait_time())
-        user.who_am_i()
+    runtime.in_flight.join(timeout=10)
     rows = [row for row in _rows(env) if row[2] == "authentication"]
     report = runtime.open_model.report()
-    assert report["completed"] == 5
-    assert report["scheduled"] >= 6
-    # ts is each request's intended slot: 1/20 s apart on one user's claims
+    assert (report["started"], report["completed"], report["late"]) == (5, 5, 0)
+    # ts is each request's intended slot: one user's claims follow the 20/s schedule
     slots = [row[0] for row in rows]
-    assert all(later > earlier for earlier, later in itertools.pairwise(slots))
+    assert all(
+        later - earlier == pytest.approx(0.05, abs=1e-6)
+        for earlier, later in itertools.pairwise(sorted(slots))
+    )
+    assert sum(began for _, began in report["per_second"].values()) == 5
 
 
 def test_an_environment_without_the_runtime_says_how_to_get_one() -> None:

@@ -1,4 +1,4 @@
-"""The `velro-perf` command line: run, gate, report, compare and bench.
+"""The `velro-perf` command line: run, gate, report, compare, calibrate and bench.
 
 Exit codes (docs/run-format.md): 0 every judged budget passes, 1 a budget fails or is
 inconclusive, 2 bad usage or configuration, 3 an invalid run. User errors are one line on
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from velro_perf.errors import EXIT_PASS, EXIT_USAGE, VelroPerfError
+from velro_perf.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, VelroPerfError
 from velro_perf.paths import budgets_file, shapes_file
 
 __all__ = ["build_parser", "main"]
@@ -148,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("current", type=Path, metavar="CURRENT")
     compare.add_argument("--out", type=Path, metavar="FILE", help="where to write the HTML")
 
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="measure the suite against a target whose latency law is known",
+        description="Run the suite against a tiny target of its own (a known latency law), "
+        "closed and open model; print p50/p95/p99 beside the law with the error; write "
+        "OUT/calibration.json, which every report of this machine shows. Exit 0 within the "
+        "bound, 1 outside it.",
+    )
+    calibrate.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR")
+    calibrate.add_argument("--duration", type=float, default=20.0, metavar="SECONDS")
+    calibrate.add_argument("--rate", type=_rate, default=200.0, metavar="RPS")
     api = sub.add_parser("api", help="work with API files (docs/api-file.md)")
     api_sub = api.add_subparsers(dest="api_command", metavar="ACTION", required=True)
     check = api_sub.add_parser(
@@ -228,6 +239,17 @@ def _compare(args: argparse.Namespace) -> int:
     return compare_command(args.baseline, args.current, args.out, sys.stdout)
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from velro_perf.calibration import calibrate, format_calibration
+
+    if args.duration < 5:
+        raise UsageError(f"--duration {args.duration:g} is too short; give 5 seconds or more")
+    result = calibrate(args.out, duration_s=args.duration, rate=args.rate)
+    print(format_calibration(result))
+    print(f"written to {args.out / 'calibration.json'}")
+    return EXIT_PASS if result["within_bound"] else EXIT_FAIL
+
+
 def _bench(args: argparse.Namespace) -> int:
     return _bench_argv(list(args.bench_args))
 
@@ -245,6 +267,7 @@ _COMMANDS = {
     "report": _report,
     "compare": _compare,
     "bench": _bench,
+    "calibrate": _calibrate,
 }
 
 

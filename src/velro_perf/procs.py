@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -44,13 +45,16 @@ def _load_prctl() -> object | None:
 _prctl = _load_prctl()
 
 
-def _child_setup() -> None:
-    """Runs in the child between fork and exec: own session, die with the parent."""
+def _child_setup(nice: int = 0) -> None:
+    """Runs in the child between fork and exec: own session, die with the parent, and the
+    niceness asked for (inherited by every process the tool forks)."""
     # new session = new process group, so killpg reaches every process the tool forks, and a
     # Ctrl-C at the terminal reaches only the runner, which then stops the children in order
     os.setsid()
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # type: ignore[operator]
+    if nice:
+        os.nice(nice)
 
 
 class ManagedProcess:
@@ -124,8 +128,10 @@ def spawn(
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
     cwd: Path | None = None,
+    nice: int = 0,
 ) -> ManagedProcess:
-    """Start `argv` in a new process group, its output appended to `log_path` (or discarded)."""
+    """Start `argv` in a new process group, its output appended to `log_path` (or discarded),
+    `nice` steps below the runner's CPU priority."""
     log: IO[bytes] | None = log_path.open("ab") if log_path is not None else None
     try:
         popen = subprocess.Popen(  # noqa: S603 -- argv is built by the runner, never a shell
@@ -136,7 +142,7 @@ def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             # setsid + PR_SET_PDEATHSIG need a pre-exec hook; it only makes two system calls
-            preexec_fn=_child_setup,
+            preexec_fn=functools.partial(_child_setup, nice),
         )
     except OSError:
         if log is not None:

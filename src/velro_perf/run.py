@@ -53,6 +53,7 @@ from velro_perf.scraper import MetricsScraper
 from velro_perf.shapes import ShapeInfo, load_shape
 from velro_perf.target import (
     KEEP_ALIVE_S,
+    SERVICE_NICE,
     ReferenceService,
     ServiceOptions,
     check_port_free,
@@ -242,11 +243,36 @@ def execute_run(opts: RunOptions) -> int:
     target = require_loopback(opts.target) if opts.target else None
     if target is not None:
         check_reachable(target)
-
     profile = (opts.service_profile or "fixed") if target is None else "external"
     run_dir, run_id = _make_run_dir(opts.out, make_run_id(opts.shape, profile))
-    started = time.time()
-    config: dict[str, Any] = {
+    state = _RunState(
+        run_dir=run_dir,
+        run_id=run_id,
+        config=_initial_config(opts, shape, run_id, target, profile, api),
+        meta=_initial_meta(opts, shape, run_id),
+        shape=shape,
+    )
+    _say(f"run {run_id}: {run_dir}")
+    error = _load_and_clean_up(state, opts, target)
+    if error is not None and state.meta["measured_from"] is None:
+        # nothing was measured: keep the folder only when it holds a log worth reading
+        if not (run_dir / "service.log").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise error
+    return _judge(state, opts, budgets)
+
+
+def _initial_config(
+    opts: RunOptions,
+    shape: ShapeInfo,
+    run_id: str,
+    target: str | None,
+    profile: str,
+    api: ApiFile,
+) -> dict[str, Any]:
+    """config.json as known before anything starts (the service adds its URLs)."""
+    workload = shape.workload_file or fixtures_dir() / "workload.toml"
+    return {
         "run_id": run_id,
         "shape": opts.shape,
         "target": target or "reference",
@@ -262,8 +288,8 @@ def execute_run(opts: RunOptions) -> int:
         # the load itself: a changed shape or workload is another configuration
         "shapes_file": str(opts.shapes_file.resolve()),
         "shapes_sha256": _file_sha256(opts.shapes_file),
-        "workload_file": str(shape.workload_file or fixtures_dir() / "workload.toml"),
-        "workload_sha256": _file_sha256(shape.workload_file or fixtures_dir() / "workload.toml"),
+        "workload_file": str(workload),
+        "workload_sha256": _file_sha256(workload),
         "seed": {
             "users": shape.seed_users,
             "teams": shape.seed_teams,
@@ -276,9 +302,13 @@ def execute_run(opts: RunOptions) -> int:
         "redis": None,
         "redis_url": None,
     }
-    meta: dict[str, Any] = {
+
+
+def _initial_meta(opts: RunOptions, shape: ShapeInfo, run_id: str) -> dict[str, Any]:
+    """meta.json at the start: where and with what the run ran (its end is added later)."""
+    return {
         "run_id": run_id,
-        "started_at": utc_iso(started),
+        "started_at": utc_iso(time.time()),
         "ended_at": None,
         "measured_from": None,
         "complete": False,
@@ -297,9 +327,13 @@ def execute_run(opts: RunOptions) -> int:
             ),
         },
     }
-    state = _RunState(run_dir=run_dir, run_id=run_id, config=config, meta=meta, shape=shape)
-    _say(f"run {run_id}: {run_dir}")
 
+
+def _load_and_clean_up(
+    state: _RunState, opts: RunOptions, target: str | None
+) -> VelroPerfError | None:
+    """The load, then teardown whatever happened (a signal, an error, a crash); returns the
+    runner's own error, to be raised once the run folder is settled."""
     error: VelroPerfError | None = None
     with _Signals() as signals:
         try:
@@ -318,39 +352,40 @@ def execute_run(opts: RunOptions) -> int:
                 _say(f"stopping: {state.interrupted}")
             _teardown(state)
             _finish_meta(state)
-    if error is not None and state.meta["measured_from"] is None:
-        # nothing was measured: keep the folder only when it holds a log worth reading
-        if not (run_dir / "service.log").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise error
-    return _judge(state, opts, budgets)
+    return error
+
+
+def _prepare_service(state: _RunState, opts: RunOptions) -> None:
+    """The reference service's database, seed and port, named in config.json."""
+    shape = state.shape
+    state.service = ReferenceService(
+        ServiceOptions(
+            run_dir=state.run_dir,
+            run_id=state.run_id,
+            profile=opts.service_profile or "fixed",
+            database=opts.database or "sqlite",
+            use_redis=opts.use_redis,
+            port=opts.port,
+            workers=opts.workers,
+            seed_users=shape.seed_users,
+            seed_teams=shape.seed_teams,
+            seed_projects=shape.seed_projects,
+            startup_timeout_s=opts.startup_timeout_s,
+        )
+    )
+    state.service.prepare()
+    state.config["target_url"] = state.service.url
+    state.config["database_url"] = redact_url(state.service.database_url)
+    state.config["redis_url"] = state.service.redis_url or None
+    state.config["redis"] = "127.0.0.1:6379" if state.service.redis_url else None
+    state.config["redis_prefix"] = state.service.redis_prefix or None
 
 
 def _load(state: _RunState, opts: RunOptions, target: str | None) -> None:
     """Start what is needed, run Locust to its end, and watch it."""
     shape = state.shape
     if target is None:
-        state.service = ReferenceService(
-            ServiceOptions(
-                run_dir=state.run_dir,
-                run_id=state.run_id,
-                profile=opts.service_profile or "fixed",
-                database=opts.database or "sqlite",
-                use_redis=opts.use_redis,
-                port=opts.port,
-                workers=opts.workers,
-                seed_users=shape.seed_users,
-                seed_teams=shape.seed_teams,
-                seed_projects=shape.seed_projects,
-                startup_timeout_s=opts.startup_timeout_s,
-            )
-        )
-        state.service.prepare()
-        state.config["target_url"] = state.service.url
-        state.config["database_url"] = redact_url(state.service.database_url)
-        state.config["redis_url"] = state.service.redis_url or None
-        state.config["redis"] = "127.0.0.1:6379" if state.service.redis_url else None
-        state.config["redis_prefix"] = state.service.redis_prefix or None
+        _prepare_service(state, opts)
     state.config["config_hash"] = config_hash(state.config)
     write_json(state.run_dir / "config.json", state.config)
     write_json(state.run_dir / "meta.json", state.meta)
@@ -363,6 +398,7 @@ def _load(state: _RunState, opts: RunOptions, target: str | None) -> None:
         )
         state.service.start()
         state.meta["generator"]["keep_alive_s"] = KEEP_ALIVE_S
+        state.meta["generator"]["service_nice"] = SERVICE_NICE
         _say(f"reference service healthy at {state.service.url}")
     host = target or (state.service.url if state.service else "")
 

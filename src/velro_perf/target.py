@@ -28,6 +28,7 @@ from velro_perf.procs import ManagedProcess, spawn
 
 __all__ = [
     "KEEP_ALIVE_S",
+    "SERVICE_NICE",
     "ReferenceService",
     "ServiceOptions",
     "check_port_free",
@@ -45,6 +46,11 @@ __all__ = [
 # uvicorn's keep-alive given to `velro serve`: longer than the users' think time, so Locust's
 # connections are reused instead of reopened (recorded in meta.json under generator)
 KEEP_ALIVE_S = 75
+# The reference service runs this many nice steps below the generator. On one machine they
+# contend for the same cores; the instrument must keep its clock and its heartbeats (a worker
+# starved of CPU for 3 s is dropped by Locust's master), so when both are runnable the
+# generator goes first (about 3:1 under CFS); the service still gets every cycle it leaves.
+SERVICE_NICE = 5
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -233,7 +239,9 @@ class ReferenceService:
         if opts.workers > 1:
             argv += ["--workers", str(opts.workers)]
         argv += ["--profile", opts.profile, "--keep-alive", str(KEEP_ALIVE_S)]
-        self._process = spawn("velro serve", argv, env=env, log_path=self.log_path)
+        self._process = spawn(
+            "velro serve", argv, env=env, log_path=self.log_path, nice=SERVICE_NICE
+        )
         self.wait_healthy()
 
     def wait_healthy(self) -> None:
