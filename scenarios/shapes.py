@@ -37,7 +37,10 @@ _SHAPE_KEYS = {
     "seed_projects",
     "stages",
     "workload",
+    "processes",
+    "service_workers",
 }
+_OPTIONAL_KEYS = {"description", "workload", "processes", "service_workers"}
 _STAGE_KEYS = {"duration_s", "users", "spawn_rate"}
 
 
@@ -64,6 +67,10 @@ class Shape:
     stages: tuple[Stage, ...]
     # the workload file this shape runs (beside the shapes file); None: the default workload
     workload: str | None = None
+    # what holds this shape on the machine it was sized for, when the run does not say:
+    # Locust processes and reference-service worker processes (None: one each)
+    processes: int | None = None
+    service_workers: int | None = None
 
     def workload_file(self, shapes_file: Path) -> Path | None:
         """The shape's own workload file (beside the shapes file), or None for the default."""
@@ -134,6 +141,12 @@ def _workload(raw: Any, where: str) -> str | None:
     return raw
 
 
+def _count(raw: Any, where: str) -> int | None:
+    if raw is None:
+        return None
+    return int(_number(raw, where, positive=True, integer=True))
+
+
 def _shape(name: str, raw: Any, path: str) -> Shape:
     if not isinstance(raw, Mapping):
         raise ScenarioConfigError(
@@ -145,7 +158,7 @@ def _shape(name: str, raw: Any, path: str) -> Shape:
             f"{path}: shape {name!r} has unknown key(s) {sorted(unknown)}; "
             f"use {sorted(_SHAPE_KEYS)}"
         )
-    missing = _SHAPE_KEYS - {"description", "workload"} - set(raw)
+    missing = _SHAPE_KEYS - _OPTIONAL_KEYS - set(raw)
     if missing:
         raise ScenarioConfigError(f"{path}: shape {name!r} lacks {sorted(missing)}")
     wait = raw["wait_s"]
@@ -193,6 +206,8 @@ def _shape(name: str, raw: Any, path: str) -> Shape:
         ),
         stages=stages,
         workload=_workload(raw.get("workload"), _where(path, name, "workload")),
+        processes=_count(raw.get("processes"), _where(path, name, "processes")),
+        service_workers=_count(raw.get("service_workers"), _where(path, name, "service_workers")),
     )
     if shape.warmup_s >= shape.duration_s:
         raise ScenarioConfigError(

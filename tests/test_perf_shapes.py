@@ -9,6 +9,7 @@ import pytest
 
 from velro_perf.errors import ConfigError
 from velro_perf.locust_proc import LocustOptions, locust_argv
+from velro_perf.run import RunOptions, _with_shape_defaults
 from velro_perf.shapes import load_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,27 @@ def test_a_shape_gives_its_sizes_and_duration(tmp_path: Path) -> None:
     )
     assert shape.duration_s == 60.0
     assert shape.workload_file == tmp_path / "sessions.toml"
+
+
+def test_a_shape_may_give_the_processes_and_workers_a_run_uses_unless_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shapes.toml"
+    path.write_text(
+        "[shapes.big]\nwarmup_s = 1\nwait_s = [1, 2]\nseed_users = 1\nseed_teams = 1\n"
+        "seed_projects = 1\nprocesses = 2\nservice_workers = 3\n"
+        "stages = [{ duration_s = 5, users = 1, spawn_rate = 1 }]\n"
+    )
+    shape = load_shape("big", path)
+    assert (shape.processes, shape.service_workers) == (2, 3)
+    picked = _with_shape_defaults(RunOptions(shape="big", shapes_file=path), shape)
+    assert (picked.processes, picked.workers) == (2, 3)
+    assert "2 Locust processes and 3 service workers" in capsys.readouterr().out
+    told = _with_shape_defaults(RunOptions(shape="big", processes=1, workers=1), shape)
+    assert (told.processes, told.workers) == (1, 1)
+    path.write_text(path.read_text().replace("processes = 2", "processes = 0"))
+    with pytest.raises(ConfigError, match=r"processes is 0"):
+        load_shape("big", path)
 
 
 def test_a_bad_shape_value_is_named(tmp_path: Path) -> None:

@@ -9,12 +9,12 @@ by ``velro serve`` for its workers). The kernel releases a lock when its process
 crashed worker never holds a slot. Without a directory the budget is the process's own (a
 semaphore).
 
-Hashing threads also run at a lower scheduling priority (``nice``, per thread): when the
-cores are busy the event loops, whose token checks take a millisecond, go first, and a
-sign-in waits; when they are idle a hash takes a whole core. Priority, not a smaller pool,
-is what keeps sign-ins from starving token checks: measured on this 2-core machine during a
-10,000-user ramp, one hashing slot in all hashed at about 40 ms a hash, 25 a second, less
-than the ramp's 20 sign-ins a second plus their retries, and refused a third of them.
+Hashing threads also run a little below the event loops (``nice``, per thread, 2 steps by
+default): when the cores are busy, the loops, whose token checks take a millisecond, are
+preferred. Measured on this 2-core machine during 10,000-user ramps, with the service itself
+niced below the load generator by the runner: one slot in all hashed at about 40 ms a hash,
+less than the ramp's 20 sign-ins a second plus their retries, and refused a third of them;
+two slots niced 10 further starved behind the generator and refused about as many.
 
 Sign-ins queue for a slot within their own latency budget, never beside it: past
 ``queue_max`` hashes waiting or running in this process, a new one is refused at once with

@@ -60,7 +60,7 @@ class Settings:
     # sign-ins waiting or hashing, the next is refused at once with 503 and Retry-After.
     hash_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     hash_slots_dir: str = ""
-    hash_nice: int = 10
+    hash_nice: int = 2
     hash_queue_max: int = 8  # across the workers: each process takes its share
     # Load shedding (admission.py): while the event loop's lag stays over this, new requests
     # are refused at once with 503 and Retry-After instead of waiting in socket buffers.

@@ -83,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--processes",
         type=_whole,
-        default=1,
+        default=None,
         metavar="N",
-        help="Locust processes (master + workers via Locust's --processes; -1: one per core)",
+        help="Locust processes (master + workers via Locust's --processes; -1: one per core; "
+        "default: the shape's, else 1)",
     )
     run.add_argument(
         "--out", type=Path, default=Path("runs"), help="folder of run folders (default ./runs)"
@@ -111,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--port", type=_port, help="port for the reference service (default: a free one)"
     )
-    run.add_argument("--workers", type=_whole, default=1, help="reference service worker processes")
+    run.add_argument(
+        "--workers",
+        type=_whole,
+        default=None,
+        help="reference service worker processes (default: the shape's, else 1)",
+    )
     run.add_argument("--budgets", type=Path, default=budgets_file(), metavar="FILE")
     run.add_argument("--shapes", type=Path, default=shapes_file(), metavar="FILE")
     run.add_argument(

@@ -74,14 +74,14 @@ class RunOptions:
     target: str | None = None
     api_file: Path | None = None  # None: targets/contract.toml (CONTRACT.md)
     service_profile: str | None = None  # None: "fixed" for the reference service
-    processes: int = 1
+    processes: int | None = None  # None: the shape's default, else 1
     out: Path = Path("runs")
     open_rate: float | None = None
     database: str | None = None  # None: "sqlite" for the reference service
     budgets_file: Path = field(default_factory=default_budgets_file)
     shapes_file: Path = field(default_factory=default_shapes_file)
     port: int | None = None
-    workers: int = 1
+    workers: int | None = None  # None: the shape's default, else 1
     use_redis: bool = True
     startup_timeout_s: float = 60.0
     max_duration_s: float | None = None
@@ -123,13 +123,13 @@ def _validate(opts: RunOptions) -> None:
         raise UsageError(
             f"--service-profile {opts.service_profile!r} is unknown; give fixed or degraded"
         )
-    if opts.processes == 0 or opts.processes < -1:
+    if opts.processes is not None and (opts.processes == 0 or opts.processes < -1):
         raise UsageError(
             f"--processes {opts.processes} is invalid; give 1 or more (or -1: one per core)"
         )
     if opts.open_rate is not None and opts.open_rate <= 0:
         raise UsageError(f"--open-rate {opts.open_rate:g} is invalid; give requests per second > 0")
-    if opts.workers < 1:
+    if opts.workers is not None and opts.workers < 1:
         raise UsageError(f"--workers {opts.workers} is invalid; give 1 or more")
     known = {"sqlite", "postgres", "postgresql"}
     if opts.database is not None and opts.database not in known and "://" not in opts.database:
@@ -139,6 +139,23 @@ def _validate(opts: RunOptions) -> None:
         )
     if opts.port is not None:
         check_port_free(opts.port)
+
+
+def _with_shape_defaults(opts: RunOptions, shape: ShapeInfo) -> RunOptions:
+    """Processes and service workers the run did not give: the shape's, else one each; said."""
+    processes = opts.processes if opts.processes is not None else (shape.processes or 1)
+    workers = opts.workers if opts.workers is not None else (shape.service_workers or 1)
+    picked = []
+    if opts.processes is None and shape.processes is not None:
+        picked.append(f"{processes} Locust processes")
+    if opts.workers is None and shape.service_workers is not None and opts.target is None:
+        picked.append(f"{workers} service workers")
+    if picked:
+        _say(
+            f"shape {shape.name}: {' and '.join(picked)}, what holds it on this machine "
+            "(fixtures/shapes.toml; --processes and --workers override)"
+        )
+    return dataclasses.replace(opts, processes=processes, workers=workers)
 
 
 def _shape(opts: RunOptions) -> ShapeInfo:
@@ -239,6 +256,7 @@ def execute_run(opts: RunOptions) -> int:
     _validate(opts)
     api = _load_api(opts)
     shape = _shape(opts)
+    opts = _with_shape_defaults(opts, shape)
     budgets = gate.load_budgets(opts.budgets_file)
     target = require_loopback(opts.target) if opts.target else None
     if target is not None:
@@ -366,7 +384,7 @@ def _prepare_service(state: _RunState, opts: RunOptions) -> None:
             database=opts.database or "sqlite",
             use_redis=opts.use_redis,
             port=opts.port,
-            workers=opts.workers,
+            workers=opts.workers or 1,  # resolved by _with_shape_defaults
             seed_users=shape.seed_users,
             seed_teams=shape.seed_teams,
             seed_projects=shape.seed_projects,
@@ -410,7 +428,7 @@ def _load(state: _RunState, opts: RunOptions, target: str | None) -> None:
             run_dir=state.run_dir,
             fixtures=state.service.fixtures_path if state.service else None,
             open_rate=opts.open_rate,
-            processes=opts.processes,
+            processes=opts.processes or 1,  # resolved by _with_shape_defaults
             shapes_file=opts.shapes_file,
             api_file=Path(state.config["api_file"]),
         )

@@ -28,6 +28,8 @@ class ShapeInfo:
     duration_s: float | None  # None when not known (a shape given by its sizes only)
     wait_s: tuple[float, float] | None = None  # the users' think time, [min, max] seconds
     workload_file: Path | None = None
+    processes: int | None = None  # the shape's default Locust processes
+    service_workers: int | None = None  # the shape's default reference-service workers
 
 
 def load_shape(name: str, path: Path) -> ShapeInfo:
@@ -49,4 +51,6 @@ def load_shape(name: str, path: Path) -> ShapeInfo:
         duration_s=shape.duration_s,
         wait_s=shape.wait_s,
         workload_file=shape.workload_file(path),
+        processes=shape.processes,
+        service_workers=shape.service_workers,
     )
