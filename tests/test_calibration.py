@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scenarios.openmodel import DEFAULT_MAX_LATE_SHARE
 from velro_perf.calibration import ERROR_FLOOR_MS, ERROR_SHARE, Law
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,5 +49,7 @@ def test_a_short_calibration_holds_its_error_bound(tmp_path: Path) -> None:
         for q in result["quantiles"]:
             assert abs(q["error_ms"]) <= max(ERROR_FLOOR_MS, ERROR_SHARE * q["law_ms"]), q
     stalled = next(r for r in calibration["results"] if r["law"] == "stall")
-    assert stalled["open_model"]["late"] == 0  # the schedule was kept through every stall
+    # the schedule was kept through every stall, within the share a valid run may have late
+    opened = stalled["open_model"]
+    assert opened["late"] <= DEFAULT_MAX_LATE_SHARE * stalled["requests"], opened
     assert "stall   open   p99: law" in done.stdout
