@@ -9,8 +9,9 @@ handler), so a call the client gave up on does not hold a worker for ever.
 A kind may have a pool of its own (``pools``): password hashing is CPU-bound, and 20
 argon2id computations at once on a 2-core machine take every core from the event loop (seen
 in a 10,000-user ramp: requests waited seconds in socket buffers while the handlers' own
-times stayed at milliseconds). Its pool is sized to the cores left beside the loop, so a
-burst of logins queues for a hash instead of starving everything else.
+times stayed at milliseconds). Its pool works within the hashing budget that every worker
+process shares (``hashbudget.py``), so a burst of logins queues for a hash, or is refused,
+instead of starving everything else.
 
 The ``degraded`` profile runs the same calls inline, on the event loop, as the story's
 original service did.
