@@ -73,7 +73,10 @@ RUNNER = textwrap.dedent(
     def stop(signum, frame):
         raise SystemExit(f"signal {signum}")
 
+    # both, as velro-perf's runner does (run.py, _Signals): a process started in the
+    # background of a non-interactive shell inherits SIGINT ignored
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     proc = spawn("tree", [sys.executable, "-c", sys.argv[1], sys.argv[2]])
     print(proc.pid, flush=True)
     time.sleep(60)
