@@ -45,6 +45,7 @@ from benchmarks.throughput import (
     _redis_up,
     _seed,
     _velro,
+    velro_env,
 )
 from velro_perf.target import delete_redis_prefix, free_port
 
@@ -75,22 +76,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log = work / "servers.log"
     redis = _redis_up()
     prefix = f"velro_cc_{os.getpid()}:"
-    env = {
-        **os.environ,
-        "VELRO_PROFILE": "fixed",
-        "VELRO_DATABASE_URL": f"sqlite:///{work / 'velro.db'}",
-        "VELRO_REDIS_URL": REDIS_URL if redis else "",
-        "VELRO_REDIS_PREFIX": prefix,
-        "VELRO_JWT_SECRET": os.urandom(24).hex(),
-        "VELRO_TOKEN_TTL_S": "7200",
-        "VELRO_LOG_LEVEL": "warning",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
-    }
-    env.pop("CI", None)
-    subprocess.run(
-        [sys.executable, "-m", "velro", "db", "init"], env=env, cwd=ROOT, check=True,
-        capture_output=True, timeout=60,
-    )  # fmt: skip
+    env = velro_env(work, redis=redis, prefix=prefix, secret=os.urandom(24).hex())
     rows: list[dict[str, Any]] = []
     started = datetime.now(UTC).isoformat()
     workers = ["--workers", str(args.workers)] if args.workers > 1 else []

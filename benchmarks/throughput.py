@@ -106,6 +106,28 @@ def _server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Itera
                 proc.wait()
 
 
+def velro_env(work: Path, *, redis: bool, prefix: str, secret: str) -> dict[str, str]:
+    """The environment of a benchmarked reference service (fixed, SQLite in `work`), its
+    schema made as an operator makes it."""
+    env = {
+        **os.environ,
+        "VELRO_PROFILE": "fixed",
+        "VELRO_DATABASE_URL": f"sqlite:///{work / 'velro.db'}",
+        "VELRO_REDIS_URL": REDIS_URL if redis else "",
+        "VELRO_REDIS_PREFIX": prefix,
+        "VELRO_JWT_SECRET": secret,
+        "VELRO_TOKEN_TTL_S": "7200",
+        "VELRO_LOG_LEVEL": "warning",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+    }
+    env.pop("CI", None)
+    subprocess.run(
+        [sys.executable, "-m", "velro", "db", "init"], env=env, cwd=ROOT, check=True,
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    return env
+
+
 def _velro(env: dict[str, str], port: int, log: Path, extra: list[str] | None = None) -> Any:
     argv = [sys.executable, "-m", "velro", "serve", "--host", "127.0.0.1", "--port", str(port)]
     return _server([*argv, *(extra or [])], env, port, log)
@@ -203,23 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     secret = secrets.token_urlsafe(48)
     redis = _redis_up() and not args.no_redis
     prefix = f"velro_tp_{uuid.uuid4().hex[:10]}:"
-    env = {
-        **os.environ,
-        "VELRO_PROFILE": "fixed",
-        "VELRO_DATABASE_URL": f"sqlite:///{work / 'velro.db'}",
-        "VELRO_REDIS_URL": REDIS_URL if redis else "",
-        "VELRO_REDIS_PREFIX": prefix,
-        "VELRO_JWT_SECRET": secret,
-        "VELRO_TOKEN_TTL_S": "7200",
-        "VELRO_LOG_LEVEL": "warning",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
-    }
-    env.pop("CI", None)
-    # the schema, as an operator makes it
-    subprocess.run(
-        [sys.executable, "-m", "velro", "db", "init"], env=env, cwd=ROOT, check=True,
-        capture_output=True, timeout=60,
-    )  # fmt: skip
+    env = velro_env(work, redis=redis, prefix=prefix, secret=secret)
 
     loadavg_start = os.getloadavg()
     phases: list[dict[str, Any]] = []
