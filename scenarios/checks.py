@@ -60,6 +60,12 @@ _CACHE_TIERS = {"L1", "L2", "L3", "db"}
 ALL_PROMISES = frozenset({"request_id", "server_timing", "security_headers", "error_shape"})
 
 
+def retry_after_s(headers: Any) -> float | None:
+    """Retry-After's delay-seconds, or None (absent, or an HTTP-date)."""
+    value = header_value(headers, "Retry-After")
+    return float(value) if value is not None and value.strip().isdigit() else None
+
+
 def header_value(headers: Any, name: str) -> str | None:
     """One header's value from a requests- or geventhttpclient-style mapping, or None.
 
@@ -104,6 +110,8 @@ class Verdict:
     message: str
     expect: Expect | None
     data: Any
+    # a refusal's Retry-After in seconds (delay-seconds form), when it gave one
+    retry_after_s: float | None = None
 
 
 # the canonical text form str(uuid.UUID(x)) gives: 8-4-4-4-12 hex digits, lower case; a

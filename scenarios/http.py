@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from locust.exception import CatchResponseError
 
+import dataclasses
 import json as jsonlib
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -23,7 +24,14 @@ from urllib.parse import urlsplit
 import gevent.local
 from geventhttpclient import HTTPClient
 
-from scenarios.checks import ALL_PROMISES, Expect, Verdict, header_value, verify
+from scenarios.checks import (
+    ALL_PROMISES,
+    Expect,
+    Verdict,
+    header_value,
+    retry_after_s,
+    verify,
+)
 from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
@@ -197,6 +205,8 @@ class Channel:
         if verdict.ok:
             failure = None
         else:
+            if answer.status in (429, 503):
+                verdict = dataclasses.replace(verdict, retry_after_s=retry_after_s(answer.headers))
             # `label` names the variant when one request name covers several (bad tokens)
             message = f"{label}: {verdict.message}" if label else verdict.message
             failure = CatchResponseError(message)

@@ -98,6 +98,7 @@ class VelroUser(User):
         self.api = BackendApi(self.channel, self.velro.api)
         self.token: str | None = None
         self.token_expires = 0.0
+        self.sign_in_after = 0.0  # a refused sign-in's Retry-After, honoured
         self.next_slot = 0.0
 
     def wait_time(self) -> float:
@@ -141,14 +142,20 @@ class VelroUser(User):
         if issued is not None:
             self.token = issued[0]
             self.token_expires = time.time() + issued[1]
+        elif verdict.retry_after_s is not None:
+            # as a well-behaved client does: not before Retry-After, spread over up to twice
+            # it, so refused users do not come back together
+            self.sign_in_after = time.time() + verdict.retry_after_s * random.uniform(1.0, 2.0)
         return verdict
 
     def ensure_token(self) -> str | None:
         """The bearer token, after a login (category setup) when there is none or it is about
-        to expire; None when that login failed."""
+        to expire; None when that login failed or was refused with a Retry-After that has
+        not passed (the task then sends nothing)."""
         if self.token is None or time.time() > self.token_expires - TOKEN_MARGIN_S:
             self.token = None
-            self.login(self.account, "setup")
+            if time.time() >= self.sign_in_after:
+                self.login(self.account, "setup")
         return self.token
 
 

@@ -4,7 +4,9 @@ at once with 503 and Retry-After. Real argon2id, real processes, a real socket."
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
+import math
 import multiprocessing
 import os
 import threading
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 
 from tests.helpers import API, PASSWORD, serve
+from velro.errors import ApiError
 from velro.hashbudget import HashBudget
 
 
@@ -98,3 +101,29 @@ def test_a_hashing_thread_runs_niced_and_the_event_loop_thread_does_not() -> Non
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert pool.submit(budget.wrap(own_priority)).result() == min(base + 5, 19)
     assert own_priority() == base  # only the hashing thread was niced
+
+
+def test_the_queue_bound_is_a_wait_measured_on_the_hashes_themselves() -> None:
+    from argon2 import PasswordHasher
+
+    hasher = PasswordHasher(time_cost=6, memory_cost=19456, parallelism=1)
+    budget = HashBudget(slots=2, queue_max=1000, wait_max_s=0.25)
+    held = budget.wrap(hasher.hash)
+    spans = []
+    for _ in range(30):
+        start = time.perf_counter()
+        held(PASSWORD)
+        spans.append(time.perf_counter() - start)
+    spans.sort()
+    # the mean follows the hashes' real cost, not the first guess
+    assert spans[0] * 0.8 <= budget.mean_hash_s <= spans[-1] * 1.2
+    admitted = 0
+    with contextlib.suppress(ApiError):
+        while admitted < 1000:
+            budget.admit()
+            admitted += 1
+    # refused once the hashes ahead would hold a newcomer past 0.25 s on two slots, far
+    # before the count bound
+    assert admitted == math.floor(0.25 * 2 / budget.mean_hash_s) + 1
+    assert admitted < 1000
+    assert budget.refused == 1

@@ -14,11 +14,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import gevent
+import httpx
 import pytest
 
 from scenarios.errors import ScenarioConfigError
@@ -298,3 +301,44 @@ def test_open_model_users_start_on_the_schedule_and_count_from_it(environment: B
 def test_an_environment_without_the_runtime_says_how_to_get_one() -> None:
     with pytest.raises(ScenarioConfigError, match=r"no velro runtime.*hooks\.setup"):
         Runtime.of(Environment(user_classes=[TokenAuthUser], events=Events()))
+
+
+def test_a_refused_sign_in_is_retried_after_its_retry_after_not_on_the_next_task(
+    environment: Build, live_server: Callable[..., Any], make_settings: Callable[..., Any]
+) -> None:
+    from tests.helpers import serve
+
+    # a service with room for one sign-in at a time and a dear hash (about a second here),
+    # whose one place a sign-in of another client holds while the user signs in
+    settings = make_settings(
+        argon2_time_cost=40, argon2_memory_kib=19456, hash_queue_max=1, hash_timeout_s=60.0
+    )
+    base = serve(live_server, settings).url
+    holder = threading.Thread(
+        target=httpx.post,
+        args=(base + "/api/v1/auth/login",),
+        kwargs={"json": {"email": "nobody@example.com", "password": "x" * 12}, "timeout": 60},
+    )
+    holder.start()
+    metrics = base + "/api/v1/performance/metrics"
+    deadline = time.time() + 10
+    while httpx.get(metrics).json()["overload"]["hashing"]["pending"] < 1:
+        assert time.time() < deadline, "the holding sign-in never started hashing"
+        time.sleep(0.01)
+    env = environment(velro_out="")
+    Runtime.of(env).recorder.enabled = True
+    user = type("Refused", (TokenAuthUser,), {"host": base})(env)
+    env.velro_test_users.append(user)  # type: ignore[attr-defined]
+    user.on_start()
+    refused_at = time.time()
+    for _ in range(3):  # tasks before Retry-After has passed send nothing
+        user.who_am_i()
+    holder.join()
+    assert [(row[1], row[2], row[4]) for row in _rows(env)] == [
+        ("POST /api/v1/auth/login", "setup", 503)
+    ]
+    # Retry-After: 1, spread over up to twice it
+    assert 0.95 <= user.sign_in_after - refused_at <= 2.0
+    time.sleep(max(0.0, user.sign_in_after - time.time()) + 0.01)
+    user.who_am_i()  # the sign-in is tried again (the seed's accounts are not on this service)
+    assert [(row[1], row[2]) for row in _rows(env)] == [("POST /api/v1/auth/login", "setup")]

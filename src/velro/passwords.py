@@ -94,7 +94,7 @@ class Passwords:
         with timing.timed("hash"):
             return await self._run(self.verify_sync, password_hash, password)
 
-    def budget_stats(self) -> dict[str, int | bool] | None:
+    def budget_stats(self) -> dict[str, int | float | bool] | None:
         return self._budget.stats() if self._budget is not None else None
 
     async def _run(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

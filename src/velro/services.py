@@ -102,6 +102,8 @@ def build_services(settings: Settings, tracker: Tracker | None = None) -> Servic
                 max(1, settings.hash_queue_max // settings.workers),
                 settings.hash_slots_dir,
                 settings.hash_nice,
+                wait_max_s=settings.hash_wait_max_s,
+                share=settings.hash_workers / settings.workers,
             ),
         ),
         tokens=TokenCodec(settings),
