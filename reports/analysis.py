@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from reports.budgets import Budget, Budgets
 from reports.counters import cache_counters
 from reports.loading import RunData, load_run
+from reports.phases import LatencyBound, phase_rows
 from reports.runfiles import (
     ApiNamed,
     BudgetResult,
@@ -126,7 +127,20 @@ def summarize_data(data: RunData, budgets: Budgets) -> Summary:
         "generator": generator,
         "config": config,
         "meta": meta,
+        "phases": phase_rows(data, latency_bounds(budgets, data)),
     }
+
+
+def latency_bounds(budgets: Budgets, data: RunData) -> list[LatencyBound]:
+    """The latency budgets this run is judged on, with the endpoints they judge here."""
+    out = []
+    for b in budgets.of_kind("latency"):
+        if not b.applies_to(data.shape) or b.max is None or b.percentile is None:
+            continue
+        endpoints, _ = _budget_endpoints(b, data.config)
+        if endpoints:
+            out.append(LatencyBound(b.id, endpoints, b.percentile, b.max))
+    return out
 
 
 def _api_named(config: RunConfig) -> ApiNamed | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from reports.runfiles import Summary
 from reports.sentences import fmt_value
 
-__all__ = ["render_markdown", "write_markdown"]
+__all__ = ["phase_table", "render_markdown", "write_markdown"]
 
 _MARK = {
     "pass": "✅ pass",
@@ -72,9 +72,31 @@ def render_markdown(summary: Summary) -> str:
             f"| {_cell(b.get('id'))} | {_cell(b.get('bound_text', ''))} | {_cell(measured)} | "
             f"{_cell(interval)} | {_cell(state)} |"
         )
+    lines += phase_table(summary)
     for warning in summary.get("warnings") or []:
         lines += ["", f"> {_cell(warning)}"]
     return "\n".join(lines) + "\n"
+
+
+def phase_table(summary: Summary) -> list[str]:
+    """The phases (reports/phases.py) as Markdown lines: a title, then a row a phase."""
+    phases = summary.get("phases") or []
+    if not phases:
+        return []
+    ids = [i for i in phases[0]["latency"] if i.endswith((".p95", ".p99"))]
+    head = ["phase", "s", "req/s", *ids, "max wait", "unexpected", "sign-ins refused"]
+    lines = ["", "**Phases** (seconds from the end of warm-up)", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for p in phases:
+        name = p["name"] + ("" if p["judged"] else " (warm-up)")
+        if p.get("recovery_s") is not None:
+            name += f", budgets held again {p['recovery_s']:.0f} s after the burst"
+        cells = [name, f"{p['start_s']:.0f} to {p['end_s']:.0f}", f"{p['rps']:.1f}"]
+        cells += [fmt_value("latency", p["latency"].get(i)) for i in ids]
+        cells += [fmt_value("latency", p["max_ms"]), f"{p['unexpected']:,}"]
+        cells.append(f"{p['sign_ins_refused']:,}")
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
 
 
 def write_markdown(summary: Summary, path: Path) -> Path:

@@ -42,6 +42,7 @@ __all__ = [
     "LocustFigures",
     "MicrobenchResult",
     "OpenModelFigures",
+    "PhaseRow",
     "RunConfig",
     "RunMeta",
     "Summary",
@@ -307,6 +308,29 @@ class GeneratorHealth(TypedDict):
     open_model: NotRequired[OpenModelFigures | None]
 
 
+class PhaseRow(TypedDict):
+    """One ramp or hold of the users the generator ran (reports/phases.py)."""
+
+    name: str  # "ramp 1,000 to 10,000", "hold 10,000"
+    kind: str  # "ramp" or "hold"
+    start_s: float  # seconds from the end of warm-up (negative: in warm-up)
+    end_s: float
+    judged: bool  # after warm-up: its samples are the budgets'
+    users_from: int
+    users_to: int
+    requests: int  # setup sign-ins not counted
+    rps: float
+    unexpected: int
+    refused: int  # 503 and 429 answers, expected or not
+    no_response: int
+    sign_ins_refused: int  # setup sign-ins answered 503 (not judged, never in `requests`)
+    max_ms: float | None  # the longest wait of the phase
+    latency: dict[str, float | None]  # latency budget id -> the phase's percentile, ms
+    # after a ramp down: seconds from its start until every latency budget held to the end
+    # of this hold; None when they did not, or for a phase after no burst
+    recovery_s: float | None
+
+
 class Summary(TypedDict):
     """summary.json: the run's verdict, every budget's, and the figures behind them."""
 
@@ -333,6 +357,7 @@ class Summary(TypedDict):
     generator: GeneratorHealth
     config: RunConfig
     meta: RunMeta
+    phases: NotRequired[list[PhaseRow]]
 
 
 class MicrobenchResult(TypedDict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from locust import User, task
 from locust.exception import StopTest
+from locust.runners import STATE_SPAWNING
 
 import collections
 import functools
@@ -45,6 +46,12 @@ SEED_WAIT_S = 300.0
 LIMIT_WINDOW_S = 60.0
 # renew a token this long before it expires, so a soak never sends an expired one
 TOKEN_MARGIN_S = 30.0
+# Locust starts floor(spawn_rate) users at once every floor(spawn_rate)/spawn_rate seconds
+# (about 1 s; locust/dispatch.py), and each signs in as it starts: a ramp of 20 users a
+# second is a burst of 20 argon2id hashes each second, which a service's sign-in queue bound
+# rightly refuses and no real population makes. A user spawned in a batch starts at a random
+# point of the interval instead, as arrivals of that rate would.
+ARRIVAL_SPREAD_S = 1.0
 
 
 def velro_task(weight: int = 1) -> Callable[[Callable[[U], None]], Callable[[U], None]]:
@@ -120,6 +127,9 @@ class VelroUser(User):
         self.velro.in_flight.spawn(run)
 
     def on_start(self) -> None:
+        runner = self.environment.runner
+        if runner is not None and runner.state == STATE_SPAWNING:
+            gevent.sleep(random.uniform(0.0, ARRIVAL_SPREAD_S))
         source = self.velro.seeds.wait(SEED_WAIT_S)
         if source is None:
             self.velro.retire("no seed: see the fixtures or provisioning error logged before")

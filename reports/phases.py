@@ -1,0 +1,183 @@
+"""The run in phases: each ramp and hold of the users the generator really ran, with its
+figures, and how soon the latency budgets held again after a burst.
+
+Phases are found in the user counts (locust_stats_history.csv, one a second), not taken from
+the shape: what the report shows is what the target saw, an overshoot or a lost worker
+included. A phase is a hold (the count steady for at least ``MIN_HOLD_S``) or a ramp (it
+moves); a hold is cut in two where warm-up ends, so a judged phase holds judged samples only.
+
+After the users fall (a spike's end: Locust stops users at once, so this is often a step
+from one hold to the next), ``recovery_s`` is how long from the last second at the high count
+until every latency budget's percentile held in each ``RECOVERY_WINDOW_S`` window to the end
+of the following hold (point estimates; a window with fewer than ``WINDOW_MIN`` samples of a
+budget's endpoints says nothing of it). ``None``: they never held again in that hold.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from reports.loading import RunData
+from reports.runfiles import PhaseRow
+
+__all__ = ["LatencyBound", "phase_rows"]
+
+MIN_HOLD_S = 5.0
+RECOVERY_WINDOW_S = 5.0
+WINDOW_MIN = 10
+
+
+@dataclass(frozen=True)
+class LatencyBound:
+    """One latency budget as this run judges it: its id, endpoints, percentile and bound."""
+
+    id: str
+    endpoints: tuple[str, ...]
+    percentile: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class _Span:
+    kind: str  # "ramp" or "hold"
+    start: float
+    end: float
+    users_from: int
+    users_to: int
+
+
+def phase_rows(data: RunData, bounds: Sequence[LatencyBound]) -> list[PhaseRow]:
+    """One row a phase, in time order; none when the run has no user counts."""
+    users = data.locust_history
+    if users.empty or not users["users"].notna().any():
+        return []
+    users = users[["ts", "users"]].dropna().sort_values("ts")
+    spans = _split_at(_spans(users), data.measured_from)
+    setup = (data.samples["category"] == "setup").to_numpy()
+    samples, sign_ins = data.samples.loc[~setup], data.samples.loc[setup]
+    rows: list[PhaseRow] = []
+    for i, span in enumerate(spans):
+        edge: Literal["both", "left"] = "both" if i == len(spans) - 1 else "left"
+        row = _row(span, samples.loc[samples["ts"].between(span.start, span.end, edge)], bounds)
+        row["start_s"] -= data.measured_from
+        row["end_s"] -= data.measured_from
+        row["judged"] = bool(span.start >= data.measured_from)
+        mine = sign_ins.loc[sign_ins["ts"].between(span.start, span.end, edge)]
+        row["sign_ins_refused"] = int((mine["status"] == 503).sum())
+        rows.append(row)
+    for i, (before, span) in enumerate(itertools.pairwise(spans), start=1):
+        if span.kind == "hold" and before.users_from > span.users_to:
+            # the burst ended where the users began to fall: the last second at the high count
+            burst_end = before.start if before.kind == "ramp" else before.end
+            window = samples.loc[samples["ts"].between(burst_end, span.end)]
+            rows[i]["recovery_s"] = _recovery_s(window, bounds, burst_end)
+    return rows
+
+
+def _spans(users: pd.DataFrame) -> list[_Span]:
+    """Holds (the count unchanged for MIN_HOLD_S or more) and the ramps between them."""
+    ts = users["ts"].to_numpy(dtype=float)
+    counts = users["users"].to_numpy(dtype=float).astype(int)
+    # runs of one count: [first index, last index]
+    breaks = np.flatnonzero(np.diff(counts)) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks - 1, [len(counts) - 1]))
+    spans: list[_Span] = []
+    for a, b in zip(starts, ends, strict=True):
+        held = bool(ts[b] - ts[a] >= MIN_HOLD_S)
+        if held:
+            if spans and spans[-1].kind == "ramp":
+                ramp = spans[-1]
+                spans[-1] = _Span("ramp", ramp.start, ts[a], ramp.users_from, int(counts[a]))
+            spans.append(_Span("hold", ts[a], ts[b], int(counts[a]), int(counts[a])))
+        elif spans and spans[-1].kind == "ramp":
+            ramp = spans[-1]
+            spans[-1] = _Span("ramp", ramp.start, ts[b], ramp.users_from, int(counts[b]))
+        else:
+            begin = spans[-1].end if spans else ts[a]
+            before = spans[-1].users_to if spans else 0
+            spans.append(_Span("ramp", begin, ts[b], before, int(counts[b])))
+    return spans
+
+
+def _split_at(spans: list[_Span], measured_from: float) -> list[_Span]:
+    """A span that crosses the end of warm-up, as two."""
+    out: list[_Span] = []
+    for s in spans:
+        if s.start < measured_from < s.end:
+            out.append(_Span(s.kind, s.start, measured_from, s.users_from, s.users_from))
+            out.append(_Span(s.kind, measured_from, s.end, s.users_from, s.users_to))
+        else:
+            out.append(s)
+    if len(out) > len(spans):  # a ramp cut in two: its halves' counts are not known apart
+        for i, s in enumerate(out):
+            if s.kind == "ramp" and i + 1 < len(out) and out[i + 1].start == measured_from:
+                out[i] = _Span("ramp", s.start, s.end, s.users_from, out[i + 1].users_from)
+    return out
+
+
+def _row(span: _Span, samples: pd.DataFrame, bounds: Sequence[LatencyBound]) -> PhaseRow:
+    duration = max(span.end - span.start, 1e-9)
+    latency = samples["latency_ms"].to_numpy(dtype=float)
+    status = samples["status"].to_numpy()
+    name = (
+        f"hold {span.users_from:,}"
+        if span.kind == "hold"
+        else f"ramp {span.users_from:,} to {span.users_to:,}"
+    )
+    return {
+        "name": name,
+        "kind": span.kind,
+        "start_s": float(span.start),
+        "end_s": float(span.end),
+        "judged": False,
+        "users_from": span.users_from,
+        "users_to": span.users_to,
+        "requests": len(samples),
+        "rps": float(len(samples) / duration),
+        "unexpected": int((samples["expected"] == 0).sum()),
+        "refused": int(((status == 503) | (status == 429)).sum()),
+        "no_response": int((status == 0).sum()),
+        "sign_ins_refused": 0,
+        "max_ms": float(latency.max()) if len(latency) else None,
+        "latency": {b.id: _percentile(samples, b) for b in bounds},
+        "recovery_s": None,
+    }
+
+
+def _percentile(samples: pd.DataFrame, bound: LatencyBound) -> float | None:
+    values = samples.loc[samples["endpoint"].isin(bound.endpoints), "latency_ms"]
+    if values.empty:
+        return None
+    return float(np.percentile(values.to_numpy(dtype=float), bound.percentile, method="higher"))
+
+
+def _recovery_s(
+    samples: pd.DataFrame, bounds: Sequence[LatencyBound], burst_end: float
+) -> float | None:
+    """Seconds from the burst's end to the first window after which every window held."""
+    if samples.empty:
+        return None
+    win = ((samples["ts"].to_numpy(dtype=float) - burst_end) // RECOVERY_WINDOW_S).astype(int)
+    last = int(win.max())  # the hold's last window: failing there, they never held again
+    failing: set[int] = set()
+    for b in bounds:
+        mask = samples["endpoint"].isin(b.endpoints).to_numpy()
+        if not mask.any():
+            continue
+        grouped = pd.Series(samples["latency_ms"].to_numpy(dtype=float)[mask]).groupby(win[mask])
+        q = grouped.quantile(b.percentile / 100.0, interpolation="higher")
+        n = grouped.size()
+        failing.update(int(w) for w in q[(q >= b.max_ms) & (n >= WINDOW_MIN)].index)
+    if not failing:
+        return 0.0
+    worst = max(failing)
+    if worst >= last:
+        return None
+    return float((worst + 1) * RECOVERY_WINDOW_S)
