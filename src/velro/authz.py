@@ -146,8 +146,8 @@ class Authorizer:
     # -- decisions -----------------------------------------------------------------------
 
     def _ttl(self, value: dict[str, Any]) -> float:
-        # Denials live shorter than allows: mostly strangers probing ids, not worth keeping.
-        # Allows may live long: a change bumps a version and so the key, never the entry.
+        # A change bumps a version and so the key, never the entry: decisions may live long.
+        # Denials have a TTL of their own (settings.py says why it is as long as allows').
         settings = self.svc.settings
         return settings.deny_ttl_s if value.get("role") is None else settings.l3_ttl_s
 

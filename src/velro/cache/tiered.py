@@ -72,7 +72,7 @@ class TieredCache:
         l1_ttl_s: float = 5.0,
         l1_live_ttl_s: float = 300.0,
         l1_max_entries: int = 100_000,
-        l2_ttl_s: float = 60.0,
+        l2_ttl_s: float = 300.0,
         l3_ttl_s: float = 300.0,
         redis: RedisConnection | None = None,
         db: Database | None = None,
