@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from locust import User, task
 from locust.exception import StopTest
-from locust.runners import STATE_SPAWNING
+from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
 import collections
 import functools
@@ -49,8 +49,8 @@ TOKEN_MARGIN_S = 30.0
 # Locust starts floor(spawn_rate) users at once every floor(spawn_rate)/spawn_rate seconds
 # (about 1 s; locust/dispatch.py), and each signs in as it starts: a ramp of 20 users a
 # second is a burst of 20 argon2id hashes each second, which a service's sign-in queue bound
-# rightly refuses and no real population makes. A user spawned in a batch starts at a random
-# point of the interval instead, as arrivals of that rate would.
+# rightly refuses and no real population makes. A user started by a running test waits a
+# random part of the interval first, as arrivals of that rate would.
 ARRIVAL_SPREAD_S = 1.0
 
 
@@ -128,7 +128,9 @@ class VelroUser(User):
 
     def on_start(self) -> None:
         runner = self.environment.runner
-        if runner is not None and runner.state == STATE_SPAWNING:
+        # a batch's users run on_start once the batch is spawned: the runner may already say
+        # running (a runner that was never started, as in-process tests build, says init)
+        if runner is not None and runner.state in (STATE_SPAWNING, STATE_RUNNING):
             gevent.sleep(random.uniform(0.0, ARRIVAL_SPREAD_S))
         source = self.velro.seeds.wait(SEED_WAIT_S)
         if source is None:

@@ -342,3 +342,23 @@ def test_a_refused_sign_in_is_retried_after_its_retry_after_not_on_the_next_task
     time.sleep(max(0.0, user.sign_in_after - time.time()) + 0.01)
     user.who_am_i()  # the sign-in is tried again (the seed's accounts are not on this service)
     assert [(row[1], row[2]) for row in _rows(env)] == [("POST /api/v1/auth/login", "setup")]
+
+
+def test_users_started_in_one_spawn_batch_sign_in_spread_over_its_second(
+    environment: Build,
+) -> None:
+    from locust.runners import STATE_RUNNING
+
+    env = environment(velro_out="")
+    Runtime.of(env).recorder.enabled = True
+    assert env.runner is not None
+    # what Locust's runner says once a batch is spawned, before the batch's users start
+    env.runner.state = STATE_RUNNING
+    users = [_user(env, TokenAuthUser) for _ in range(12)]
+    began = time.time()
+    gevent.joinall([gevent.spawn(user.on_start) for user in users], timeout=10)
+    sign_ins = sorted(row[0] for row in _rows(env) if row[2] == "setup")
+    assert len(sign_ins) == 12
+    # not a burst at once: spread over (most of) the second after the batch
+    assert sign_ins[-1] - sign_ins[0] > 0.3
+    assert sign_ins[-1] - began < 1.0 + 0.5
