@@ -52,6 +52,10 @@ class OpenModel:
     peak_in_flight: int = 0
     last_completion: float = 0.0
     max_lag_s: float = 0.0
+    # The schedule begins at the first claim, when a user is ready to send, not at test
+    # start: the users sign in first (setup), and slots that passed while they did would all
+    # start late. `start(now=...)` fixes the origin instead.
+    origin_at_first_claim: bool = False
     # second of the schedule -> [intended starts, actual starts]
     per_second: collections.defaultdict[int, list[int]] = field(
         default_factory=lambda: collections.defaultdict(lambda: [0, 0])
@@ -64,6 +68,7 @@ class OpenModel:
     def start(self, rate: float | None, now: float | None = None) -> None:
         self.rate = rate
         self.started_at = time.time() if now is None else now
+        self.origin_at_first_claim = now is None
         self.scheduled = self.started = self.completed = self.late = 0
         self.in_flight = self.peak_in_flight = 0
         self.last_completion = self.started_at
@@ -75,6 +80,8 @@ class OpenModel:
         here, so two users can not claim the same slot."""
         if not self.rate:
             return time.time()
+        if self.scheduled == 0 and self.origin_at_first_claim:
+            self.started_at = self.last_completion = time.time()
         slot = self.started_at + self.scheduled / self.rate
         self.scheduled += 1
         self.per_second[math.floor(slot - self.started_at)][0] += 1
