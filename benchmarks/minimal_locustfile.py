@@ -1,6 +1,7 @@
 """The least a Locust test can do per request: the yardstick of benchmarks/generator_cost.py.
 
-One FastHttpUser class, as Locust's documentation writes one: log in once, then
+One FastHttpUser class, as Locust's documentation writes one: log in once (again after
+`Retry-After` when the service's sign-in queue refuses it), then
 `GET /api/v1/auth/me` with the bearer token, no checks beyond Locust's own status check, no
 recording beyond Locust's statistics. GENCOST_FIXTURES names the `velro seed` fixtures file;
 GENCOST_WAIT is "min,max" seconds between requests.
@@ -14,6 +15,8 @@ import json
 import os
 import random
 
+import gevent
+
 _SEED = json.loads(open(os.environ["GENCOST_FIXTURES"], encoding="utf-8").read())  # noqa: SIM115
 _LOW, _HIGH = (float(part) for part in os.environ.get("GENCOST_WAIT", "0.05,0.15").split(","))
 
@@ -23,9 +26,13 @@ class MinimalUser(FastHttpUser):
 
     def on_start(self) -> None:
         user = random.choice(_SEED["users"])
-        answer = self.client.post(
-            "/api/v1/auth/login", json={"email": user["email"], "password": _SEED["password"]}
-        )
+        while True:  # the users start together: a sign-in refused 503 comes back after it
+            answer = self.client.post(
+                "/api/v1/auth/login", json={"email": user["email"], "password": _SEED["password"]}
+            )
+            if answer.status_code == 200:
+                break
+            gevent.sleep(float(answer.headers.get("Retry-After") or 1))
         self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
     @task
