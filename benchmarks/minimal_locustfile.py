@@ -32,7 +32,7 @@ class MinimalUser(FastHttpUser):
             )
             if answer.status_code == 200:
                 break
-            gevent.sleep(float(answer.headers.get("Retry-After") or 1))
+            gevent.sleep(float(str((answer.headers or {}).get("Retry-After") or 1)))
         self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
     @task
