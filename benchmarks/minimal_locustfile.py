@@ -32,7 +32,8 @@ class MinimalUser(FastHttpUser):
             )
             if answer.status_code == 200:
                 break
-            gevent.sleep(float(str((answer.headers or {}).get("Retry-After") or 1)))
+            retry_after = answer.headers.get("Retry-After") if answer.headers else None
+            gevent.sleep(float(str(retry_after or 1)))
         self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
     @task
