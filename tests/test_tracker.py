@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from velro.errors import ConfigError
+from velro.errors import ServiceConfigError
 from velro.executor import ExecutorStats
 from velro.tracker import MAX_ROUTES, OTHER_ROUTE, Budget, Tracker, load_budgets
 
@@ -168,16 +168,16 @@ def test_a_budgets_file_is_found_through_the_environment_and_a_bad_one_is_named(
     assert [b.id for b in Tracker().budgets] == ["a.p95"]
 
     monkeypatch.setenv("VELRO_BUDGETS_FILE", str(tmp_path / "absent.toml"))
-    with pytest.raises(ConfigError, match="VELRO_BUDGETS_FILE"):
+    with pytest.raises(ServiceConfigError, match="VELRO_BUDGETS_FILE"):
         Tracker()
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[[budget]]\nid = "b.p95"\nkind = "latency"\nmax = 10.0\n')
-    with pytest.raises(ConfigError, match=r"'b\.p95'.*endpoints, percentile and max"):
+    with pytest.raises(ServiceConfigError, match=r"'b\.p95'.*endpoints, percentile and max"):
         load_budgets(bad)
     broken = tmp_path / "broken.toml"
     broken.write_text("[[budget]\n")
-    with pytest.raises(ConfigError, match=r"broken\.toml"):
+    with pytest.raises(ServiceConfigError, match=r"broken\.toml"):
         load_budgets(broken)
 
 

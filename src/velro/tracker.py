@@ -37,7 +37,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from velro.errors import ConfigError
+from velro.errors import ServiceConfigError
 
 __all__ = ["Budget", "Tracker", "default_budgets_file", "load_budgets"]
 
@@ -377,7 +377,7 @@ def default_budgets_file() -> Path | None:
     if given:
         path = Path(given)
         if not path.is_file():
-            raise ConfigError(
+            raise ServiceConfigError(
                 f"VELRO_BUDGETS_FILE is {given!r}, which is not a file; give the path of a "
                 "budgets.toml (docs/run-format.md) or unset it"
             )
@@ -395,10 +395,12 @@ def load_budgets(path: Path | None = None) -> list[Budget]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"budgets file {path} cannot be read: {exc}; fix or remove it") from exc
+        raise ServiceConfigError(
+            f"budgets file {path} cannot be read: {exc}; fix or remove it"
+        ) from exc
     entries = data.get("budget", [])
     if not isinstance(entries, list):
-        raise ConfigError(
+        raise ServiceConfigError(
             f"budgets file {path}: 'budget' is not an array of tables; write [[budget]]"
         )
     out = []
@@ -419,10 +421,12 @@ def load_budgets(path: Path | None = None) -> list[Budget]:
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{where} is malformed ({exc!r}); see docs/run-format.md") from exc
+            raise ServiceConfigError(
+                f"{where} is malformed ({exc!r}); see docs/run-format.md"
+            ) from exc
         b = out[-1]
         if b.kind == "latency" and (not b.endpoints or b.percentile is None or b.max is None):
-            raise ConfigError(
+            raise ServiceConfigError(
                 f"{where}: a latency budget needs endpoints, percentile and max; "
                 "see docs/run-format.md"
             )
