@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import BIN, free_port, server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
-BIN = Path(sys.executable).parent
 NOTES_FILE = FIXTURES / "notes_backend" / "notes.toml"
 FASTAPI_USERS_FILE = ROOT / "targets" / "fastapi-users.toml"
 
@@ -56,15 +54,9 @@ pytestmark = pytest.mark.slow
 
 def _serve(app: str, cwd: Path, log: Path) -> Iterator[str]:
     port = free_port()
-    handle = log.open("w")
-    server = subprocess.Popen(
-        [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=cwd,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
+    argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    try:
+    with server_process(argv, log, cwd=cwd) as server:
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -76,13 +68,6 @@ def _serve(app: str, cwd: Path, log: Path) -> Iterator[str]:
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.2)
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        handle.close()
 
 
 @pytest.fixture(scope="module")
