@@ -23,11 +23,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+
+from benchmarks.rawhttp import get_request, install_uvloop, parse_headers, percentile
 
 __all__ = ["LoadResult", "drive", "main"]
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass
@@ -44,17 +43,13 @@ class LoadResult:
 
     def as_dict(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
-
-        def pct(q: float) -> float | None:
-            return lat[min(len(lat) - 1, int(q / 100 * len(lat)))] if lat else None
-
         return {
             "url": self.url,
             "requests": self.requests,
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
             "rps": round(self.rps, 1),
-            "latency_ms": {"p50": pct(50), "p99": pct(99)},
+            "latency_ms": {"p50": percentile(lat, 50), "p99": percentile(lat, 99)},
         }
 
 
@@ -128,15 +123,7 @@ async def drive(
     duration_s: float = 10.0,
 ) -> LoadResult:
     """Drive ``url`` with ``connections`` closed-loop connections; count the measured window."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if host not in LOOPBACK:
-        raise ValueError(f"target host {host!r} is not loopback; give http://127.0.0.1:PORT/...")
-    port = parts.port or 80
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"GET {path or '/'} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    host, port, request = get_request(url, headers, keep_alive=True)
     start = time.monotonic()
     measure_from = start + warmup_s
     stop_at = measure_from + duration_s
@@ -159,14 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, metavar="S")
     parser.add_argument("--duration", type=float, default=10.0, metavar="S")
     args = parser.parse_args(argv)
-    headers = dict(h.split(":", 1) for h in args.header)
-    headers = {k.strip(): v.strip() for k, v in headers.items()}
-    try:
-        import uvloop
-
-        uvloop.install()  # the client's own cost per request, halved (uvicorn[standard] has it)
-    except ImportError:
-        pass
+    headers = parse_headers(args.header)
+    install_uvloop()
     result = asyncio.run(
         drive(
             args.url,
