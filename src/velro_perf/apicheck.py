@@ -20,7 +20,8 @@ from typing import Any, TextIO
 
 import httpx
 
-from scenarios.apifile import ApiFile, Prepared, field_value, load_api
+from scenarios.apifile import load_api
+from scenarios.apimodel import ApiFile, Prepared, field_value
 from scenarios.checks import Expect, Verdict, verify
 from scenarios.errors import ScenarioConfigError
 from scenarios.identity import IdentitySource
