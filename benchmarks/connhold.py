@@ -36,7 +36,13 @@ from typing import Any, cast
 
 import psutil
 
-from benchmarks.rawhttp import get_request, install_uvloop, parse_headers, percentile
+from benchmarks.rawhttp import (
+    add_client_arguments,
+    get_request,
+    install_uvloop,
+    parse_headers,
+    percentile,
+)
 
 __all__ = ["HoldResult", "hold", "main"]
 _OPEN_BATCH = 500  # connections opened concurrently while filling the pool
@@ -245,12 +251,8 @@ async def hold(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.connhold", description=__doc__)
-    parser.add_argument("url")
-    parser.add_argument("--header", action="append", default=[], metavar="'Name: value'")
-    parser.add_argument("--connections", type=int, default=16)
+    add_client_arguments(parser, warmup_s=5.0, duration_s=20.0)
     parser.add_argument("--rate", type=float, default=400.0, help="requests a second, in total")
-    parser.add_argument("--warmup", type=float, default=5.0, metavar="S")
-    parser.add_argument("--duration", type=float, default=20.0, metavar="S")
     parser.add_argument("--server-pid", type=int, default=None)
     args = parser.parse_args(argv)
     if args.connections < 1 or args.rate <= 0 or args.duration <= 0:

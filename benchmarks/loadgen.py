@@ -24,7 +24,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.rawhttp import get_request, install_uvloop, parse_headers, percentile
+from benchmarks.rawhttp import (
+    add_client_arguments,
+    get_request,
+    install_uvloop,
+    parse_headers,
+    percentile,
+)
 
 __all__ = ["LoadResult", "drive", "main"]
 
@@ -140,11 +146,7 @@ async def drive(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen", description=__doc__)
-    parser.add_argument("url")
-    parser.add_argument("--header", action="append", default=[], metavar="'Name: value'")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--warmup", type=float, default=2.0, metavar="S")
-    parser.add_argument("--duration", type=float, default=10.0, metavar="S")
+    add_client_arguments(parser, warmup_s=2.0, duration_s=10.0)
     args = parser.parse_args(argv)
     headers = parse_headers(args.header)
     install_uvloop()

@@ -4,9 +4,17 @@ command line's headers and event loop."""
 
 from __future__ import annotations
 
+import argparse
 from urllib.parse import urlsplit
 
-__all__ = ["LOOPBACK", "get_request", "install_uvloop", "parse_headers", "percentile"]
+__all__ = [
+    "LOOPBACK",
+    "add_client_arguments",
+    "get_request",
+    "install_uvloop",
+    "parse_headers",
+    "percentile",
+]
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -26,6 +34,17 @@ def get_request(
         lines.append("Connection: keep-alive")
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def add_client_arguments(
+    parser: argparse.ArgumentParser, *, warmup_s: float, duration_s: float
+) -> None:
+    """The options both clients take: the URL, headers, connections, warm-up and duration."""
+    parser.add_argument("url")
+    parser.add_argument("--header", action="append", default=[], metavar="'Name: value'")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=warmup_s, metavar="S")
+    parser.add_argument("--duration", type=float, default=duration_s, metavar="S")
 
 
 def parse_headers(given: list[str]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 * loopback resources: ``free_port`` and ``delete_redis_prefix`` (the suite's own, from
   velro_perf/target.py, so tests, benchmarks and runs find ports and clean Redis alike);
+* ``shape_toml`` and ``workload_toml``, the load files a test writes;
 * ``cli_env``: the environment a CLI subprocess runs in; ``LiveServer``, an app on a socket;
   ``server_process``, a server in a subprocess, and ``velro_serve``, `velro serve` in one;
 * the HTTP API's actions and assertions, which the ``api`` fixture of tests/conftest.py
@@ -49,6 +50,7 @@ __all__ = [
     "shape_toml",
     "start",
     "velro_serve",
+    "workload_toml",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +91,13 @@ def shape_toml(
         f"seed_users = {seed[0]}\nseed_teams = {seed[1]}\nseed_projects = {seed[2]}\n"
         f"stages = [{{ duration_s = {duration_s}, users = {users}, spawn_rate = {spawn_rate} }}]\n"
     )
+
+
+def workload_toml(weight: Mapping[str, int], fixed_count: Mapping[str, int] | None = None) -> str:
+    """A workload.toml's [users] table: a weight per kind of traffic, or a fixed count."""
+    lines = [f"{kind} = {{ weight = {n} }}" for kind, n in weight.items()]
+    lines += [f"{kind} = {{ fixed_count = {n} }}" for kind, n in (fixed_count or {}).items()]
+    return "\n[users]\n" + "\n".join(lines) + "\n"
 
 
 def cli_env(**extra: str) -> dict[str, str]:

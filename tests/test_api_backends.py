@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import BIN, free_port, server_process
+from tests.helpers import BIN, free_port, server_process, workload_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -40,14 +40,9 @@ stages = [ { duration_s = 10, users = 8, spawn_rate = 8 } ]
 """
 
 # every kind of traffic the notes backend has, in an 8-user run
-WORKLOAD = """
-[users]
-authentication = { weight = 1 }
-authorization = { weight = 1 }
-login = { fixed_count = 1 }
-registration = { fixed_count = 1 }
-abuse = { fixed_count = 1 }
-"""
+WORKLOAD = workload_toml(
+    {"authentication": 1, "authorization": 1}, {"login": 1, "registration": 1, "abuse": 1}
+)
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import BIN, shape_toml, velro_serve
+from tests.helpers import BIN, shape_toml, velro_serve, workload_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = shape_toml(
@@ -29,15 +29,10 @@ SHAPES = shape_toml(
 )
 
 # every kind of traffic at least once in a 12-user run
-WORKLOAD = """
-[users]
-authentication = { weight = 1 }
-authorization = { weight = 1 }
-login = { fixed_count = 1 }
-registration = { fixed_count = 1 }
-service_key = { fixed_count = 1 }
-abuse = { fixed_count = 1 }
-"""
+WORKLOAD = workload_toml(
+    {"authentication": 1, "authorization": 1},
+    {"login": 1, "registration": 1, "service_key": 1, "abuse": 1},
+)
 
 pytestmark = pytest.mark.slow
 

@@ -32,22 +32,17 @@ from scenarios.users import (
     TokenAuthUser,
     VelroUser,
 )
-from tests.helpers import BIN, shape_toml, velro_serve
+from tests.helpers import BIN, shape_toml, velro_serve, workload_toml
 from tests.locust_inprocess import Environment, Events
 
 ALL = [AbuseUser, AuthorizationUser, LoginUser, RegistrationUser, ServiceKeyUser, TokenAuthUser]
 SHAPES = shape_toml(
     "unit", warmup_s=0, wait_s=(0.5, 1.5), seed=(6, 2, 12), duration_s=5, users=4, spawn_rate=4
 )
-WORKLOAD = """
-[users]
-authentication = { weight = 3 }
-authorization = { weight = 1 }
-login = { fixed_count = 1 }
-registration = { weight = 0 }
-service_key = { weight = 1 }
-abuse = { fixed_count = 1 }
-"""
+WORKLOAD = workload_toml(
+    {"authentication": 3, "authorization": 1, "registration": 0, "service_key": 1},
+    {"login": 1, "abuse": 1},
+)
 
 
 @pytest.fixture(scope="module")
