@@ -54,6 +54,7 @@ from typing import Any
 import httpx
 import psutil
 
+from velro_perf.procs import terminate
 from velro_perf.target import delete_redis_prefix, free_port, wait_healthy
 
 __all__ = ["main"]
@@ -98,12 +99,7 @@ def _server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Itera
             wait_healthy(url, proc, 60.0, log, interval_s=0.1)
             yield Server(url, proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, grace_s=15)
 
 
 def velro_env(work: Path, *, redis: bool, prefix: str, secret: str) -> dict[str, str]:

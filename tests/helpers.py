@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from velro_perf.errors import VelroPerfError
+from velro_perf.procs import terminate
 from velro_perf.target import delete_redis_prefix, free_port, own_redis_prefix, wait_healthy
 
 if TYPE_CHECKING:
@@ -118,17 +119,13 @@ def server_process(
     cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A server in a subprocess, its output in ``log_path``; terminated at the end (killed
-    when it has not exited 10 s later)."""
+    when it has not exited 10 s later, ``velro_perf.procs.terminate``)."""
     log = log_path.open("w")
     server = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield server
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        terminate(server)
         log.close()
 
 

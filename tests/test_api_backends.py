@@ -92,6 +92,20 @@ def velro_perf(*args: str | Path, cwd: Path, timeout: float) -> subprocess.Compl
     )
 
 
+def _judged_run(
+    out: Path, *args: str | Path, cwd: Path, timeout: float
+) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """`velro-perf run ARGS --out OUT`, which must end judged (exit 0 or 1): the run's
+    summary and its verdicts by budget id."""
+    done = velro_perf("run", *args, "--out", out, cwd=cwd, timeout=timeout)
+    output = done.stdout + done.stderr
+    assert out.is_dir(), output[-3000:]
+    summary = _summary(out)
+    verdicts = _verdicts(summary)
+    assert done.returncode in (0, 1), output[-3000:]
+    return summary, verdicts
+
+
 def _summary(out: Path) -> dict[str, object]:
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     summary: dict[str, object] = json.loads((run_dir / "summary.json").read_text())
@@ -153,15 +167,10 @@ def test_the_notes_backend_is_load_tested_through_its_api_file_alone(
     shapes.write_text(SHORT)
     (tmp_path / "workload.toml").write_text(WORKLOAD)
     out = tmp_path / "runs"
-    done = velro_perf(
-        "run", "--shape", "short", "--shapes", shapes, "--target", notes_app,
-        "--api", NOTES_FILE, "--out", out, cwd=tmp_path, timeout=180,
+    summary, verdicts = _judged_run(
+        out, "--shape", "short", "--shapes", shapes, "--target", notes_app, "--api", NOTES_FILE,
+        cwd=tmp_path, timeout=180,
     )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert out.is_dir(), output[-3000:]
-    summary = _summary(out)
-    verdicts = _verdicts(summary)
-    assert done.returncode in (0, 1), output[-3000:]
     # owner-only notes are read as their owner and as others (403): authorization is judged
     for budget in ("authentication.p95", "authorization.p95", "login.p95", "registration.p95"):
         assert verdicts[budget]["verdict"] in ("pass", "fail", "inconclusive"), verdicts[budget]
@@ -192,15 +201,10 @@ def test_fastapi_users_example_gets_a_judged_smoke_report(
     )
     assert check.returncode == 0, check.stdout + check.stderr
     out = tmp_path / "runs"
-    done = velro_perf(
-        "run", "--shape", "smoke", "--target", fastapi_users_app, "--api", FASTAPI_USERS_FILE,
-        "--out", out, cwd=tmp_path, timeout=300,
+    summary, verdicts = _judged_run(
+        out, "--shape", "smoke", "--target", fastapi_users_app, "--api", FASTAPI_USERS_FILE,
+        cwd=tmp_path, timeout=300,
     )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert out.is_dir(), output[-3000:]
-    summary = _summary(out)
-    verdicts = _verdicts(summary)
-    assert done.returncode in (0, 1), output[-3000:]
     assert summary["verdict"] in ("pass", "fail", "inconclusive")
     for budget in ("authentication.p95", "authentication.p99", "login.p95", "registration.p95"):
         assert verdicts[budget]["verdict"] in ("pass", "fail", "inconclusive"), verdicts[budget]
