@@ -33,13 +33,18 @@ import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import psutil
 
-__all__ = ["HoldResult", "hold", "main"]
+from benchmarks.rawhttp import (
+    add_client_arguments,
+    get_request,
+    install_uvloop,
+    parse_headers,
+    percentile,
+)
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+__all__ = ["HoldResult", "hold", "main"]
 _OPEN_BATCH = 500  # connections opened concurrently while filling the pool
 
 
@@ -60,7 +65,8 @@ class HoldResult:
         lat = sorted(self.latencies_ms)
 
         def pct(q: float) -> float | None:
-            return round(lat[min(len(lat) - 1, int(q / 100 * len(lat)))], 3) if lat else None
+            value = percentile(lat, q)
+            return round(value, 3) if value is not None else None
 
         n = self.requests
 
@@ -202,15 +208,7 @@ async def hold(
     duration_s: float = 20.0,
     server_pid: int | None = None,
 ) -> HoldResult:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if host not in LOOPBACK:
-        raise ValueError(f"target host {host!r} is not loopback; give http://127.0.0.1:PORT/...")
-    port = parts.port or 80
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"GET {path or '/'} HTTP/1.1", f"Host: {host}:{port}"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    host, port, request = get_request(url, headers)
     result = HoldResult(url=url, connections=connections, rate=rate)
     pool = _Pool(host, port, request, result)
     for start in range(0, connections, _OPEN_BATCH):
@@ -253,23 +251,14 @@ async def hold(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.connhold", description=__doc__)
-    parser.add_argument("url")
-    parser.add_argument("--header", action="append", default=[], metavar="'Name: value'")
-    parser.add_argument("--connections", type=int, default=16)
+    add_client_arguments(parser, warmup_s=5.0, duration_s=20.0)
     parser.add_argument("--rate", type=float, default=400.0, help="requests a second, in total")
-    parser.add_argument("--warmup", type=float, default=5.0, metavar="S")
-    parser.add_argument("--duration", type=float, default=20.0, metavar="S")
     parser.add_argument("--server-pid", type=int, default=None)
     args = parser.parse_args(argv)
     if args.connections < 1 or args.rate <= 0 or args.duration <= 0:
         parser.error("give --connections >= 1, --rate > 0 and --duration > 0")
-    headers = {k.strip(): v.strip() for k, v in (h.split(":", 1) for h in args.header)}
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    headers = parse_headers(args.header)
+    install_uvloop()
     result = asyncio.run(
         hold(
             args.url,

@@ -23,11 +23,16 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+
+from benchmarks.rawhttp import (
+    add_client_arguments,
+    get_request,
+    install_uvloop,
+    parse_headers,
+    percentile,
+)
 
 __all__ = ["LoadResult", "drive", "main"]
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass
@@ -44,17 +49,13 @@ class LoadResult:
 
     def as_dict(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
-
-        def pct(q: float) -> float | None:
-            return lat[min(len(lat) - 1, int(q / 100 * len(lat)))] if lat else None
-
         return {
             "url": self.url,
             "requests": self.requests,
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
             "rps": round(self.rps, 1),
-            "latency_ms": {"p50": pct(50), "p99": pct(99)},
+            "latency_ms": {"p50": percentile(lat, 50), "p99": percentile(lat, 99)},
         }
 
 
@@ -128,15 +129,7 @@ async def drive(
     duration_s: float = 10.0,
 ) -> LoadResult:
     """Drive ``url`` with ``connections`` closed-loop connections; count the measured window."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if host not in LOOPBACK:
-        raise ValueError(f"target host {host!r} is not loopback; give http://127.0.0.1:PORT/...")
-    port = parts.port or 80
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"GET {path or '/'} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    host, port, request = get_request(url, headers, keep_alive=True)
     start = time.monotonic()
     measure_from = start + warmup_s
     stop_at = measure_from + duration_s
@@ -153,20 +146,10 @@ async def drive(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen", description=__doc__)
-    parser.add_argument("url")
-    parser.add_argument("--header", action="append", default=[], metavar="'Name: value'")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--warmup", type=float, default=2.0, metavar="S")
-    parser.add_argument("--duration", type=float, default=10.0, metavar="S")
+    add_client_arguments(parser, warmup_s=2.0, duration_s=10.0)
     args = parser.parse_args(argv)
-    headers = dict(h.split(":", 1) for h in args.header)
-    headers = {k.strip(): v.strip() for k, v in headers.items()}
-    try:
-        import uvloop
-
-        uvloop.install()  # the client's own cost per request, halved (uvicorn[standard] has it)
-    except ImportError:
-        pass
+    headers = parse_headers(args.header)
+    install_uvloop()
     result = asyncio.run(
         drive(
             args.url,

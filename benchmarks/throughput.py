@@ -54,6 +54,7 @@ from typing import Any
 import httpx
 import psutil
 
+from velro_perf.procs import terminate
 from velro_perf.target import delete_redis_prefix, free_port, wait_healthy
 
 __all__ = ["main"]
@@ -98,12 +99,7 @@ def _server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Itera
             wait_healthy(url, proc, 60.0, log, interval_s=0.1)
             yield Server(url, proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, grace_s=15)
 
 
 def velro_env(work: Path, *, redis: bool, prefix: str, secret: str) -> dict[str, str]:
@@ -228,26 +224,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = velro_env(work, redis=redis, prefix=prefix, secret=secret)
 
     loadavg_start = os.getloadavg()
-    phases: list[dict[str, Any]] = []
     started = datetime.now(UTC).isoformat()
     try:
-        # the seed: one user and one project, made through the contract like any client would
-        with _velro(env, free_port(), log) as server:
-            token, project = _seed(server.url)
-        paths = {
-            "me": "/api/v1/auth/me",
-            "check": f"/api/v1/authz/check?resource_id={project}&action=read",
-        }
-        for repeat in range(args.repeats):
-            with _bare(env, free_port(), log) as server:
-                res = _phase(server, "/bare/me", token, args, metrics=False)
-                phases.append({"repeat": repeat, "server": "bare", "endpoint": "bare", **res})
-                _say(repeat, "bare ", "/bare/me", res)
-            with _velro(env, free_port(), log) as server:
-                for name, path in paths.items():
-                    res = _phase(server, path, token, args, metrics=True)
-                    phases.append({"repeat": repeat, "server": "velro", "endpoint": name, **res})
-                    _say(repeat, "velro", path.split("?")[0], res)
+        phases = _phases(args, env, log)
     except BaseException:
         print(f"throughput: the servers' log is {log}", file=sys.stderr)
         raise
@@ -256,7 +235,54 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if redis:
             delete_redis_prefix(REDIS_URL, prefix)
+    return {
+        "started_at": started,
+        "ended_at": datetime.now(UTC).isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": sys.platform,
+            "loadavg_start": [round(x, 2) for x in loadavg_start],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "config": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "repeats": args.repeats,
+            "connections": args.connections,
+            "velro": {"profile": "fixed", "database": "sqlite", "redis": redis},
+            "generator": "benchmarks.loadgen (closed loop, keep-alive, one process)",
+            "order": "bare, velro per repeat",
+        },
+        **_figures(phases),
+        "phases": phases,
+    }
 
+
+def _phases(args: argparse.Namespace, env: dict[str, str], log: Path) -> list[dict[str, Any]]:
+    """The seed, then per repeat: bare, then velro's endpoints; one entry per phase."""
+    phases: list[dict[str, Any]] = []
+    # the seed: one user and one project, made through the contract like any client would
+    with _velro(env, free_port(), log) as server:
+        token, project = _seed(server.url)
+    paths = {
+        "me": "/api/v1/auth/me",
+        "check": f"/api/v1/authz/check?resource_id={project}&action=read",
+    }
+    for repeat in range(args.repeats):
+        with _bare(env, free_port(), log) as server:
+            res = _phase(server, "/bare/me", token, args, metrics=False)
+            phases.append({"repeat": repeat, "server": "bare", "endpoint": "bare", **res})
+            _say(repeat, "bare ", "/bare/me", res)
+        with _velro(env, free_port(), log) as server:
+            for name, path in paths.items():
+                res = _phase(server, path, token, args, metrics=True)
+                phases.append({"repeat": repeat, "server": "velro", "endpoint": name, **res})
+                _say(repeat, "velro", path.split("?")[0], res)
+    return phases
+
+
+def _figures(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """The medians over the repeats, their ratios to bare, and the cache hit rate."""
     rps = {
         name: _median([p["rps"] for p in phases if p["endpoint"] == name])
         for name in ("bare", "me", "check")
@@ -277,23 +303,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     hits = sum(p["cache"]["hits"] or 0 for p in phases if "cache" in p)
     lookups = sum(p["cache"]["lookups"] or 0 for p in phases if "cache" in p)
     return {
-        "started_at": started,
-        "ended_at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": sys.platform,
-            "loadavg_start": [round(x, 2) for x in loadavg_start],
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        },
-        "config": {
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "repeats": args.repeats,
-            "connections": args.connections,
-            "velro": {"profile": "fixed", "database": "sqlite", "redis": redis},
-            "generator": "benchmarks.loadgen (closed loop, keep-alive, one process)",
-            "order": "bare, velro per repeat",
-        },
         "rps": rps,
         "ratios": ratios,
         "targets": TARGETS,
@@ -304,7 +313,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "server_cpu_us_per_request": cpu,
         "cpu_ratios": cpu_ratios,
         "cache_hit_rate": (hits / lookups) if lookups else None,
-        "phases": phases,
     }
 
 

@@ -11,7 +11,7 @@ To add a field to a file:
 1. add it here, to the file's ``TypedDict``, with a line on what it means; a field that files
    written before it lack is ``NotRequired[...]`` and is read with ``.get``;
 2. write it where the file is written: ``summarize_data`` in reports/analysis.py for
-   summary.json, ``velro_perf/run.py`` for config.json and meta.json;
+   summary.json, ``velro_perf/runplan.py`` and ``runexec.py`` for config.json and meta.json;
 3. describe it in docs/run-format.md.
 
 ``read_summary`` treats a summary.json without every required key of ``Summary`` (one written

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scenarios.apifile import ApiFile, field_value
+from scenarios.apimodel import ApiFile, field_value
 from scenarios.checks import Expect, Verdict
 from scenarios.http import Channel
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.apimodel import (
-    CATEGORY_NEEDS,
     OPERATION_KINDS,
     OPERATIONS,
     PLACEHOLDER_RE,
@@ -23,25 +22,10 @@ from scenarios.apimodel import (
     ApiFile,
     Operation,
     Outcome,
-    Prepared,
-    field_value,
-    has_field,
 )
 from scenarios.errors import ScenarioConfigError
 
-__all__ = [
-    "CATEGORY_NEEDS",
-    "OPERATIONS",
-    "PROMISES",
-    "ApiFile",
-    "Operation",
-    "Outcome",
-    "Prepared",
-    "field_value",
-    "has_field",
-    "load_api",
-    "parse_api",
-]
+__all__ = ["load_api", "parse_api"]
 
 _OP_KEYS = frozenset(
     {

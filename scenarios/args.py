@@ -24,6 +24,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def add_arguments(parser: Any) -> None:
+    """Every ``--velro-*`` option, in the order ``--help`` lists them."""
+    _add_run_arguments(parser)
+    _add_open_model_arguments(parser)
+    _add_generator_arguments(parser)
+
+
+def _add_run_arguments(parser: Any) -> None:
+    """What to run, against what, and where it goes."""
     parser.add_argument(
         "--velro-shape", default="smoke", help="load shape name from the shapes file"
     )
@@ -52,6 +60,10 @@ def add_arguments(parser: Any) -> None:
         default="",
         help="fixtures JSON from `velro seed --out`; empty: provision the seed through the API",
     )
+
+
+def _add_open_model_arguments(parser: Any) -> None:
+    """The open model's rate and its bounds (scenarios/openmodel.py)."""
     parser.add_argument(
         "--velro-open-rate",
         type=float,
@@ -76,6 +88,11 @@ def add_arguments(parser: Any) -> None:
         default=DEFAULT_MAX_LATE_SHARE,
         help="open model: more late starts than this share make the run invalid",
     )
+
+
+def _add_generator_arguments(parser: Any) -> None:
+    """The service key the users send, and how the generator's processes keep alive and
+    collect garbage."""
     parser.add_argument(
         "--velro-service-key",
         default="",

@@ -264,23 +264,10 @@ def verify(
     """
     body = body or b""
     error_shape = "error_shape" in promises
-    wanted = " or ".join(expect.describe() for expect in expects)
     expect = next((item for item in expects if item.status == status), None)
-    if status == 0:
-        return Verdict(
-            False, f"expected {wanted}, got no response (connection error or timeout)", None, None
-        )
-    if expect is None:
-        detail = ""
-        try:
-            parsed = json.loads(body) if body else None
-            if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-                detail = f" {parsed['error'].get('code')}"
-            elif isinstance(parsed, dict) and isinstance(parsed.get("detail"), str):
-                detail = f" {parsed['detail']}"  # FastAPI's own error body
-        except ValueError:
-            detail = " (body not JSON)"
-        return Verdict(False, f"expected {wanted}, got {status}{detail}", None, None)
+    if status == 0 or expect is None:
+        wanted = " or ".join(item.describe() for item in expects)
+        return Verdict(False, _unexpected(status, body, wanted), None, None)
     data: Any = None
     # CONTRACT.md: "Everything is JSON" goes with its error shape; another backend's body is
     # read as JSON only where a check needs it
@@ -300,16 +287,36 @@ def verify(
     if problem is None and status >= 400 and error_shape:
         problem = _error_body(data, expect.error, request_id)
     if problem is None:
-        for name, value in expect.headers.items():
-            got = header_value(headers, name)
-            if got is None:
-                problem = f"{status} lacks the {name} header"
-            elif value is not None and not re.search(value, got, re.IGNORECASE):
-                problem = f"expected {name} matching {value!r}, got {got!r}"
-            if problem:
-                break
+        problem = _expected_headers(headers, expect, status)
     if problem is None and expect.body is not None:
         problem = expect.body(data)
     if problem is not None:
         return Verdict(False, f"{expect.describe()}: {problem}", expect, data)
     return Verdict(True, "", expect, data)
+
+
+def _unexpected(status: int, body: bytes, wanted: str) -> str:
+    """The message for no response, or a status no `Expect` accepts (with the error code)."""
+    if status == 0:
+        return f"expected {wanted}, got no response (connection error or timeout)"
+    detail = ""
+    try:
+        parsed = json.loads(body) if body else None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            detail = f" {parsed['error'].get('code')}"
+        elif isinstance(parsed, dict) and isinstance(parsed.get("detail"), str):
+            detail = f" {parsed['detail']}"  # FastAPI's own error body
+    except ValueError:
+        detail = " (body not JSON)"
+    return f"expected {wanted}, got {status}{detail}"
+
+
+def _expected_headers(headers: Any, expect: Expect, status: int) -> str | None:
+    """The first header ``expect`` wants that the answer lacks or carries otherwise."""
+    for name, value in expect.headers.items():
+        got = header_value(headers, name)
+        if got is None:
+            return f"{status} lacks the {name} header"
+        if value is not None and not re.search(value, got, re.IGNORECASE):
+            return f"expected {name} matching {value!r}, got {got!r}"
+    return None

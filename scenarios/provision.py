@@ -98,9 +98,17 @@ def plan(users: int, teams: int, projects: int, user_grants: bool = True) -> Pla
 class _Steps:
     """The API calls of provisioning, each checked; a refusal raises ProvisioningError."""
 
-    def __init__(self, api: BackendApi, password: str) -> None:
+    def __init__(self, api: BackendApi, password: str, concurrency: int) -> None:
         self.api = api
         self.password = password
+        self._pool = gevent.pool.Pool(concurrency)
+
+    def each(self, function: Callable[..., Any], *columns: list[Any]) -> list[Any]:
+        """``function`` once per row of ``columns``, a handful of requests at once."""
+        # provisioning is not the load, but 10,000 users one argon2id hash at a time would
+        # take minutes
+        rows = list(zip(*columns, strict=True))
+        return list(self._pool.imap(lambda args: function(*args), rows))
 
     def _ok(self, step: str, verdict: Verdict) -> Verdict:
         if not verdict.ok:
@@ -149,6 +157,39 @@ def provision(
     """Create the seed through the operations the API file describes and return it. Raises
     ProvisioningError, naming the step and what came back, when the target does not answer
     as the file says. Teams, projects and grants are made only where the backend has them."""
+    teams, projects = _supported_sizes(api, teams, projects)
+    layout = plan(users, teams, projects, user_grants=api.has("grant_user"))
+    steps = _Steps(api, f"Vp-{secrets.token_urlsafe(12)}", concurrency)
+    emails = [identity.email("seed") for _ in range(users)]
+    ids: list[str] = steps.each(steps.register, emails)
+    tokens: list[str] = steps.each(steps.login, emails)
+    team_ids = _make_teams(steps, layout, tokens, ids)
+    project_ids: list[str] = steps.each(
+        steps.project,
+        [tokens[owner] for owner in layout.project_owner],
+        [f"perf project {j}" for j in range(projects)],
+    )
+    granted = _grant_projects(steps, layout, tokens, [ids, team_ids, project_ids])
+    seed_users = tuple(
+        SeedUser(
+            id=ids[index],
+            email=emails[index],
+            **{name: tuple(project_ids[j] for j in items) for name, items in relations.items()},
+        )
+        for index, relations in enumerate(layout.all_relations())
+    )
+    log.info(
+        "provisioned %d users, %d teams, %d projects and %d grants through the API",
+        users,
+        teams,
+        projects,
+        granted,
+    )
+    return Seed(password=steps.password, service_key=service_key or None, users=seed_users)
+
+
+def _supported_sizes(api: BackendApi, teams: int, projects: int) -> tuple[int, int]:
+    """The teams and projects the backend can hold (none where it lacks the operations)."""
     if not api.has("register", "login"):
         raise ProvisioningError(
             f"{api.described.source} describes no register operation, so the users the "
@@ -159,63 +200,43 @@ def provision(
         projects = 0
     if not api.has("team_create", "team_member_add", "grant_team"):
         teams = 0
-    layout = plan(users, teams, projects, user_grants=api.has("grant_user"))
-    steps = _Steps(api, f"Vp-{secrets.token_urlsafe(12)}")
-    pool = gevent.pool.Pool(concurrency)
+    return teams, projects
 
-    def each(function: Callable[..., Any], *columns: list[Any]) -> list[Any]:
-        # a handful of requests at once: provisioning is not the load, but 10,000 users one
-        # argon2id hash at a time would take minutes
-        return list(pool.imap(lambda args: function(*args), list(zip(*columns, strict=True))))
 
-    emails = [identity.email("seed") for _ in range(users)]
-    ids: list[str] = each(steps.register, emails)
-    tokens: list[str] = each(steps.login, emails)
-    team_ids: list[str] = each(
+def _make_teams(steps: _Steps, layout: Plan, tokens: list[str], ids: list[str]) -> list[str]:
+    """The teams, each made by its owner, and their members; the teams' ids."""
+    team_ids: list[str] = steps.each(
         steps.team,
         [tokens[owner] for owner in layout.team_owner],
-        [f"perf team {k}" for k in range(teams)],
+        [f"perf team {k}" for k in range(layout.teams)],
     )
-    memberships = [(k, member) for k in range(teams) for member in layout.team_members[k]]
-    each(
+    memberships = [(k, member) for k in range(layout.teams) for member in layout.team_members[k]]
+    steps.each(
         steps.member,
         [tokens[layout.team_owner[k]] for k, _ in memberships],
         [team_ids[k] for k, _ in memberships],
         [ids[member] for _, member in memberships],
     )
-    project_ids: list[str] = each(
-        steps.project,
-        [tokens[owner] for owner in layout.project_owner],
-        [f"perf project {j}" for j in range(projects)],
-    )
+    return team_ids
+
+
+def _grant_projects(steps: _Steps, layout: Plan, tokens: list[str], made: list[list[str]]) -> int:
+    """Each project's user and team grant, by its owner; how many grants.
+
+    ``made`` is the ids of the users, the teams and the projects."""
+    ids, team_ids, project_ids = made
     grants: list[tuple[int, str, str]] = []
-    for j in range(projects):
+    for j in range(layout.projects):
         grantee, team = layout.user_grants[j], layout.team_grants[j]
         if grantee is not None:
             grants.append((j, "user", ids[grantee]))
         if team is not None:
             grants.append((j, "team", team_ids[team]))
-    each(
+    steps.each(
         steps.grant,
         [tokens[layout.project_owner[j]] for j, _, _ in grants],
         [project_ids[j] for j, _, _ in grants],
         [kind for _, kind, _ in grants],
         [subject for _, _, subject in grants],
     )
-    seed_users = []
-    for index, relations in enumerate(layout.all_relations()):
-        seed_users.append(
-            SeedUser(
-                id=ids[index],
-                email=emails[index],
-                **{name: tuple(project_ids[j] for j in items) for name, items in relations.items()},
-            )
-        )
-    log.info(
-        "provisioned %d users, %d teams, %d projects and %d grants through the API",
-        users,
-        teams,
-        projects,
-        len(grants),
-    )
-    return Seed(password=steps.password, service_key=service_key or None, users=tuple(seed_users))
+    return len(grants)

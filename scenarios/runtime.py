@@ -23,7 +23,8 @@ import gevent
 import gevent.event
 import gevent.pool
 
-from scenarios.apifile import ApiFile, load_api
+from scenarios.apifile import load_api
+from scenarios.apimodel import ApiFile
 from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
 from scenarios.errors import ScenarioConfigError
 from scenarios.generator import GcGuard

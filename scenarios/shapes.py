@@ -18,13 +18,13 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scenarios.errors import ScenarioConfigError
+from scenarios.tomlfile import read_toml
 
 __all__ = ["Shape", "Stage", "load_shapes", "parse_shapes"]
 
@@ -148,62 +148,17 @@ def _count(raw: Any, where: str) -> int | None:
 
 
 def _shape(name: str, raw: Any, path: str) -> Shape:
-    if not isinstance(raw, Mapping):
-        raise ScenarioConfigError(
-            f"{path}: shape {name!r} is {raw!r}; give a table [shapes.{name}]"
-        )
-    unknown = set(raw) - _SHAPE_KEYS
-    if unknown:
-        raise ScenarioConfigError(
-            f"{path}: shape {name!r} has unknown key(s) {sorted(unknown)}; "
-            f"use {sorted(_SHAPE_KEYS)}"
-        )
-    missing = _SHAPE_KEYS - _OPTIONAL_KEYS - set(raw)
-    if missing:
-        raise ScenarioConfigError(f"{path}: shape {name!r} lacks {sorted(missing)}")
-    wait = raw["wait_s"]
-    if not isinstance(wait, list) or len(wait) != 2:
-        raise ScenarioConfigError(
-            f"{_where(path, name, 'wait_s')} is {wait!r}; give [min, max] seconds, e.g. [1.0, 3.0]"
-        )
-    low = _number(wait[0], _where(path, name, "wait_s[0]"), positive=False)
-    high = _number(wait[1], _where(path, name, "wait_s[1]"), positive=False)
-    if low > high:
-        raise ScenarioConfigError(
-            f"{_where(path, name, 'wait_s')} is {wait!r}; the minimum must not exceed the maximum"
-        )
-    stages_raw = raw["stages"]
-    if not isinstance(stages_raw, list) or not stages_raw:
-        raise ScenarioConfigError(
-            f"{_where(path, name, 'stages')} is {stages_raw!r}; give at least one stage"
-        )
-    stages = tuple(
-        _stage(item, _where(path, name, f"stages[{index}]"))
-        for index, item in enumerate(stages_raw)
-    )
+    _check_keys(name, raw, path)
+    wait = _wait(raw["wait_s"], _where(path, name, "wait_s"))
+    stages = _stages(raw["stages"], path, name)
     shape = Shape(
         name=name,
         description=str(raw.get("description", "")),
         warmup_s=_number(raw["warmup_s"], _where(path, name, "warmup_s"), positive=False),
-        wait_s=(low, high),
-        seed_users=int(
-            _number(
-                raw["seed_users"], _where(path, name, "seed_users"), positive=True, integer=True
-            )
-        ),
-        seed_teams=int(
-            _number(
-                raw["seed_teams"], _where(path, name, "seed_teams"), positive=True, integer=True
-            )
-        ),
-        seed_projects=int(
-            _number(
-                raw["seed_projects"],
-                _where(path, name, "seed_projects"),
-                positive=True,
-                integer=True,
-            )
-        ),
+        wait_s=wait,
+        seed_users=_seed(raw, "seed_users", path, name),
+        seed_teams=_seed(raw, "seed_teams", path, name),
+        seed_projects=_seed(raw, "seed_projects", path, name),
         stages=stages,
         workload=_workload(raw.get("workload"), _where(path, name, "workload")),
         processes=_count(raw.get("processes"), _where(path, name, "processes")),
@@ -221,6 +176,48 @@ def _shape(name: str, raw: Any, path: str) -> Shape:
     return shape
 
 
+def _check_keys(name: str, raw: Any, path: str) -> None:
+    """A shape is a table with the known keys, the required ones among them."""
+    if not isinstance(raw, Mapping):
+        raise ScenarioConfigError(
+            f"{path}: shape {name!r} is {raw!r}; give a table [shapes.{name}]"
+        )
+    unknown = set(raw) - _SHAPE_KEYS
+    if unknown:
+        raise ScenarioConfigError(
+            f"{path}: shape {name!r} has unknown key(s) {sorted(unknown)}; "
+            f"use {sorted(_SHAPE_KEYS)}"
+        )
+    missing = _SHAPE_KEYS - _OPTIONAL_KEYS - set(raw)
+    if missing:
+        raise ScenarioConfigError(f"{path}: shape {name!r} lacks {sorted(missing)}")
+
+
+def _wait(wait: Any, where: str) -> tuple[float, float]:
+    if not isinstance(wait, list) or len(wait) != 2:
+        raise ScenarioConfigError(f"{where} is {wait!r}; give [min, max] seconds, e.g. [1.0, 3.0]")
+    low = _number(wait[0], f"{where}[0]", positive=False)
+    high = _number(wait[1], f"{where}[1]", positive=False)
+    if low > high:
+        raise ScenarioConfigError(f"{where} is {wait!r}; the minimum must not exceed the maximum")
+    return low, high
+
+
+def _seed(raw: Mapping[str, Any], key: str, path: str, name: str) -> int:
+    return int(_number(raw[key], _where(path, name, key), positive=True, integer=True))
+
+
+def _stages(stages_raw: Any, path: str, name: str) -> tuple[Stage, ...]:
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise ScenarioConfigError(
+            f"{_where(path, name, 'stages')} is {stages_raw!r}; give at least one stage"
+        )
+    return tuple(
+        _stage(item, _where(path, name, f"stages[{index}]"))
+        for index, item in enumerate(stages_raw)
+    )
+
+
 def parse_shapes(data: Mapping[str, Any], path: str = "<shapes>") -> dict[str, Shape]:
     """Validate the parsed TOML of a shapes file; `path` only names the file in errors."""
     shapes = data.get("shapes")
@@ -232,13 +229,4 @@ def parse_shapes(data: Mapping[str, Any], path: str = "<shapes>") -> dict[str, S
 def load_shapes(path: str | Path) -> dict[str, Shape]:
     """Read and validate a shapes file."""
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ScenarioConfigError(
-            f"shapes file {str(path)!r} does not exist; pass --velro-shapes FILE"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioConfigError(f"shapes file {str(path)!r} is not valid TOML: {error}") from None
-    return parse_shapes(data, str(path))
+    return parse_shapes(read_toml(path, "shapes file", "--velro-shapes"), str(path))

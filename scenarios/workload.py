@@ -17,13 +17,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scenarios.errors import ScenarioConfigError
+from scenarios.tomlfile import read_toml
 
 __all__ = ["CATEGORIES", "UserMix", "Workload", "load_workload", "parse_workload"]
 
@@ -85,7 +85,28 @@ def parse_workload(data: Mapping[str, Any], path: str = "<workload>") -> Workloa
             f"{path} has unknown table(s) {sorted(unknown_tables)}; "
             "use [users], [authorization], [abuse]"
         )
-    raw_users = data.get("users")
+    users = _users(data.get("users"), path)
+    authz, working_set = _authorization(data.get("authorization", {}), path)
+    max_wrong = _max_wrong_passwords(data.get("abuse", {}), path)
+    return Workload(
+        users=users,
+        authz_tasks=_weights(
+            authz.get("tasks", {"check": 1, "project": 1}),
+            _AUTHZ_TASKS,
+            f"{path}: authorization.tasks",
+        ),
+        relations=_weights(
+            authz.get("relation", {"own": 1, "shared": 1, "team": 1, "denied": 1}),
+            _RELATIONS,
+            f"{path}: authorization.relation",
+        ),
+        max_wrong_passwords=max_wrong,
+        working_set=working_set,
+    )
+
+
+def _users(raw_users: Any, path: str) -> dict[str, UserMix]:
+    """The [users] table: a weight or a fixed count per kind of traffic."""
     if not isinstance(raw_users, Mapping) or not raw_users:
         raise ScenarioConfigError(
             f"{path} has no [users] table; give each of {list(CATEGORIES)} a weight"
@@ -111,7 +132,11 @@ def parse_workload(data: Mapping[str, Any], path: str = "<workload>") -> Workloa
         raise ScenarioConfigError(
             f"{path}: every [users] weight is 0; give at least one kind a weight"
         )
-    authz = data.get("authorization", {})
+    return users
+
+
+def _authorization(authz: Any, path: str) -> tuple[Mapping[str, Any], int]:
+    """The [authorization] table (its weights are read by the caller) and its working set."""
     if not isinstance(authz, Mapping) or set(authz) - {"tasks", "relation", "working_set"}:
         raise ScenarioConfigError(
             f"{path}: [authorization] is {authz!r}; "
@@ -123,7 +148,10 @@ def parse_workload(data: Mapping[str, Any], path: str = "<workload>") -> Workloa
             f"{path}: authorization.working_set is 0; give how many projects of each relation "
             "a user keeps coming back to (1 or more)"
         )
-    abuse = data.get("abuse", {})
+    return authz, working_set
+
+
+def _max_wrong_passwords(abuse: Any, path: str) -> int:
     if not isinstance(abuse, Mapping) or set(abuse) - {"max_wrong_passwords"}:
         raise ScenarioConfigError(f"{path}: [abuse] is {abuse!r}; give max_wrong_passwords = N")
     max_wrong = _count(abuse.get("max_wrong_passwords", 30), f"{path}: abuse.max_wrong_passwords")
@@ -131,35 +159,10 @@ def parse_workload(data: Mapping[str, Any], path: str = "<workload>") -> Workloa
         raise ScenarioConfigError(
             f"{path}: abuse.max_wrong_passwords is 0; give the number after which a 429 must come"
         )
-    return Workload(
-        users=users,
-        authz_tasks=_weights(
-            authz.get("tasks", {"check": 1, "project": 1}),
-            _AUTHZ_TASKS,
-            f"{path}: authorization.tasks",
-        ),
-        relations=_weights(
-            authz.get("relation", {"own": 1, "shared": 1, "team": 1, "denied": 1}),
-            _RELATIONS,
-            f"{path}: authorization.relation",
-        ),
-        max_wrong_passwords=max_wrong,
-        working_set=working_set,
-    )
+    return max_wrong
 
 
 def load_workload(path: str | Path) -> Workload:
     """Read and validate a workload file."""
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ScenarioConfigError(
-            f"workload file {str(path)!r} does not exist; pass --velro-workload FILE"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioConfigError(
-            f"workload file {str(path)!r} is not valid TOML: {error}"
-        ) from None
-    return parse_workload(data, str(path))
+    return parse_workload(read_toml(path, "workload file", "--velro-workload"), str(path))

@@ -2,7 +2,9 @@
 
 * loopback resources: ``free_port`` and ``delete_redis_prefix`` (the suite's own, from
   velro_perf/target.py, so tests, benchmarks and runs find ports and clean Redis alike);
+* ``shape_toml`` and ``workload_toml``, the load files a test writes;
 * ``cli_env``: the environment a CLI subprocess runs in; ``LiveServer``, an app on a socket;
+  ``server_process``, a server in a subprocess, and ``velro_serve``, `velro serve` in one;
 * the HTTP API's actions and assertions, which the ``api`` fixture of tests/conftest.py
   bundles (as the Flask tutorial's ``AuthActions``).
 """
@@ -10,21 +12,27 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from velro_perf.target import delete_redis_prefix, free_port, own_redis_prefix
+from velro_perf.errors import VelroPerfError
+from velro_perf.procs import terminate
+from velro_perf.target import delete_redis_prefix, free_port, own_redis_prefix, wait_healthy
 
 if TYPE_CHECKING:
     from velro.settings import Settings
 
 __all__ = [
     "API",
+    "BIN",
     "PASSWORD",
     "ROOT",
     "SECURITY_HEADERS",
@@ -39,11 +47,16 @@ __all__ = [
     "own_redis_prefix",
     "register",
     "serve",
+    "server_process",
     "shape_toml",
     "start",
+    "velro_serve",
+    "workload_toml",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
+# the scripts of the interpreter running the tests (velro, velro-perf, uvicorn, locust)
+BIN = Path(sys.executable).parent
 API = "/api/v1"
 PASSWORD = "correct horse battery"
 SECURITY_HEADERS = (
@@ -81,6 +94,13 @@ def shape_toml(
     )
 
 
+def workload_toml(weight: Mapping[str, int], fixed_count: Mapping[str, int] | None = None) -> str:
+    """A workload.toml's [users] table: a weight per kind of traffic, or a fixed count."""
+    lines = [f"{kind} = {{ weight = {n} }}" for kind, n in weight.items()]
+    lines += [f"{kind} = {{ fixed_count = {n} }}" for kind, n in (fixed_count or {}).items()]
+    return "\n[users]\n" + "\n".join(lines) + "\n"
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The test process's environment, with src/ and the project root importable (the
     packages import from there even before they are installed), and `extra` on top."""
@@ -88,6 +108,49 @@ def cli_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env.update(extra)
     return env
+
+
+@contextmanager
+def server_process(
+    argv: list[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server in a subprocess, its output in ``log_path``; terminated at the end (killed
+    when it has not exited 10 s later, ``velro_perf.procs.terminate``)."""
+    log = log_path.open("w")
+    server = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield server
+    finally:
+        terminate(server)
+        log.close()
+
+
+@contextmanager
+def velro_serve(
+    workdir: Path,
+    env: Mapping[str, str],
+    *,
+    interval_s: float,
+    not_up: Callable[[str], None],
+) -> Iterator[str]:
+    """`velro serve` on a free loopback port, healthy; yields its base URL.
+
+    Its output goes to ``workdir/serve.log``; when it does not come up, ``not_up`` is given
+    that log's text and must end the test (``pytest.fail`` or ``pytest.skip``)."""
+    port = free_port()
+    log_path = workdir / "serve.log"
+    argv = [str(BIN / "velro"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with server_process(argv, log_path, env=env) as server:
+        try:
+            wait_healthy(base, server, 30.0, log_path, interval_s=interval_s)
+        except VelroPerfError:
+            not_up(log_path.read_text())
+        yield base
 
 
 class LiveServer:

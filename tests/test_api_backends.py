@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import BIN, free_port, server_process, workload_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
-BIN = Path(sys.executable).parent
 NOTES_FILE = FIXTURES / "notes_backend" / "notes.toml"
 FASTAPI_USERS_FILE = ROOT / "targets" / "fastapi-users.toml"
 
@@ -42,29 +40,18 @@ stages = [ { duration_s = 10, users = 8, spawn_rate = 8 } ]
 """
 
 # every kind of traffic the notes backend has, in an 8-user run
-WORKLOAD = """
-[users]
-authentication = { weight = 1 }
-authorization = { weight = 1 }
-login = { fixed_count = 1 }
-registration = { fixed_count = 1 }
-abuse = { fixed_count = 1 }
-"""
+WORKLOAD = workload_toml(
+    {"authentication": 1, "authorization": 1}, {"login": 1, "registration": 1, "abuse": 1}
+)
 
 pytestmark = pytest.mark.slow
 
 
 def _serve(app: str, cwd: Path, log: Path) -> Iterator[str]:
     port = free_port()
-    handle = log.open("w")
-    server = subprocess.Popen(
-        [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=cwd,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
+    argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    try:
+    with server_process(argv, log, cwd=cwd) as server:
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -76,13 +63,6 @@ def _serve(app: str, cwd: Path, log: Path) -> Iterator[str]:
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.2)
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        handle.close()
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +90,20 @@ def velro_perf(*args: str | Path, cwd: Path, timeout: float) -> subprocess.Compl
         timeout=timeout,
         check=False,
     )
+
+
+def _judged_run(
+    out: Path, *args: str | Path, cwd: Path, timeout: float
+) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """`velro-perf run ARGS --out OUT`, which must end judged (exit 0 or 1): the run's
+    summary and its verdicts by budget id."""
+    done = velro_perf("run", *args, "--out", out, cwd=cwd, timeout=timeout)
+    output = done.stdout + done.stderr
+    assert out.is_dir(), output[-3000:]
+    summary = _summary(out)
+    verdicts = _verdicts(summary)
+    assert done.returncode in (0, 1), output[-3000:]
+    return summary, verdicts
 
 
 def _summary(out: Path) -> dict[str, object]:
@@ -173,15 +167,10 @@ def test_the_notes_backend_is_load_tested_through_its_api_file_alone(
     shapes.write_text(SHORT)
     (tmp_path / "workload.toml").write_text(WORKLOAD)
     out = tmp_path / "runs"
-    done = velro_perf(
-        "run", "--shape", "short", "--shapes", shapes, "--target", notes_app,
-        "--api", NOTES_FILE, "--out", out, cwd=tmp_path, timeout=180,
+    summary, verdicts = _judged_run(
+        out, "--shape", "short", "--shapes", shapes, "--target", notes_app, "--api", NOTES_FILE,
+        cwd=tmp_path, timeout=180,
     )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert out.is_dir(), output[-3000:]
-    summary = _summary(out)
-    verdicts = _verdicts(summary)
-    assert done.returncode in (0, 1), output[-3000:]
     # owner-only notes are read as their owner and as others (403): authorization is judged
     for budget in ("authentication.p95", "authorization.p95", "login.p95", "registration.p95"):
         assert verdicts[budget]["verdict"] in ("pass", "fail", "inconclusive"), verdicts[budget]
@@ -212,15 +201,10 @@ def test_fastapi_users_example_gets_a_judged_smoke_report(
     )
     assert check.returncode == 0, check.stdout + check.stderr
     out = tmp_path / "runs"
-    done = velro_perf(
-        "run", "--shape", "smoke", "--target", fastapi_users_app, "--api", FASTAPI_USERS_FILE,
-        "--out", out, cwd=tmp_path, timeout=300,
+    summary, verdicts = _judged_run(
+        out, "--shape", "smoke", "--target", fastapi_users_app, "--api", FASTAPI_USERS_FILE,
+        cwd=tmp_path, timeout=300,
     )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert out.is_dir(), output[-3000:]
-    summary = _summary(out)
-    verdicts = _verdicts(summary)
-    assert done.returncode in (0, 1), output[-3000:]
     assert summary["verdict"] in ("pass", "fail", "inconclusive")
     for budget in ("authentication.p95", "authentication.p99", "login.p95", "registration.p95"):
         assert verdicts[budget]["verdict"] in ("pass", "fail", "inconclusive"), verdicts[budget]

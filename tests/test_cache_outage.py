@@ -28,17 +28,23 @@ COOLDOWN_S = 0.3
 STALL_BOUND_S = 1.0
 
 
+async def _started_cache(url: str, prefix: str) -> tuple[RedisConnection, TieredCache]:
+    """A started cache on the test's own Redis, with the short timeout and cooldown above."""
+    redis = RedisConnection(
+        url, prefix=prefix, socket_timeout_s=SOCKET_TIMEOUT_S, cooldown_s=COOLDOWN_S
+    )
+    cache = TieredCache(redis=redis, listener_retry_s=COOLDOWN_S)
+    await cache.start()
+    return redis, cache
+
+
 def test_a_redis_outage_mid_burst_loses_no_call_and_stalls_none(
     own_redis: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     url, proc = own_redis
 
     async def scenario() -> None:
-        redis = RedisConnection(
-            url, prefix="outage:", socket_timeout_s=SOCKET_TIMEOUT_S, cooldown_s=COOLDOWN_S
-        )
-        cache = TieredCache(redis=redis, listener_retry_s=COOLDOWN_S)
-        await cache.start()
+        redis, cache = await _started_cache(url, "outage:")
 
         async def load_for(i: int) -> dict[str, int]:
             return {"key": i}
@@ -89,11 +95,7 @@ def test_an_invalidation_redis_missed_is_sent_again_once_it_answers(
     url, proc = own_redis
 
     async def scenario() -> None:
-        redis = RedisConnection(
-            url, prefix="resend:", socket_timeout_s=SOCKET_TIMEOUT_S, cooldown_s=COOLDOWN_S
-        )
-        cache = TieredCache(redis=redis, listener_retry_s=COOLDOWN_S)
-        await cache.start()
+        redis, cache = await _started_cache(url, "resend:")
 
         async def load() -> str:
             return "old"

@@ -56,6 +56,11 @@ def run_cli(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.Com
     )
 
 
+def run_smoke(shapes_file: Path, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`velro-perf run --shape smoke --shapes FILE ARGS...`."""
+    return run_cli("run", "--shape", "smoke", "--shapes", shapes_file, *args, cwd=cwd)
+
+
 def assert_clean_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
     assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
@@ -123,9 +128,7 @@ def test_a_port_in_use_is_refused(tmp_path: Path, shapes_file: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        done = run_cli(
-            "run", "--shape", "smoke", "--shapes", shapes_file, "--port", port, cwd=tmp_path
-        )
+        done = run_smoke(shapes_file, "--port", port, cwd=tmp_path)
     assert_clean_error(done, 2, f"port {port}", "in use")
     assert not (tmp_path / "runs").exists()
 
@@ -139,18 +142,8 @@ def test_an_invalid_budget_file_is_refused_naming_the_bad_value(
     tmp_path: Path, shapes_file: Path, budgets_file: Callable[..., Path]
 ) -> None:
     bad = budgets_file(max_ms="-5.0", name="bad.toml")
-    done = run_cli(
-        "run",
-        "--shape",
-        "smoke",
-        "--shapes",
-        shapes_file,
-        "--budgets",
-        bad,
-        "--target",
-        f"http://127.0.0.1:{free_port()}",
-        cwd=tmp_path,
-    )
+    target = f"http://127.0.0.1:{free_port()}"
+    done = run_smoke(shapes_file, "--budgets", bad, "--target", target, cwd=tmp_path)
     assert_clean_error(done, 2, "-5", "authentication.p95")
 
 
@@ -172,18 +165,8 @@ def test_an_unreachable_loopback_target_is_an_invalid_run(
     tmp_path: Path, shapes_file: Path, budgets_file: Callable[..., Path]
 ) -> None:
     port = free_port()
-    done = run_cli(
-        "run",
-        "--shape",
-        "smoke",
-        "--shapes",
-        shapes_file,
-        "--budgets",
-        budgets_file(),
-        "--target",
-        f"http://127.0.0.1:{port}",
-        cwd=tmp_path,
-    )
+    target = f"http://127.0.0.1:{port}"
+    done = run_smoke(shapes_file, "--budgets", budgets_file(), "--target", target, cwd=tmp_path)
     assert_clean_error(done, 3, f"127.0.0.1:{port}", "unreachable")
 
 
@@ -322,10 +305,8 @@ def test_report_rerenders_a_run(
 def test_an_unknown_database_is_named_and_leaves_no_run_folder(
     tmp_path: Path, shapes_file: Path, budgets_file: Callable[..., Path]
 ) -> None:
-    done = run_cli(
-        "run", "--shape", "smoke", "--shapes", shapes_file, "--budgets", budgets_file(),
-        "--database", "mysql", cwd=tmp_path,
-    )  # fmt: skip
+    budgets = budgets_file()
+    done = run_smoke(shapes_file, "--budgets", budgets, "--database", "mysql", cwd=tmp_path)
     assert_clean_error(done, 2, "'mysql'", "postgres")
     assert not (tmp_path / "runs").exists()
 

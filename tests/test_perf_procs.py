@@ -73,7 +73,7 @@ RUNNER = textwrap.dedent(
     def stop(signum, frame):
         raise SystemExit(f"signal {signum}")
 
-    # both, as velro-perf's runner does (run.py, _Signals): a process started in the
+    # both, as velro-perf's runner does (runexec.py, _Signals): a process started in the
     # background of a non-interactive shell inherits SIGINT ignored
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -9,7 +9,7 @@ import pytest
 
 from velro_perf.errors import ConfigError
 from velro_perf.locust_proc import LocustOptions, locust_argv
-from velro_perf.run import RunOptions, _with_shape_defaults
+from velro_perf.runplan import RunOptions, with_shape_defaults
 from velro_perf.shapes import load_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,10 +59,10 @@ def test_a_shape_may_give_the_processes_and_workers_a_run_uses_unless_told(
     )
     shape = load_shape("big", path)
     assert (shape.processes, shape.service_workers) == (2, 3)
-    picked = _with_shape_defaults(RunOptions(shape="big", shapes_file=path), shape)
+    picked = with_shape_defaults(RunOptions(shape="big", shapes_file=path), shape)
     assert (picked.processes, picked.workers) == (2, 3)
     assert "2 Locust processes and 3 service workers" in capsys.readouterr().out
-    told = _with_shape_defaults(RunOptions(shape="big", processes=1, workers=1), shape)
+    told = with_shape_defaults(RunOptions(shape="big", processes=1, workers=1), shape)
     assert (told.processes, told.workers) == (1, 1)
     path.write_text(path.read_text().replace("processes = 2", "processes = 0"))
     with pytest.raises(ConfigError, match=r"processes is 0"):

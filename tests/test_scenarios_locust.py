@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,26 +21,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, shape_toml
-from velro_perf.errors import VelroPerfError
-from velro_perf.target import wait_healthy
+from tests.helpers import BIN, shape_toml, velro_serve, workload_toml
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SHAPES = shape_toml(
     "it", warmup_s=2, wait_s=(0.3, 1.0), seed=(8, 3, 16), duration_s=12, users=12, spawn_rate=6
 )
 
 # every kind of traffic at least once in a 12-user run
-WORKLOAD = """
-[users]
-authentication = { weight = 1 }
-authorization = { weight = 1 }
-login = { fixed_count = 1 }
-registration = { fixed_count = 1 }
-service_key = { fixed_count = 1 }
-abuse = { fixed_count = 1 }
-"""
+WORKLOAD = workload_toml(
+    {"authentication": 1, "authorization": 1},
+    {"login": 1, "registration": 1, "service_key": 1, "abuse": 1},
+)
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +58,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         importlib.util.find_spec("velro.cli") is None
         or shutil.which("velro", path=str(BIN)) is None
     ):
-        _unavailable("the reference service (velro.cli, `velro serve`) is not importable yet")
+        _unavailable("the reference service (velro.cli, `velro serve`) is not installed")
     workdir = tmp_path_factory.mktemp("velro")
     env = {
         **os.environ,
@@ -91,33 +82,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     printed = re.search(r"^key:\s*(\S+)", keys.stdout, re.MULTILINE)
     if keys.returncode == 0 and printed:
         key = printed.group(1)  # printed once, on a line of its own: "key: <key>"
-    port = free_port()
-    log = (workdir / "serve.log").open("w")
-    server = subprocess.Popen(
-        [velro, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_healthy(base, server, 30.0, workdir / "serve.log", interval_s=0.3)
-        except VelroPerfError:
-            _unavailable(
-                f"`velro serve` did not come up: {(workdir / 'serve.log').read_text()[-500:]}"
-            )
+    with velro_serve(
+        workdir,
+        env,
+        interval_s=0.3,
+        not_up=lambda log: _unavailable(f"`velro serve` did not come up: {log[-500:]}"),
+    ) as base:
         for path in ("/api/v1/auth/register", "/api/v1/teams", "/api/v1/projects"):
             if _status(f"{base}{path}", post=True) == 404:
-                _unavailable(f"the reference service does not serve POST {path} yet")
+                _unavailable(f"the reference service does not serve POST {path}")
         yield base, key, env
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,25 +35,17 @@ from scenarios.users import (
     TokenAuthUser,
     VelroUser,
 )
-from tests.helpers import free_port, shape_toml
+from tests.helpers import BIN, shape_toml, velro_serve, workload_toml
 from tests.locust_inprocess import Environment, Events
-from velro_perf.errors import VelroPerfError
-from velro_perf.target import wait_healthy
 
-BIN = Path(sys.executable).parent
 ALL = [AbuseUser, AuthorizationUser, LoginUser, RegistrationUser, ServiceKeyUser, TokenAuthUser]
 SHAPES = shape_toml(
     "unit", warmup_s=0, wait_s=(0.5, 1.5), seed=(6, 2, 12), duration_s=5, users=4, spawn_rate=4
 )
-WORKLOAD = """
-[users]
-authentication = { weight = 3 }
-authorization = { weight = 1 }
-login = { fixed_count = 1 }
-registration = { weight = 0 }
-service_key = { weight = 1 }
-abuse = { fixed_count = 1 }
-"""
+WORKLOAD = workload_toml(
+    {"authentication": 3, "authorization": 1, "registration": 0, "service_key": 1},
+    {"login": 1, "abuse": 1},
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,25 +67,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         [velro, "seed", "--users", "6", "--teams", "2", "--projects", "12", "--out", str(fixtures)],
     ):
         subprocess.run(argv, env=env, capture_output=True, check=True, timeout=120)
-    port = free_port()
-    log = (workdir / "serve.log").open("w")
-    server = subprocess.Popen(
-        [velro, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_healthy(base, server, 30.0, workdir / "serve.log", interval_s=0.2)
-        except VelroPerfError:
-            pytest.fail((workdir / "serve.log").read_text()[-2000:])
+    with velro_serve(
+        workdir, env, interval_s=0.2, not_up=lambda log: pytest.fail(log[-2000:])
+    ) as base:
         yield base, fixtures
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
 
 
 Build = Callable[..., Environment]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from velro.errors import ConfigError
+from velro.errors import ServiceConfigError
 from velro.settings import Settings
 
 
@@ -28,5 +28,5 @@ def test_settings_are_read_once_from_velro_variables() -> None:
     ],
 )
 def test_a_bad_setting_names_itself(env: dict[str, str], named: str) -> None:
-    with pytest.raises(ConfigError, match=named):
+    with pytest.raises(ServiceConfigError, match=named):
         Settings.from_env(env)

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from velro.errors import ConfigError
+from velro.budgets import ServerBudget, load_budgets
+from velro.errors import ServiceConfigError
 from velro.executor import ExecutorStats
-from velro.tracker import MAX_ROUTES, OTHER_ROUTE, Budget, Tracker, load_budgets
+from velro.tracker import MAX_ROUTES, OTHER_ROUTE, Tracker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +72,7 @@ def test_made_up_routes_cannot_grow_the_table_without_end() -> None:
 
 
 def test_a_latency_budget_is_judged_over_its_endpoints_whatever_their_parameter_names() -> None:
-    budget = Budget(
+    budget = ServerBudget(
         id="authorization.p95",
         requirement="authorization",
         kind="latency",
@@ -92,13 +93,13 @@ def test_a_latency_budget_is_judged_over_its_endpoints_whatever_their_parameter_
 
 
 def test_a_budget_without_samples_neither_holds_nor_fails() -> None:
-    t = Tracker(budgets=[Budget("login.p95", "login", "latency", ("POST /x",), 95, 200.0)])
+    t = Tracker(budgets=[ServerBudget("login.p95", "login", "latency", ("POST /x",), 95, 200.0)])
     [b] = t.snapshot()["budgets"]
     assert (b["measured_ms"], b["holds"], b["samples"]) == (None, None, 0)
 
 
 def test_cache_and_executor_figures_come_from_what_the_tracker_is_bound_to() -> None:
-    t = Tracker(budgets=[Budget("cache.hit_rate", "cache hit rate", "hit_rate", min=0.95)])
+    t = Tracker(budgets=[ServerBudget("cache.hit_rate", "cache hit rate", "hit_rate", min=0.95)])
     cache = {
         "L1": {"hits": 90, "misses": 10, "hit_rate": 0.9},
         "L2": {"hits": 6, "misses": 4, "hit_rate": 0.6},
@@ -168,16 +169,16 @@ def test_a_budgets_file_is_found_through_the_environment_and_a_bad_one_is_named(
     assert [b.id for b in Tracker().budgets] == ["a.p95"]
 
     monkeypatch.setenv("VELRO_BUDGETS_FILE", str(tmp_path / "absent.toml"))
-    with pytest.raises(ConfigError, match="VELRO_BUDGETS_FILE"):
+    with pytest.raises(ServiceConfigError, match="VELRO_BUDGETS_FILE"):
         Tracker()
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[[budget]]\nid = "b.p95"\nkind = "latency"\nmax = 10.0\n')
-    with pytest.raises(ConfigError, match=r"'b\.p95'.*endpoints, percentile and max"):
+    with pytest.raises(ServiceConfigError, match=r"'b\.p95'.*endpoints, percentile and max"):
         load_budgets(bad)
     broken = tmp_path / "broken.toml"
     broken.write_text("[[budget]\n")
-    with pytest.raises(ConfigError, match=r"broken\.toml"):
+    with pytest.raises(ServiceConfigError, match=r"broken\.toml"):
         load_budgets(broken)
 
 

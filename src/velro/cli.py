@@ -19,7 +19,7 @@ from velro.errors import VelroError
 __all__ = ["main"]
 
 
-class UsageError(VelroError):
+class ServeUsageError(VelroError):
     """Bad command-line input that argparse could not catch (a port in use, say)."""
 
 

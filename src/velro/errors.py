@@ -1,23 +1,23 @@
 """Every error the reference service raises on purpose.
 
 VelroError
-├── ConfigError        a bad setting; the message names the variable and the fix
-├── OperationTimeout   a blocking call outlived its per-operation timeout (executor)
-└── ApiError           answered to the client in the contract's one error shape
+├── ServiceConfigError  a bad setting; the message names the variable and the fix
+├── OperationTimeout    a blocking call outlived its per-operation timeout (executor)
+└── ApiError            answered to the client in the contract's one error shape
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["ApiError", "ConfigError", "OperationTimeout", "VelroError"]
+__all__ = ["ApiError", "OperationTimeout", "ServiceConfigError", "VelroError"]
 
 
 class VelroError(Exception):
     """Base of every error raised on purpose by velro."""
 
 
-class ConfigError(VelroError):
+class ServiceConfigError(VelroError):
     """A setting is missing or malformed."""
 
 

@@ -26,7 +26,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from velro.errors import ApiError, ConfigError
+from velro.errors import ApiError, ServiceConfigError
 from velro.redis_conn import RedisConnection
 from velro.settings import Settings
 
@@ -39,7 +39,7 @@ def _parse(name: str, value: str) -> RateLimitItem:
     try:
         return parse(value)
     except ValueError:
-        raise ConfigError(
+        raise ServiceConfigError(
             f"VELRO_{name.upper()} is {value!r}; give a rate such as '10/minute' or '300/hour'"
         ) from None
 

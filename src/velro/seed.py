@@ -224,8 +224,8 @@ def _create_service_key(conn: Connection) -> str:
     return key
 
 
-def _write_plan(conn: Connection, plan: Plan, password_hash: str, now: datetime) -> dict[str, int]:
-    user_rows = [
+def _user_rows(plan: Plan, password_hash: str, now: datetime) -> list[dict[str, Any]]:
+    return [
         {
             "id": uid,
             "email": f"user{n + 1}@{EMAIL_DOMAIN}",
@@ -236,60 +236,57 @@ def _write_plan(conn: Connection, plan: Plan, password_hash: str, now: datetime)
         }
         for n, uid in enumerate(plan.user_ids)
     ]
-    counts = {"users": _insert(conn, users, user_rows)}
-    del user_rows
-    counts["teams"] = _insert(
-        conn,
-        teams,
-        [
-            {
-                "id": tid,
-                "name": f"Seed team {k + 1}",
-                "owner_id": plan.user_ids[plan.team_owner[k]],
-                "created_at": now,
-            }
-            for k, tid in enumerate(plan.team_ids)
-        ],
-    )
-    counts["memberships"] = _insert(
-        conn,
-        team_members,
-        [
-            {"team_id": plan.team_ids[k], "user_id": plan.user_ids[i]}
-            for i, member_of in enumerate(plan.memberships)
-            for k in member_of
-        ],
-    )
-    counts["projects"] = _insert(
-        conn,
-        projects,
-        [
-            {
-                "id": pid,
-                "name": f"Seed project {j + 1}",
-                "owner_id": plan.user_ids[plan.project_owner[j]],
-                "created_at": now,
-            }
-            for j, pid in enumerate(plan.project_ids)
-        ],
-    )
-    grant_rows = [
+
+
+def _owned_rows(
+    plan: Plan, ids: list[str], owners: list[int], label: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Teams or projects: ``Seed {label} n``, owned by the user the plan names."""
+    return [
         {
-            "project_id": plan.project_ids[j],
-            "subject_type": "user",
-            "subject_id": plan.user_ids[i],
-            "role": role,
+            "id": oid,
+            "name": f"Seed {label} {n + 1}",
+            "owner_id": plan.user_ids[owners[n]],
+            "created_at": now,
         }
-        for j, i, role in plan.user_grants
-    ] + [
-        {
-            "project_id": plan.project_ids[j],
-            "subject_type": "team",
-            "subject_id": plan.team_ids[k],
-            "role": role,
-        }
-        for j, k, role in plan.team_grants
+        for n, oid in enumerate(ids)
     ]
+
+
+def _membership_rows(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {"team_id": plan.team_ids[k], "user_id": plan.user_ids[i]}
+        for i, member_of in enumerate(plan.memberships)
+        for k in member_of
+    ]
+
+
+def _grant_rows(
+    plan: Plan, granted: list[tuple[int, int, str]], subject_type: str, subject_ids: list[str]
+) -> list[dict[str, Any]]:
+    """Grants ``(project, subject, role)`` to users or teams, as rows."""
+    return [
+        {
+            "project_id": plan.project_ids[j],
+            "subject_type": subject_type,
+            "subject_id": subject_ids[s],
+            "role": role,
+        }
+        for j, s, role in granted
+    ]
+
+
+def _write_plan(conn: Connection, plan: Plan, password_hash: str, now: datetime) -> dict[str, int]:
+    counts = {"users": _insert(conn, users, _user_rows(plan, password_hash, now))}
+    counts["teams"] = _insert(
+        conn, teams, _owned_rows(plan, plan.team_ids, plan.team_owner, "team", now)
+    )
+    counts["memberships"] = _insert(conn, team_members, _membership_rows(plan))
+    counts["projects"] = _insert(
+        conn, projects, _owned_rows(plan, plan.project_ids, plan.project_owner, "project", now)
+    )
+    grant_rows = _grant_rows(plan, plan.user_grants, "user", plan.user_ids)
+    grant_rows += _grant_rows(plan, plan.team_grants, "team", plan.team_ids)
     counts["grants"] = _insert(conn, grants, grant_rows)
     return counts
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy import Connection
 from starlette.requests import HTTPConnection
 
 from velro import timing
@@ -29,6 +30,7 @@ from velro.tracker import Tracker
 
 __all__ = ["Services", "build_services", "services"]
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -46,10 +48,12 @@ class Services:
     limiter: LoginLimiter
     service_keys: ServiceKeys
 
-    async def db_call(self, func: Callable[..., T], *args: Any) -> T:
+    async def db_call(
+        self, func: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run ``func(conn, *args)`` in one transaction, off the event loop, timed as ``db``."""
         with timing.timed("db"):
-            return await self.executor.run("db", self.db.call, func, *args)
+            return await self.executor.run("db", self.db.call, func, *args, **kwargs)
 
     async def start(self) -> None:
         """Start what runs beside the requests (called once by the app's lifespan)."""

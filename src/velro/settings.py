@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from velro.errors import ConfigError
+from velro.errors import ServiceConfigError
 
 __all__ = ["Profile", "Settings"]
 
@@ -97,20 +97,24 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.profile not in get_args(Profile):
-            raise ConfigError(
+            raise ServiceConfigError(
                 f"VELRO_PROFILE is {self.profile!r}; give one of: {', '.join(get_args(Profile))}"
             )
         if not self.database_url.startswith(("sqlite://", "postgresql")):
-            raise ConfigError(
+            raise ServiceConfigError(
                 f"VELRO_DATABASE_URL is {self.database_url!r}; give sqlite:///path/to/file.db "
                 "or postgresql+psycopg://user@host:port/database"
             )
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-                raise ConfigError(f"VELRO_{f.name.upper()} is {value!r}; give a positive number")
+                raise ServiceConfigError(
+                    f"VELRO_{f.name.upper()} is {value!r}; give a positive number"
+                )
         if len(self.jwt_secret) < 32:
-            raise ConfigError("VELRO_JWT_SECRET is shorter than 32 characters; give a longer one")
+            raise ServiceConfigError(
+                "VELRO_JWT_SECRET is shorter than 32 characters; give a longer one"
+            )
 
     @property
     def is_degraded(self) -> bool:
@@ -137,7 +141,7 @@ class Settings:
             try:
                 values[f.name] = kind(raw) if kind in (int, float) else raw
             except ValueError:
-                raise ConfigError(
+                raise ServiceConfigError(
                     f"{name} is {raw!r}; give a {'whole number' if kind is int else 'number'}"
                 ) from None
         return cls(**values)

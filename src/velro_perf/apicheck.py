@@ -20,7 +20,8 @@ from typing import Any, TextIO
 
 import httpx
 
-from scenarios.apifile import ApiFile, Prepared, field_value, load_api
+from scenarios.apifile import load_api
+from scenarios.apimodel import ApiFile, Prepared, field_value
 from scenarios.checks import Expect, Verdict, verify
 from scenarios.errors import ScenarioConfigError
 from scenarios.identity import IdentitySource
@@ -64,8 +65,24 @@ class _Checker:
         self.service_key = service_key
         self.steps: list[Step] = []
 
-    def skip(self, key: str, what: str, reason: str) -> None:
+    def skip(self, key: str, what: str, reason: str | None = None) -> None:
+        """A step not tried: ``reason``, else why the API file has the operation off."""
+        reason = self.api.reason_off(key) if reason is None else reason
         self.steps.append(Step(key, what, "", "", reason, None))
+
+    def succeeds(
+        self,
+        key: str,
+        what: str,
+        values: dict[str, str],
+        *,
+        token: str | None = None,
+        send_credentials: bool = True,
+        **expected: Any,
+    ) -> Verdict | None:
+        """``try_`` expecting the operation's success answers (``expected``: its checks)."""
+        expects = self.api.op(key).success(**expected)
+        return self.try_(key, what, values, expects, token=token, send_credentials=send_credentials)
 
     def try_(
         self,
@@ -80,7 +97,7 @@ class _Checker:
     ) -> Verdict | None:
         """Send one operation and record the step; None when the file does not describe it."""
         if not self.api.has(key):
-            self.skip(key, what, self.api.reason_off(key))
+            self.skip(key, what)
             return None
         prepared = self.api.op(key).prepare(
             values,
@@ -146,18 +163,13 @@ def check_api(api: ApiFile, client: httpx.Client, service_key: str | None = None
     for who, email in (("owner", owner_email), ("other user", other_email)):
         values = {"email": email, "password": password, "name": "Velro check"}
         if api.has("register"):
-            done = c.try_(
-                "register",
-                f"sign up the {who}",
-                values,
-                api.op("register").success(same_email=email),
-                send_credentials=False,
+            done = c.succeeds(
+                "register", f"sign up the {who}", values, same_email=email, send_credentials=False
             )
             ids[who] = _field(api, "register", "id_field", done.data) if done and done.ok else None
         else:
-            c.skip("register", f"sign up the {who}", api.reason_off("register"))
-        login = api.op("login")
-        done = c.try_("login", f"log the {who} in", values, login.success(), send_credentials=False)
+            c.skip("register", f"sign up the {who}")
+        done = c.succeeds("login", f"log the {who} in", values, send_credentials=False)
         tokens[who] = (
             _field(api, "login", "token_field", done.data) if done is not None and done.ok else None
         )
@@ -167,19 +179,19 @@ def check_api(api: ApiFile, client: httpx.Client, service_key: str | None = None
         if owner is None:
             c.skip("me", "the signed-in caller", "needs a token: login did not work")
         else:
-            c.try_("me", "the signed-in caller", {}, me.success(same_id=ids["owner"]), token=owner)
+            c.succeeds("me", "the signed-in caller", {}, same_id=ids["owner"], token=owner)
         bad = me.outcome("bad_token")
         if bad is not None:
             c.try_("me", "a malformed token", {}, [bad.expect()], token="not-a-jwt")  # noqa: S106 (a bad token on purpose)
             c.try_("me", "no token", {}, [bad.expect()], send_credentials=False)
     else:
-        c.skip("me", "the signed-in caller", api.reason_off("me"))
+        c.skip("me", "the signed-in caller")
     _resources(c, owner, other, ids)
     _refusals(c, owner_email, password)
     if not api.has("logout"):
-        c.skip("logout", "log the owner out", api.reason_off("logout"))
+        c.skip("logout", "log the owner out")
     elif owner is not None:
-        c.try_("logout", "log the owner out", {}, api.op("logout").success(), token=owner)
+        c.succeeds("logout", "log the owner out", {}, token=owner)
     return c.steps
 
 
@@ -188,15 +200,14 @@ def _resources(
 ) -> None:
     api = c.api
     if not api.has("project_create"):
-        c.skip("project_create", "create a resource", api.reason_off("project_create"))
+        c.skip("project_create", "create a resource")
         return
     if owner is None or other is None:
         c.skip("project_create", "create a resource", "needs two signed-in users: login failed")
         return
-    made = c.try_(
-        "project_create", "create a resource as the owner", {"name": "check"},
-        api.op("project_create").success(), token=owner,
-    )  # fmt: skip
+    made = c.succeeds(
+        "project_create", "create a resource as the owner", {"name": "check"}, token=owner
+    )
     project = _field(api, "project_create", "id_field", made.data) if made and made.ok else None
     if project is None:
         c.skip("project_read", "read the resource", "needs a resource: project_create failed")
@@ -204,9 +215,7 @@ def _resources(
     values = {"project_id": project, "action": "read"}
     if api.has("project_read"):
         read = api.op("project_read")
-        c.try_(
-            "project_read", "read as its owner", values, read.success(same_id=project), token=owner
-        )
+        c.succeeds("project_read", "read as its owner", values, same_id=project, token=owner)
         denied, missing = read.outcome("denied"), read.outcome("not_found")
         if denied is not None:
             c.try_("project_read", "read as another user", values, [denied.expect()], token=other)
@@ -222,17 +231,12 @@ def _resources(
                 token=owner,
             )
     else:
-        c.skip("project_read", "read the resource", api.reason_off("project_read"))
+        c.skip("project_read", "read the resource")
     if api.has("authz_check"):
-        check = api.op("authz_check")
-        c.try_(
-            "authz_check", "the owner may read", values, check.success(allowed=True), token=owner
-        )
-        c.try_(
-            "authz_check", "another user may not", values, check.success(allowed=False), token=other
-        )
+        c.succeeds("authz_check", "the owner may read", values, allowed=True, token=owner)
+        c.succeeds("authz_check", "another user may not", values, allowed=False, token=other)
     else:
-        c.skip("authz_check", "ask for a decision", api.reason_off("authz_check"))
+        c.skip("authz_check", "ask for a decision")
     _sharing(c, owner, other, ids.get("other user"), project)
 
 
@@ -242,51 +246,21 @@ def _sharing(c: _Checker, owner: str, other: str, other_id: str | None, project:
     values = {"project_id": project, "action": "read"}
     if api.has("grant_user") and other_id:
         grant = {"project_id": project, "user_id": other_id, "role": "viewer"}
-        c.try_(
-            "grant_user",
-            "share with the other user",
-            grant,
-            api.op("grant_user").success(),
-            token=owner,
-        )
+        c.succeeds("grant_user", "share with the other user", grant, token=owner)
         if api.has("project_read"):
-            c.try_(
-                "project_read",
-                "read as the grantee",
-                values,
-                api.op("project_read").success(same_id=project),
-                token=other,
-            )
+            c.succeeds("project_read", "read as the grantee", values, same_id=project, token=other)
     elif not api.has("grant_user"):
-        c.skip("grant_user", "share with a user", api.reason_off("grant_user"))
+        c.skip("grant_user", "share with a user")
     if api.has("team_create") and other_id:
-        made = c.try_(
-            "team_create",
-            "create a team",
-            {"name": "check"},
-            api.op("team_create").success(),
-            token=owner,
-        )
+        made = c.succeeds("team_create", "create a team", {"name": "check"}, token=owner)
         team = _field(api, "team_create", "id_field", made.data) if made and made.ok else None
         if team is not None:
             member = {"team_id": team, "user_id": other_id}
-            c.try_(
-                "team_member_add",
-                "add the other user",
-                member,
-                api.op("team_member_add").success(),
-                token=owner,
-            )
+            c.succeeds("team_member_add", "add the other user", member, token=owner)
             share = {"project_id": project, "team_id": team, "role": "viewer"}
-            c.try_(
-                "grant_team",
-                "share with the team",
-                share,
-                api.op("grant_team").success(),
-                token=owner,
-            )
+            c.succeeds("grant_team", "share with the team", share, token=owner)
     elif not api.has("team_create"):
-        c.skip("team_create", "create a team", api.reason_off("team_create"))
+        c.skip("team_create", "create a team")
 
 
 def _refusals(c: _Checker, email: str, password: str) -> None:
@@ -321,7 +295,7 @@ def _refusals(c: _Checker, email: str, password: str) -> None:
             c.try_("service_user", "a wrong service key", {"user_id": str(uuid.uuid4())},
                    [bad.expect()], service_key="not-a-key")  # fmt: skip
     else:
-        c.skip("service_user", "service-key lookup", api.reason_off("service_user"))
+        c.skip("service_user", "service-key lookup")
 
 
 def run_api_check(

@@ -20,11 +20,11 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psutil
 
-__all__ = ["ManagedProcess", "spawn", "stop_all"]
+__all__ = ["ManagedProcess", "spawn", "stop_all", "terminate"]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -152,6 +152,17 @@ def spawn(
     with _live_lock:
         _live.append(proc)
     return proc
+
+
+def terminate(popen: subprocess.Popen[Any], grace_s: float = 10.0) -> int:
+    """SIGTERM one process (not its group), SIGKILL it when it has not exited ``grace_s``
+    later; its exit code. For a server a benchmark or a test started on its own."""
+    popen.terminate()
+    try:
+        return popen.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        return popen.wait()
 
 
 def stop_all(grace_s: float = 5.0) -> None:

@@ -6,35 +6,29 @@ no metrics.jsonl, which the report reads as "the target does not serve it".
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from pathlib import Path
 
 import httpx
+
+from velro_perf.sidecar import Sidecar, append_json_line
 
 __all__ = ["METRICS_PATH", "MetricsScraper"]
 
 METRICS_PATH = "/api/v1/performance/metrics"
 
 
-class MetricsScraper(threading.Thread):
+class MetricsScraper(Sidecar):
     """Every `interval_s`, append `{"ts", "metrics"}` to `out`; `stop()` ends it."""
 
     def __init__(self, base_url: str, out: Path, interval_s: float = 2.0) -> None:
-        super().__init__(name="metrics-scraper", daemon=True)
+        super().__init__(name="metrics-scraper")
         self.url = base_url.rstrip("/") + METRICS_PATH
         self.out = out
         self.interval_s = interval_s
         self.scrapes = 0
         self.errors = 0
         self.unsupported = False
-        self._stop_event = threading.Event()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout_s)
 
     def run(self) -> None:
         with httpx.Client(timeout=min(self.interval_s, 5.0)) as client:
@@ -63,7 +57,6 @@ class MetricsScraper(threading.Thread):
         except ValueError:
             self.errors += 1
             return True
-        with self.out.open("a") as fh:
-            fh.write(json.dumps({"ts": ts, "metrics": body}, separators=(",", ":")) + "\n")
+        append_json_line(self.out, {"ts": ts, "metrics": body})
         self.scrapes += 1
         return True

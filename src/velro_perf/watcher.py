@@ -9,8 +9,6 @@ process's share, the total, the memory, and the users and requests per second Lo
 from __future__ import annotations
 
 import contextlib
-import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,12 @@ from typing import Any
 import psutil
 
 from velro_perf.progress import StatsHistoryTail
+from velro_perf.sidecar import Sidecar, append_json_line
 
 __all__ = ["GeneratorWatcher"]
 
 
-class GeneratorWatcher(threading.Thread):
+class GeneratorWatcher(Sidecar):
     """Samples the process tree rooted at `pid` every `interval_s` into `out`."""
 
     def __init__(
@@ -33,7 +32,7 @@ class GeneratorWatcher(threading.Thread):
         intended_rps: float | None = None,
         interval_s: float = 1.0,
     ) -> None:
-        super().__init__(name="generator-watcher", daemon=True)
+        super().__init__(name="generator-watcher")
         self.pid = pid
         self.out = out
         self.stats = stats
@@ -42,12 +41,6 @@ class GeneratorWatcher(threading.Thread):
         self.last: dict[str, Any] | None = None
         self.cpu_max_seen = 0.0
         self._procs: dict[int, psutil.Process] = {}
-        self._stop_event = threading.Event()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout_s)
 
     def run(self) -> None:
         self._refresh()  # primes cpu_percent: its first call for a process always reads 0.0
@@ -55,8 +48,7 @@ class GeneratorWatcher(threading.Thread):
             sample = self.sample()
             if sample is None:
                 return  # the generator is gone
-            with self.out.open("a") as fh:
-                fh.write(json.dumps(sample, separators=(",", ":")) + "\n")
+            append_json_line(self.out, sample)
 
     def descendants_seen(self) -> list[int]:
         """The pids of the tree as it is now (the root included)."""

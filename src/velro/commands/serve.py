@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from velro import gctune
 from velro.app import create_app
-from velro.errors import ConfigError
+from velro.errors import ServiceConfigError
 from velro.settings import Settings
 
 __all__ = ["register"]
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     # Every worker process must sign and verify with the same key.
     os.environ.setdefault("VELRO_JWT_SECRET", secrets.token_urlsafe(32))
     if args.workers < 1:
-        raise ConfigError(f"--workers is {args.workers}; give 1 or more")
+        raise ServiceConfigError(f"--workers is {args.workers}; give 1 or more")
     os.environ["VELRO_WORKERS"] = str(args.workers)
     settings = Settings.from_env()  # fail here, once, with a clear message
     _check_port_free(args.host, args.port)
@@ -83,7 +83,7 @@ def _check_port_free(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
+                raise ServiceConfigError(
                     f"port {port} on {host} is in use; stop what listens there or give --port"
                 ) from None
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            raise ServiceConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -29,6 +29,7 @@ from velro.executor import current_deadline
 
 __all__ = ["Database", "DatabaseUnavailable"]
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 # How often (in SQLite virtual-machine instructions) the progress handler looks at the
@@ -119,10 +120,12 @@ class Database:
             if not self.pooled:
                 engine.dispose()
 
-    def call(self, func: Callable[..., T], *args: Any) -> T:
+    def call(
+        self, func: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run ``func(conn, *args)`` in one transaction (called from an executor worker)."""
         with self.begin() as conn:
-            return func(conn, *args)
+            return func(conn, *args, **kwargs)
 
     def ping(self) -> None:
         with self.begin() as conn:

@@ -1,0 +1,222 @@
+"""`velro-perf run`, planning: what the run was asked for, checked, with the shape's defaults,
+and config.json and meta.json as known before anything starts (docs/run-format.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scenarios.apifile import load_api
+from scenarios.apimodel import ApiFile
+from scenarios.errors import ScenarioConfigError
+from velro_perf.errors import ConfigError, UsageError
+from velro_perf.paths import api_file as default_api_file
+from velro_perf.paths import budgets_file as default_budgets_file
+from velro_perf.paths import fixtures_dir, project_root
+from velro_perf.paths import shapes_file as default_shapes_file
+from velro_perf.runmeta import git_state, machine, utc_iso, versions
+from velro_perf.shapes import ShapeInfo, load_shape
+from velro_perf.target import check_port_free, redact_url, require_loopback
+
+__all__ = [
+    "RunOptions",
+    "initial_config",
+    "initial_meta",
+    "load_run_api",
+    "resolve_shape",
+    "say",
+    "validate",
+    "with_shape_defaults",
+]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `velro-perf run` was asked for."""
+
+    shape: str
+    target: str | None = None
+    api_file: Path | None = None  # None: targets/contract.toml (CONTRACT.md)
+    service_profile: str | None = None  # None: "fixed" for the reference service
+    processes: int | None = None  # None: the shape's default, else 1
+    out: Path = Path("runs")
+    open_rate: float | None = None
+    database: str | None = None  # None: "sqlite" for the reference service
+    budgets_file: Path = field(default_factory=default_budgets_file)
+    shapes_file: Path = field(default_factory=default_shapes_file)
+    port: int | None = None
+    workers: int | None = None  # None: the shape's default, else 1
+    use_redis: bool = True
+    startup_timeout_s: float = 60.0
+    max_duration_s: float | None = None
+    progress_every_s: float = 5.0
+    # explicit sizes replace the shape file's (tests, or a shape file not written yet)
+    warmup_s: float | None = None
+    seed_users: int | None = None
+    seed_teams: int | None = None
+    seed_projects: int | None = None
+
+
+def say(message: str) -> None:
+    """One line of the runner's output, at once."""
+    print(message, flush=True)
+
+
+def load_run_api(opts: RunOptions) -> ApiFile:
+    """The run's API file, validated before anything starts (a bad one is exit 2)."""
+    try:
+        return load_api(opts.api_file or default_api_file())
+    except ScenarioConfigError as exc:
+        raise ConfigError(f"{exc} (--api)") from None
+
+
+def validate(opts: RunOptions) -> None:
+    """Refuse what the run must not do, before anything is created or started."""
+    if opts.target is not None:
+        require_loopback(opts.target)
+        for name, value in (
+            ("--service-profile", opts.service_profile),
+            ("--database", opts.database),
+            ("--port", opts.port),
+        ):
+            if value is not None:
+                raise UsageError(
+                    f"{name} configures the reference service, which is not started with "
+                    f"--target {opts.target}; drop {name} or drop --target"
+                )
+    if opts.service_profile not in {None, "fixed", "degraded"}:
+        raise UsageError(
+            f"--service-profile {opts.service_profile!r} is unknown; give fixed or degraded"
+        )
+    if opts.processes is not None and (opts.processes == 0 or opts.processes < -1):
+        raise UsageError(
+            f"--processes {opts.processes} is invalid; give 1 or more (or -1: one per core)"
+        )
+    if opts.open_rate is not None and opts.open_rate <= 0:
+        raise UsageError(f"--open-rate {opts.open_rate:g} is invalid; give requests per second > 0")
+    if opts.workers is not None and opts.workers < 1:
+        raise UsageError(f"--workers {opts.workers} is invalid; give 1 or more")
+    known = {"sqlite", "postgres", "postgresql"}
+    if opts.database is not None and opts.database not in known and "://" not in opts.database:
+        raise UsageError(
+            f"--database {opts.database!r} is not understood; give sqlite, postgres or a "
+            "URL such as postgresql+psycopg://postgres@127.0.0.1:5432/velro"
+        )
+    if opts.port is not None:
+        check_port_free(opts.port)
+
+
+def with_shape_defaults(opts: RunOptions, shape: ShapeInfo) -> RunOptions:
+    """Processes and service workers the run did not give: the shape's, else one each; said."""
+    processes = opts.processes if opts.processes is not None else (shape.processes or 1)
+    workers = opts.workers if opts.workers is not None else (shape.service_workers or 1)
+    picked = []
+    if opts.processes is None and shape.processes is not None:
+        picked.append(f"{processes} Locust processes")
+    if opts.workers is None and shape.service_workers is not None and opts.target is None:
+        picked.append(f"{workers} service workers")
+    if picked:
+        say(
+            f"shape {shape.name}: {' and '.join(picked)}, what holds it on this machine "
+            "(fixtures/shapes.toml; --processes and --workers override)"
+        )
+    return dataclasses.replace(opts, processes=processes, workers=workers)
+
+
+def resolve_shape(opts: RunOptions) -> ShapeInfo:
+    explicit = (opts.warmup_s, opts.seed_users, opts.seed_teams, opts.seed_projects)
+    if all(v is not None for v in explicit) and not opts.shapes_file.is_file():
+        return ShapeInfo(
+            name=opts.shape,
+            warmup_s=float(opts.warmup_s or 0.0),
+            seed_users=int(opts.seed_users or 0),
+            seed_teams=int(opts.seed_teams or 0),
+            seed_projects=int(opts.seed_projects or 0),
+            duration_s=opts.max_duration_s,
+        )
+    info = load_shape(opts.shape, opts.shapes_file)
+    return dataclasses.replace(
+        info,
+        warmup_s=info.warmup_s if opts.warmup_s is None else opts.warmup_s,
+        seed_users=info.seed_users if opts.seed_users is None else opts.seed_users,
+        seed_teams=info.seed_teams if opts.seed_teams is None else opts.seed_teams,
+        seed_projects=info.seed_projects if opts.seed_projects is None else opts.seed_projects,
+    )
+
+
+def initial_config(
+    opts: RunOptions,
+    shape: ShapeInfo,
+    run_id: str,
+    target: str | None,
+    profile: str,
+    api: ApiFile,
+) -> dict[str, Any]:
+    """config.json as known before anything starts (the service adds its URLs)."""
+    workload = shape.workload_file or fixtures_dir() / "workload.toml"
+    return {
+        "run_id": run_id,
+        "shape": opts.shape,
+        "target": target or "reference",
+        "target_url": target,
+        "service_profile": profile,
+        "processes": opts.processes,
+        "open_model_rate": opts.open_rate,
+        # the API the scenarios drove: its hash is part of the configuration's
+        "api_file": api.source,
+        "api": {key: value for key, value in api.describe().items() if key != "file"},
+        "budgets_file": str(opts.budgets_file.resolve()),
+        "budgets_sha256": _file_sha256(opts.budgets_file),
+        # the load itself: a changed shape or workload is another configuration
+        "shapes_file": str(opts.shapes_file.resolve()),
+        "shapes_sha256": _file_sha256(opts.shapes_file),
+        "workload_file": str(workload),
+        "workload_sha256": _file_sha256(workload),
+        "seed": {
+            "users": shape.seed_users,
+            "teams": shape.seed_teams,
+            "projects": shape.seed_projects,
+        },
+        "warmup_s": shape.warmup_s,
+        "service_workers": opts.workers if target is None else None,
+        "database": None if target else redact_url(opts.database or "sqlite"),
+        "database_url": None,
+        "redis": None,
+        "redis_url": None,
+    }
+
+
+def initial_meta(opts: RunOptions, shape: ShapeInfo, run_id: str) -> dict[str, Any]:
+    """meta.json at the start: where and with what the run ran (its end is added later)."""
+    return {
+        "run_id": run_id,
+        "started_at": utc_iso(time.time()),
+        "ended_at": None,
+        "measured_from": None,
+        "complete": False,
+        "interrupted": None,
+        "git": git_state(project_root()),
+        "versions": versions(),
+        "machine": machine(),
+        "generator": {
+            "gc": None,
+            "keep_alive_s": None,
+            "processes": opts.processes,
+            "wait_time": (
+                {"kind": "between", "min_s": shape.wait_s[0], "max_s": shape.wait_s[1]}
+                if shape.wait_s
+                else None
+            ),
+        },
+    }
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
