@@ -183,17 +183,13 @@ class Channel:
         `promises` are the checks the backend's API file promises on every answer.
         """
         category = category or self.category
-        intended: float | None = None
-        if category != "setup":
-            intended = getattr(self.slot, "value", None)
-            self.slot.value = None
+        intended = self._take_slot(category)
         request_id = self.identity.request_id()
         sent, body = self._request(request_id, json, data, token, headers)
         if intended is not None and self.open_model is not None:
             self.open_model.began(intended, time.time())
         answer = self.transport.send(method, url, body, sent)
-        started = answer.started
-        latency_ms = answer.elapsed_ms
+        started, latency_ms = answer.started, answer.elapsed_ms
         if intended is not None:
             # a request woken a hair early is measured from when it really started
             effective = min(intended, started)
@@ -202,14 +198,9 @@ class Channel:
         verdict = verify(
             answer.status, answer.headers, answer.content, request_id, expects, promises
         )
-        if verdict.ok:
-            failure = None
-        else:
-            if answer.status in (429, 503):
-                verdict = dataclasses.replace(verdict, retry_after_s=retry_after_s(answer.headers))
-            # `label` names the variant when one request name covers several (bad tokens)
-            message = f"{label}: {verdict.message}" if label else verdict.message
-            failure = CatchResponseError(message)
+        failure = None
+        if not verdict.ok:
+            verdict, failure = self._failed(verdict, answer, label)
         context: dict[str, Any] = {"category": category}
         if intended is not None:
             context["intended_start"] = started
@@ -226,3 +217,22 @@ class Channel:
         if intended is not None and self.open_model is not None:
             self.open_model.done(time.time())
         return verdict
+
+    def _take_slot(self, category: str) -> float | None:
+        """The open-model slot this request is for, if it is the task's measured one."""
+        if category == "setup":
+            return None
+        intended: float | None = getattr(self.slot, "value", None)
+        self.slot.value = None
+        return intended
+
+    @staticmethod
+    def _failed(
+        verdict: Verdict, answer: Answer, label: str | None
+    ) -> tuple[Verdict, CatchResponseError]:
+        """The verdict of an unexpected answer (with a refusal's Retry-After) and its Locust
+        failure; `label` names the variant when one request name covers several."""
+        if answer.status in (429, 503):
+            verdict = dataclasses.replace(verdict, retry_after_s=retry_after_s(answer.headers))
+        message = f"{label}: {verdict.message}" if label else verdict.message
+        return verdict, CatchResponseError(message)

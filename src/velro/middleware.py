@@ -73,6 +73,46 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _Responder:
+    """One request's ``send`` and ``receive`` (as starlette's ``GZipResponder``): ``send`` adds
+    the response headers every answer carries and notes the status; ``receive`` counts the
+    body against the limit."""
+
+    __slots__ = ("_receive", "_send", "ctx", "max_body_bytes", "received", "started", "status")
+
+    def __init__(self, receive: Receive, send: Send, ctx: timing.RequestContext, limit: int):
+        self._receive = receive
+        self._send = send
+        self.ctx = ctx
+        self.max_body_bytes = limit
+        self.received = 0
+        self.status = 500
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+            out = [
+                (k, v)
+                for k, v in message.get("headers", [])
+                if k not in (b"server", b"x-powered-by")
+            ]
+            out += SECURITY_HEADERS
+            out.append((b"x-request-id", self.ctx.request_id.encode("latin-1")))
+            out.append((b"server-timing", self.ctx.server_timing().encode("latin-1")))
+            message["headers"] = out
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.max_body_bytes:
+                raise _BodyTooLarge
+        return message
+
+
 class VelroMiddleware:
     def __init__(
         self,
@@ -91,82 +131,56 @@ class VelroMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
         ctx = timing.RequestContext(request_id=rid)
         token = timing._set(ctx)
-        status = 500
-        started = False
+        responder = _Responder(receive, send, ctx, self.max_body_bytes)
         t0 = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                started = True
-                out = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k not in (b"server", b"x-powered-by")
-                ]
-                out += SECURITY_HEADERS
-                out.append((b"x-request-id", rid.encode("latin-1")))
-                out.append((b"server-timing", ctx.server_timing().encode("latin-1")))
-                message["headers"] = out
-            await send(message)
-
         try:
-            if (
-                self.admission is not None
-                and scope["path"] not in _ALWAYS_SERVED
-                and self.admission.refuse()
-            ):
-                await self._send_error(send_wrapper, *_OVERLOADED, rid, _RETRY_AFTER)
-                return
-            refusal = self._refuse(scope, headers)
-            if refusal is not None:
-                await self._send_error(send_wrapper, *refusal, rid)
-                return
-            received = 0
-
-            async def receive_limited() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        raise _BodyTooLarge
-                return message
-
-            try:
-                await self.app(scope, receive_limited, send_wrapper)
-            except _BodyTooLarge:
-                await self._send_error(send_wrapper, *self._too_large(), rid)
-            except Exception:
-                # Answered here, inside the request's context, so the 500 carries its request
-                # id and the headers; never a stack trace to the client, always one in the log.
-                log.exception("unhandled error request_id=%s", rid)
-                if started:
-                    raise
-                await self._send_error(
-                    send_wrapper, 500, "internal_error", "Something went wrong on our side.", rid
-                )
+            await self._respond(scope, headers, responder)
         finally:
-            elapsed_ms = (time.perf_counter() - t0) * 1000.0
-            name = f"{scope['method']} {_route_template(scope)}"
-            if self.tracker is not None:
-                self.tracker.record(name, status, elapsed_ms)
-            log.info(
-                "%s %s %d %.2fms request_id=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                elapsed_ms,
-                rid,
-            )
+            self._record(scope, responder.status, (time.perf_counter() - t0) * 1000.0, rid)
             timing._reset(token)
+
+    async def _respond(
+        self, scope: Scope, headers: dict[bytes, bytes], responder: _Responder
+    ) -> None:
+        """Refuse what the service does not take, else run the app through the responder."""
+        send, rid = responder.send, responder.ctx.request_id
+        if (
+            self.admission is not None
+            and scope["path"] not in _ALWAYS_SERVED
+            and self.admission.refuse()
+        ):
+            await self._send_error(send, *_OVERLOADED, rid, _RETRY_AFTER)
+            return
+        refusal = self._refuse(scope, headers)
+        if refusal is not None:
+            await self._send_error(send, *refusal, rid)
+            return
+        try:
+            await self.app(scope, responder.receive, send)
+        except _BodyTooLarge:
+            await self._send_error(send, *self._too_large(), rid)
+        except Exception:
+            # Answered here, inside the request's context, so the 500 carries its request id
+            # and the headers; never a stack trace to the client, always one in the log.
+            log.exception("unhandled error request_id=%s", rid)
+            if responder.started:
+                raise
+            await self._send_error(
+                send, 500, "internal_error", "Something went wrong on our side.", rid
+            )
+
+    def _record(self, scope: Scope, status: int, elapsed_ms: float, rid: str) -> None:
+        name = f"{scope['method']} {_route_template(scope)}"
+        if self.tracker is not None:
+            self.tracker.record(name, status, elapsed_ms)
+        log.info(
+            "%s %s %d %.2fms request_id=%s", scope["method"], scope["path"], status, elapsed_ms, rid
+        )
 
     def _refuse(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         if scope["method"] not in _BODY_METHODS:
