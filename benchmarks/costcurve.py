@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.throughput import (
-    REDIS_URL,
     ROOT,
     Server,
     _bare,
@@ -45,9 +44,10 @@ from benchmarks.throughput import (
     _redis_up,
     _seed,
     _velro,
+    servers_session,
     velro_env,
 )
-from velro_perf.target import delete_redis_prefix, free_port
+from velro_perf.target import free_port
 
 __all__ = ["main"]
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     started = datetime.now(UTC).isoformat()
     workers = ["--workers", str(args.workers)] if args.workers > 1 else []
-    try:
+    with servers_session("costcurve", log, redis=redis, prefix=prefix):
         with _velro(env, free_port(), log) as server:
             token, project = _seed(server.url)
         paths = {
@@ -95,12 +95,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for name, path in paths.items():
                     rows.append({"endpoint": name, **_phase(server, path, token, conns, args)})
                     _say(rows[-1])
-    except BaseException:
-        print(f"costcurve: the servers' log is {log}", file=sys.stderr)
-        raise
-    finally:
-        if redis:
-            delete_redis_prefix(REDIS_URL, prefix)
     return {
         "started_at": started,
         "ended_at": datetime.now(UTC).isoformat(),

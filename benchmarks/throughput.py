@@ -102,6 +102,19 @@ def _server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Itera
             terminate(proc, grace_s=15)
 
 
+@contextmanager
+def servers_session(name: str, log: Path, *, redis: bool, prefix: str) -> Iterator[None]:
+    """A benchmark's servers at work: their log named when it fails, its Redis keys gone."""
+    try:
+        yield
+    except BaseException:
+        print(f"{name}: the servers' log is {log}", file=sys.stderr)
+        raise
+    finally:
+        if redis:
+            delete_redis_prefix(REDIS_URL, prefix)
+
+
 def velro_env(work: Path, *, redis: bool, prefix: str, secret: str) -> dict[str, str]:
     """The environment of a benchmarked reference service (fixed, SQLite in `work`), its
     schema made as an operator makes it."""
@@ -225,16 +238,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     loadavg_start = os.getloadavg()
     started = datetime.now(UTC).isoformat()
-    try:
+    with servers_session("throughput", log, redis=redis, prefix=prefix):
         phases = _phases(args, env, log)
-    except BaseException:
-        print(f"throughput: the servers' log is {log}", file=sys.stderr)
-        raise
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    finally:
-        if redis:
-            delete_redis_prefix(REDIS_URL, prefix)
+    shutil.rmtree(work, ignore_errors=True)
     return {
         "started_at": started,
         "ended_at": datetime.now(UTC).isoformat(),

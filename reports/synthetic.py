@@ -74,9 +74,10 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
     judged_ts = samples["ts"].to_numpy()[spec.setup_requests :]
     per_second = np.bincount((judged_ts - spec.start).astype(np.int64), minlength=len(seconds))
     users = np.round(spec.users * np.minimum(1.0, (seconds + 1) / max(spec.warmup_s, 1.0)))
-    _write_history(run_dir, spec, seconds, users, per_second)
+    series = _PerSecond(seconds, users, per_second)
+    _write_history(run_dir, spec, series)
     _write_locust_stats(run_dir, samples)
-    _write_generator(run_dir, spec, seconds, users, per_second)
+    _write_generator(run_dir, spec, series)
     if spec.hit_rate is not None:
         _write_metrics(run_dir, spec, seconds, rng)
     return run_dir
@@ -157,13 +158,17 @@ def _write_config_and_meta(run_dir: Path, spec: SyntheticRun) -> None:
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
-def _write_history(
-    run_dir: Path,
-    spec: SyntheticRun,
-    seconds: np.ndarray,
-    users: np.ndarray,
-    per_second: np.ndarray,
-) -> None:
+@dataclass(frozen=True)
+class _PerSecond:
+    """The run second by second: its seconds, the users running, the requests sent."""
+
+    seconds: np.ndarray
+    users: np.ndarray
+    requests: np.ndarray
+
+
+def _write_history(run_dir: Path, spec: SyntheticRun, series: _PerSecond) -> None:
+    seconds, users, per_second = series.seconds, series.users, series.requests
     history = pd.DataFrame(
         {
             "Timestamp": (spec.start + seconds).astype(np.int64),
@@ -177,13 +182,8 @@ def _write_history(
     history.to_csv(run_dir / "locust_stats_history.csv", index=False)
 
 
-def _write_generator(
-    run_dir: Path,
-    spec: SyntheticRun,
-    seconds: np.ndarray,
-    users: np.ndarray,
-    per_second: np.ndarray,
-) -> None:
+def _write_generator(run_dir: Path, spec: SyntheticRun, series: _PerSecond) -> None:
+    seconds, users, per_second = series.seconds, series.users, series.requests
     gen = [
         {
             "ts": spec.start + s,

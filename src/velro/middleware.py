@@ -16,6 +16,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -73,21 +74,19 @@ class _BodyTooLarge(Exception):
     pass
 
 
+@dataclass(slots=True)
 class _Responder:
     """One request's ``send`` and ``receive`` (as starlette's ``GZipResponder``): ``send`` adds
     the response headers every answer carries and notes the status; ``receive`` counts the
     body against the limit."""
 
-    __slots__ = ("_receive", "_send", "ctx", "max_body_bytes", "received", "started", "status")
-
-    def __init__(self, receive: Receive, send: Send, ctx: timing.RequestContext, limit: int):
-        self._receive = receive
-        self._send = send
-        self.ctx = ctx
-        self.max_body_bytes = limit
-        self.received = 0
-        self.status = 500
-        self.started = False
+    _receive: Receive
+    _send: Send
+    ctx: timing.RequestContext
+    max_body_bytes: int
+    received: int = 0
+    status: int = 500
+    started: bool = False
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
