@@ -58,19 +58,15 @@ def phase_rows(data: RunData, bounds: Sequence[LatencyBound]) -> list[PhaseRow]:
     if users.empty or not users["users"].notna().any():
         return []
     users = users[["ts", "users"]].dropna().sort_values("ts")
-    spans = _split_at(_spans(users), data.measured_from)
+    spans = _split_at(_spans(users), data.measured_from, users)
     setup = (data.samples["category"] == "setup").to_numpy()
     samples, sign_ins = data.samples.loc[~setup], data.samples.loc[setup]
     rows: list[PhaseRow] = []
     for i, span in enumerate(spans):
         edge: Literal["both", "left"] = "both" if i == len(spans) - 1 else "left"
-        row = _row(span, samples.loc[samples["ts"].between(span.start, span.end, edge)], bounds)
-        row["start_s"] -= data.measured_from
-        row["end_s"] -= data.measured_from
-        row["judged"] = bool(span.start >= data.measured_from)
-        mine = sign_ins.loc[sign_ins["ts"].between(span.start, span.end, edge)]
-        row["sign_ins_refused"] = int((mine["status"] == 503).sum())
-        rows.append(row)
+        inside = samples.loc[samples["ts"].between(span.start, span.end, edge)]
+        refused = sign_ins.loc[sign_ins["ts"].between(span.start, span.end, edge)]
+        rows.append(_row(span, inside, int((refused["status"] == 503).sum()), bounds, data))
     for i, (before, span) in enumerate(itertools.pairwise(spans), start=1):
         if span.kind == "hold" and before.users_from > span.users_to:
             # the burst ended where the users began to fall: the last second at the high count
@@ -106,23 +102,28 @@ def _spans(users: pd.DataFrame) -> list[_Span]:
     return spans
 
 
-def _split_at(spans: list[_Span], measured_from: float) -> list[_Span]:
-    """A span that crosses the end of warm-up, as two."""
+def _split_at(spans: list[_Span], measured_from: float, users: pd.DataFrame) -> list[_Span]:
+    """A span that crosses the end of warm-up, as two; the count between them is the last one
+    seen by then."""
     out: list[_Span] = []
     for s in spans:
         if s.start < measured_from < s.end:
-            out.append(_Span(s.kind, s.start, measured_from, s.users_from, s.users_from))
-            out.append(_Span(s.kind, measured_from, s.end, s.users_from, s.users_to))
+            seen = users.loc[users["ts"] <= measured_from, "users"]
+            at = int(seen.iloc[-1]) if len(seen) else s.users_from
+            out.append(_Span(s.kind, s.start, measured_from, s.users_from, at))
+            out.append(_Span(s.kind, measured_from, s.end, at, s.users_to))
         else:
             out.append(s)
-    if len(out) > len(spans):  # a ramp cut in two: its halves' counts are not known apart
-        for i, s in enumerate(out):
-            if s.kind == "ramp" and i + 1 < len(out) and out[i + 1].start == measured_from:
-                out[i] = _Span("ramp", s.start, s.end, s.users_from, out[i + 1].users_from)
     return out
 
 
-def _row(span: _Span, samples: pd.DataFrame, bounds: Sequence[LatencyBound]) -> PhaseRow:
+def _row(
+    span: _Span,
+    samples: pd.DataFrame,
+    sign_ins_refused: int,
+    bounds: Sequence[LatencyBound],
+    data: RunData,
+) -> PhaseRow:
     duration = max(span.end - span.start, 1e-9)
     latency = samples["latency_ms"].to_numpy(dtype=float)
     status = samples["status"].to_numpy()
@@ -134,9 +135,9 @@ def _row(span: _Span, samples: pd.DataFrame, bounds: Sequence[LatencyBound]) -> 
     return {
         "name": name,
         "kind": span.kind,
-        "start_s": float(span.start),
-        "end_s": float(span.end),
-        "judged": False,
+        "start_s": float(span.start - data.measured_from),
+        "end_s": float(span.end - data.measured_from),
+        "judged": bool(span.start >= data.measured_from),
         "users_from": span.users_from,
         "users_to": span.users_to,
         "requests": len(samples),
@@ -144,7 +145,7 @@ def _row(span: _Span, samples: pd.DataFrame, bounds: Sequence[LatencyBound]) -> 
         "unexpected": int((samples["expected"] == 0).sum()),
         "refused": int(((status == 503) | (status == 429)).sum()),
         "no_response": int((status == 0).sum()),
-        "sign_ins_refused": 0,
+        "sign_ins_refused": sign_ins_refused,
         "max_ms": float(latency.max()) if len(latency) else None,
         "latency": {b.id: _percentile(samples, b) for b in bounds},
         "recovery_s": None,
