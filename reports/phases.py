@@ -25,6 +25,7 @@ import pandas as pd
 
 from reports.loading import RunData
 from reports.runfiles import PhaseRow
+from reports.stats import percentiles
 
 __all__ = ["LatencyBound", "phase_rows"]
 
@@ -153,10 +154,9 @@ def _row(
 
 
 def _percentile(samples: pd.DataFrame, bound: LatencyBound) -> float | None:
+    """The phase's percentile as the budgets define it (nearest rank, reports/stats.py)."""
     values = samples.loc[samples["endpoint"].isin(bound.endpoints), "latency_ms"]
-    if values.empty:
-        return None
-    return float(np.percentile(values.to_numpy(dtype=float), bound.percentile, method="higher"))
+    return percentiles(np.sort(values.to_numpy(dtype=float)), (bound.percentile,))[0]
 
 
 def _recovery_s(
