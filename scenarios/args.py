@@ -56,6 +56,12 @@ def _add_run_arguments(parser: Any) -> None:
         help="run directory for samples.csv and friends; empty: record nothing",
     )
     parser.add_argument(
+        "--velro-capacity-plan",
+        default="",
+        help="capacity search: a JSON file the runner rewrites with the level to hold next "
+        "(users, spawn rate, open-model rate); it replaces the shape's stages",
+    )
+    parser.add_argument(
         "--velro-fixtures",
         default="",
         help="fixtures JSON from `velro seed --out`; empty: provision the seed through the API",
@@ -147,6 +153,7 @@ class Options:
     open_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     open_late_s: float = DEFAULT_LATE_S
     open_max_late_share: float = DEFAULT_MAX_LATE_SHARE
+    capacity_plan: str = ""  # velro-perf capacity: the level comes from this file
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> Options:
@@ -196,4 +203,5 @@ class Options:
             open_max_in_flight=in_flight,
             open_late_s=late_s,
             open_max_late_share=late_share,
+            capacity_plan=str(get("velro_capacity_plan", "")),
         )

@@ -27,6 +27,7 @@ import psutil
 
 from scenarios.api import BackendApi
 from scenarios.args import Options, add_arguments
+from scenarios.capacityplan import RATE_MESSAGE
 from scenarios.errors import ScenarioError
 from scenarios.health import GeneratorHealth, set_heartbeat_liveness
 from scenarios.http import Channel, Transport
@@ -217,6 +218,7 @@ class _Hooks:
             hooks.worker_report.add_listener(self.on_worker_report)
         elif role is Role.WORKER:
             environment.runner.register_message("velro_setup", self.on_setup)
+            environment.runner.register_message(RATE_MESSAGE, self.on_rate)
             hooks.report_to_master.add_listener(self.on_report_to_master)
         if role.generates:
             self.greenlets.append(gevent.spawn(self.memory_watch))
@@ -286,6 +288,10 @@ class _Hooks:
         else:
             log.error("the master has no seed: %s", data.get("error"))
             runtime.seeds.fail(str(data.get("error")))
+
+    def on_rate(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
+        """Worker: a capacity search's next open-model rate, this process's share."""
+        self.runtime.open_model.retarget(float(msg.data["rate"]))
 
     def on_test_start(self, environment: Any, **_kwargs: Any) -> None:
         runtime = self.runtime

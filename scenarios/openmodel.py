@@ -56,6 +56,10 @@ class OpenModel:
     # start: the users sign in first (setup), and slots that passed while they did would all
     # start late. `start(now=...)` fixes the origin instead.
     origin_at_first_claim: bool = False
+    # where the current rate's schedule begins: its first slot and how many came before it
+    # (a capacity search changes the rate between steps without restarting the schedule)
+    origin: float = 0.0
+    origin_scheduled: int = 0
     # second of the schedule -> [intended starts, actual starts]
     per_second: collections.defaultdict[int, list[int]] = field(
         default_factory=lambda: collections.defaultdict(lambda: [0, 0])
@@ -74,6 +78,16 @@ class OpenModel:
         self.last_completion = self.started_at
         self.max_lag_s = 0.0
         self.per_second.clear()
+        self.origin, self.origin_scheduled = self.started_at, 0
+
+    def retarget(self, rate: float, now: float | None = None) -> None:
+        """Go on at another rate from the next slot (or now, when behind), counters kept."""
+        if not self.rate or rate <= 0:
+            return
+        due = self.origin + (self.scheduled - self.origin_scheduled) / self.rate
+        self.origin = max(due, time.time() if now is None else now)
+        self.origin_scheduled = self.scheduled
+        self.rate = rate
 
     def claim(self) -> float:
         """The next intended start (epoch seconds); inactive: now. Greenlets never yield in
@@ -81,8 +95,8 @@ class OpenModel:
         if not self.rate:
             return time.time()
         if self.scheduled == 0 and self.origin_at_first_claim:
-            self.started_at = self.last_completion = time.time()
-        slot = self.started_at + self.scheduled / self.rate
+            self.started_at = self.last_completion = self.origin = time.time()
+        slot = self.origin + (self.scheduled - self.origin_scheduled) / self.rate
         self.scheduled += 1
         self.per_second[math.floor(slot - self.started_at)][0] += 1
         return slot

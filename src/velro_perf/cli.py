@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from velro_perf.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, VelroPerfError
 from velro_perf.paths import budgets_file, shapes_file
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR")
     calibrate.add_argument("--duration", type=float, default=20.0, metavar="SECONDS")
     calibrate.add_argument("--rate", type=_rate, default=200.0, metavar="RPS")
+    _add_capacity(sub)
     api = sub.add_parser("api", help="work with API files (docs/api-file.md)")
     api_sub = api.add_subparsers(dest="api_command", metavar="ACTION", required=True)
     check = api_sub.add_parser(
@@ -186,6 +188,139 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    return value
+
+
+def _add_capacity(sub: Any) -> None:
+    cap = sub.add_parser(
+        "capacity",
+        help="find the largest load the target holds within every budget",
+        description="Search the largest level (users, or requests/s with --open) at which "
+        "every latency and error budget passes: steps of ramp, warm-up and hold, each hold "
+        "judged like a run; a geometric climb until a budget fails, then bisection to "
+        "--ratio. Writes summary.json (capacity, steps), summary.md and report.html (the "
+        "knee). Exit 0 when the capacity reaches --require (or, without it, when a level "
+        "passed), 1 when not, 2 bad usage, 3 no answer (invalid). See docs/capacity.md.",
+    )
+    cap.add_argument(
+        "--target",
+        metavar="URL",
+        help="a loopback URL of a running backend; without it the reference service is started",
+    )
+    cap.add_argument(
+        "--api",
+        type=Path,
+        metavar="FILE",
+        help="API file of the target (default targets/contract.toml)",
+    )
+    cap.add_argument(
+        "--shape",
+        default="capacity",
+        help="the shape of one step: its warm-up, "
+        "last stage's hold and users, spawn rate, workload (default capacity)",
+    )
+    cap.add_argument(
+        "--workload", type=Path, metavar="FILE", help="workload file instead of the shape's"
+    )
+    cap.add_argument("--open", action="store_true", help="open model: levels are requests/s")
+    cap.add_argument(
+        "--start",
+        type=_number,
+        metavar="LEVEL",
+        help="first level (default: the shape's users, or their rate with --open)",
+    )
+    cap.add_argument("--factor", type=_number, default=2.0, help="climb ratio (default 2)")
+    cap.add_argument(
+        "--ratio",
+        type=_number,
+        default=0.10,
+        help="stop bisecting when the "
+        "failed level is within this share of the passed one (default 0.10)",
+    )
+    cap.add_argument("--max-level", type=_number, metavar="LEVEL", help="highest level to try")
+    cap.add_argument(
+        "--hold",
+        type=_number,
+        metavar="S",
+        help="seconds judged per step (default: the shape's last stage)",
+    )
+    cap.add_argument(
+        "--warmup",
+        type=_number,
+        metavar="S",
+        help="seconds after the ramp, not judged (default: the shape's warm-up)",
+    )
+    cap.add_argument("--spawn-rate", type=_number, metavar="N", help="users started a second")
+    cap.add_argument(
+        "--extensions",
+        type=_whole,
+        default=2,
+        metavar="N",
+        help="times an inconclusive hold is lengthened before it counts as not passed (2)",
+    )
+    cap.add_argument(
+        "--max-time",
+        type=_number,
+        default=28 * 60.0,
+        metavar="S",
+        help="the whole search stops within this many seconds (default 1680)",
+    )
+    cap.add_argument(
+        "--require",
+        type=_number,
+        metavar="N",
+        help="exit 1 unless the capacity found is at least N",
+    )
+    cap.add_argument("--out", type=Path, default=Path("runs"), help="folder of run folders")
+    cap.add_argument("--processes", type=_whole, metavar="N", help="Locust processes")
+    cap.add_argument("--workers", type=_whole, metavar="N", help="reference service workers")
+    cap.add_argument("--database", metavar="sqlite|postgres|URL", help="reference database")
+    cap.add_argument(
+        "--no-redis",
+        dest="use_redis",
+        action="store_false",
+        help="no Redis for the reference service",
+    )
+    cap.add_argument("--budgets", type=Path, default=budgets_file(), metavar="FILE")
+    cap.add_argument("--shapes", type=Path, default=shapes_file(), metavar="FILE")
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    from velro_perf.capacity import CapacityOptions, execute_capacity
+
+    return execute_capacity(
+        CapacityOptions(
+            target=args.target,
+            api_file=args.api,
+            shape=args.shape,
+            workload_file=args.workload,
+            open_model=args.open,
+            start=args.start,
+            factor=args.factor,
+            ratio=args.ratio,
+            max_level=args.max_level,
+            hold_s=args.hold,
+            warmup_s=args.warmup,
+            spawn_rate=args.spawn_rate,
+            extensions=args.extensions,
+            max_time_s=args.max_time,
+            require=args.require,
+            out=args.out,
+            budgets_file=args.budgets,
+            shapes_file=args.shapes,
+            processes=args.processes,
+            workers=args.workers,
+            database=args.database,
+            use_redis=args.use_redis,
+        )
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -274,6 +409,7 @@ _COMMANDS = {
     "compare": _compare,
     "bench": _bench,
     "calibrate": _calibrate,
+    "capacity": _capacity,
 }
 
 

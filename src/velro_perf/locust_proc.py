@@ -29,6 +29,8 @@ class LocustOptions:
     processes: int = 1
     shapes_file: Path | None = None  # None: the locustfile's default, fixtures/shapes.toml
     api_file: Path | None = None  # None: the locustfile's default, targets/contract.toml
+    workload_file: Path | None = None  # None: the shape's own workload, else workload.toml
+    capacity_plan: Path | None = None  # velro-perf capacity: the level comes from this file
 
 
 def locust_argv(opts: LocustOptions) -> list[str]:
@@ -53,6 +55,10 @@ def locust_argv(opts: LocustOptions) -> list[str]:
         argv += ["--velro-shapes", str(opts.shapes_file.resolve())]
     if opts.api_file is not None:
         argv += ["--velro-api", str(opts.api_file.resolve())]
+    if opts.workload_file is not None:
+        argv += ["--velro-workload", str(opts.workload_file.resolve())]
+    if opts.capacity_plan is not None:
+        argv += ["--velro-capacity-plan", str(opts.capacity_plan.resolve())]
     if opts.fixtures is not None:
         argv += ["--velro-fixtures", str(opts.fixtures)]
     if opts.open_rate is not None:

@@ -8,6 +8,7 @@ import json
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,7 +31,7 @@ from velro_perf.target import (
 )
 from velro_perf.watcher import GeneratorWatcher
 
-__all__ = ["RunState", "load_and_clean_up"]
+__all__ = ["Follow", "RunState", "load_and_clean_up"]
 
 
 class _Signals:
@@ -79,15 +80,20 @@ class RunState:
     locust_exit: int | None = None
 
 
+# what runs while Locust does: by default _follow (wait for the shape's end); velro-perf
+# capacity steers the levels instead. Arguments: state, options, the stats tail, Locust's start
+Follow = Callable[[RunState, RunOptions, StatsHistoryTail, float], None]
+
+
 def load_and_clean_up(
-    state: RunState, opts: RunOptions, target: str | None
+    state: RunState, opts: RunOptions, target: str | None, follow: Follow | None = None
 ) -> VelroPerfError | None:
     """The load, then teardown whatever happened (a signal, an error, a crash); returns the
     runner's own error, to be raised once the run folder is settled."""
     error: VelroPerfError | None = None
     with _Signals() as signals:
         try:
-            _load(state, opts, target)
+            _load(state, opts, target, follow or _follow)
         except RunInterrupted as exc:
             state.interrupted = exc.reason
         except VelroPerfError as exc:
@@ -131,7 +137,7 @@ def _prepare_service(state: RunState, opts: RunOptions) -> None:
     state.config["redis_prefix"] = state.service.redis_prefix or None
 
 
-def _load(state: RunState, opts: RunOptions, target: str | None) -> None:
+def _load(state: RunState, opts: RunOptions, target: str | None, follow: Follow) -> None:
     """Start what is needed, run Locust to its end, and watch it."""
     shape = state.shape
     if target is None:
@@ -163,6 +169,8 @@ def _load(state: RunState, opts: RunOptions, target: str | None) -> None:
             processes=opts.processes or 1,  # resolved by with_shape_defaults
             shapes_file=opts.shapes_file,
             api_file=Path(state.config["api_file"]),
+            workload_file=opts.workload_file,
+            capacity_plan=opts.capacity_plan,
         )
     )
     state.meta["measured_from"] = locust_started + shape.warmup_s
@@ -175,7 +183,7 @@ def _load(state: RunState, opts: RunOptions, target: str | None) -> None:
         state.locust.pid, state.run_dir / "generator.jsonl", stats, opts.open_rate
     )
     state.watcher.start()
-    _follow(state, opts, stats, locust_started)
+    follow(state, opts, stats, locust_started)
 
 
 def _follow(

@@ -54,6 +54,10 @@ class RunOptions:
     startup_timeout_s: float = 60.0
     max_duration_s: float | None = None
     progress_every_s: float = 5.0
+    # the workload file that replaces the shape's own (velro-perf capacity --workload)
+    workload_file: Path | None = None
+    # velro-perf capacity: Locust holds the level this file names (scenarios/capacityplan.py)
+    capacity_plan: Path | None = None
     # explicit sizes replace the shape file's (tests, or a shape file not written yet)
     warmup_s: float | None = None
     seed_users: int | None = None
@@ -157,7 +161,7 @@ def initial_config(
     api: ApiFile,
 ) -> dict[str, Any]:
     """config.json as known before anything starts (the service adds its URLs)."""
-    workload = shape.workload_file or fixtures_dir() / "workload.toml"
+    workload = opts.workload_file or shape.workload_file or fixtures_dir() / "workload.toml"
     return {
         "run_id": run_id,
         "shape": opts.shape,

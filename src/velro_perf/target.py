@@ -250,6 +250,11 @@ class ReferenceService:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The service's root process (its workers are its children), while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         """Stop the server, then give back the database and the Redis keys it used."""
         if self._process is not None:

@@ -1,0 +1,101 @@
+"""A window of a run judged as if it were a run of its own, by the gate's own code.
+
+A capacity search (velro-perf capacity) holds several levels in one Locust run, one after the
+other; each step's hold is a window [start, end) of the run's files. `WindowRun` is the run
+folder seen through that window: samples, metrics scrapes, generator samples and Locust's
+history up to `end`, with the end of warm-up at `start`. `reports.analysis.summarize_data`
+then judges every budget on the hold exactly as the gate judges a run (the same percentile
+rule, intervals, hit-rate definition and validity checks); nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+
+from reports.analysis import summarize_data
+from reports.budgets import Budgets
+from reports.loading import RunData
+from reports.runfiles import RunConfig, RunMeta, Summary
+
+__all__ = ["WindowRun", "judge_window"]
+
+
+@dataclass
+class WindowRun(RunData):
+    """`run_dir` from `start` (the end of warm-up) to `end` (epoch seconds)."""
+
+    start: float = 0.0
+    end: float = 0.0
+    shape_name: str | None = None  # the budgets' `shapes` see this name (None: the run's)
+    all_samples: pd.DataFrame | None = None  # samples.csv already read (None: read it here)
+
+    @cached_property
+    def meta(self) -> RunMeta:
+        meta = dict(super().meta)
+        meta["measured_from"] = self.start
+        meta["complete"] = True  # the window was held whole, whatever became of the run
+        meta["interrupted"] = None
+        return cast(RunMeta, meta)
+
+    @cached_property
+    def config(self) -> RunConfig:
+        config = dict(super().config)
+        if self.shape_name is not None:
+            config["shape"] = self.shape_name
+        return cast(RunConfig, config)
+
+    @cached_property
+    def measured_from(self) -> float:
+        return self.start
+
+    @cached_property
+    def samples(self) -> pd.DataFrame:
+        every = self.all_samples if self.all_samples is not None else super().samples
+        return _before(every, self.end)
+
+    @cached_property
+    def metrics(self) -> list[dict[str, Any]]:
+        # a scrape at `end` closes the window's counters; later ones belong to the next step
+        return [m for m in super().metrics if _ts(m) <= self.end]
+
+    @cached_property
+    def generator(self) -> pd.DataFrame:
+        return _before(super().generator, self.end, inclusive=True)
+
+    @cached_property
+    def locust_history(self) -> pd.DataFrame:
+        return _before(super().locust_history, self.end, inclusive=True)
+
+
+def _ts(row: dict[str, Any]) -> float:
+    value = row.get("ts")
+    return float(value) if isinstance(value, int | float) else float("inf")
+
+
+def _before(frame: pd.DataFrame, end: float, *, inclusive: bool = False) -> pd.DataFrame:
+    if frame.empty or "ts" not in frame:
+        return frame
+    ts = frame["ts"].to_numpy()
+    mask = ts <= end if inclusive else ts < end
+    return frame.loc[mask].reset_index(drop=True)
+
+
+def judge_window(
+    run_dir: Path,
+    budgets: Budgets,
+    start: float,
+    end: float,
+    *,
+    shape_name: str | None = None,
+    samples: pd.DataFrame | None = None,
+) -> Summary:
+    """Every budget judged on [start, end) of the run in `run_dir` (a summary.json's content)."""
+    window = WindowRun(
+        Path(run_dir), start=start, end=end, shape_name=shape_name, all_samples=samples
+    )
+    return summarize_data(window, budgets)

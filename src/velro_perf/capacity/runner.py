@@ -1,0 +1,463 @@
+"""`velro-perf capacity`: the largest level a backend holds within its budgets, searched.
+
+One target service and one Locust run for the whole search: the run is `velro-perf run`'s
+(the same run folder, service, scraper and generator watcher, runexec.py), except that its
+levels come from a plan file this module rewrites (scenarios/capacityplan.py) instead of the
+shape's stages. Restarting Locust for each step would ramp every step from zero (at 20 sign-ins
+a second, 400 s to reach 8,000 users); kept up, a step only ramps from the last level, and a
+bisection step below it ramps down at once.
+
+Each step: ramp to the level, warm up, hold; the hold is judged as a run of its own by the
+gate's code (reports.window), lengthened while a budget straddles its bound, and its CPU
+split read from /proc over exactly the hold. The search (search.py) picks the next level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports.budgets import Budgets
+from reports.loading import read_samples
+from reports.window import judge_window
+from scenarios.capacityplan import Level, PlanFile
+from scenarios.errors import ScenarioConfigError
+from scenarios.shapes import Shape, load_shapes
+from velro_perf import gate
+from velro_perf.capacity.cpu import CpuGroups, CpuSplit, take_snapshot
+from velro_perf.capacity.options import CapacityOptions, check
+from velro_perf.capacity.report import write_outputs
+from velro_perf.capacity.search import Outcome, Search
+from velro_perf.capacity.steps import Step, hit_rate_of, judge_step
+from velro_perf.errors import (
+    EXIT_FAIL,
+    EXIT_INVALID,
+    EXIT_PASS,
+    ConfigError,
+    RunInterrupted,
+    TargetUnreachableError,
+    UsageError,
+)
+from velro_perf.progress import StatsHistoryTail
+from velro_perf.run import _make_run_dir
+from velro_perf.runexec import RunState, load_and_clean_up
+from velro_perf.runmeta import make_run_id
+from velro_perf.runplan import (
+    RunOptions,
+    initial_config,
+    initial_meta,
+    load_run_api,
+    resolve_shape,
+    say,
+    validate,
+    with_shape_defaults,
+)
+from velro_perf.target import check_reachable, require_loopback
+
+__all__ = ["execute_capacity"]
+
+SETTLE_S = 5.0  # after a hold: workers report every 3 s, the master flushes every 2 s
+TEARDOWN_S = 60.0  # kept free at the end of --max-time for stopping and writing the answer
+PROGRESS_S = 10.0
+CAPACITY_SHAPE = "capacity"  # the name the budgets' `shapes` see for a step
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    """One step as the shape describes it."""
+
+    warmup_s: float
+    hold_s: float
+    spawn_rate: float
+    start: float
+    open_users: int
+
+
+def _step_plan(opts: CapacityOptions, shape: Shape) -> StepPlan:
+    """The shape is one step: warm-up, its last stage's hold, users and spawn rate."""
+    last = shape.stages[-1]
+    users = max(stage.users for stage in shape.stages)
+    mean_wait = sum(shape.wait_s) / 2 or 1.0
+    start = opts.start
+    if start is None:
+        start = float(users) if not opts.open_model else max(1.0, round(users / mean_wait))
+    return StepPlan(
+        warmup_s=opts.warmup_s if opts.warmup_s is not None else shape.warmup_s,
+        hold_s=opts.hold_s if opts.hold_s is not None else last.duration_s,
+        spawn_rate=opts.spawn_rate if opts.spawn_rate is not None else last.spawn_rate,
+        start=start,
+        open_users=users,
+    )
+
+
+def _run_options(opts: CapacityOptions, plan_path: Path, first_rate: float | None) -> RunOptions:
+    return RunOptions(
+        shape=opts.shape,
+        target=opts.target,
+        api_file=opts.api_file,
+        service_profile=opts.service_profile,
+        processes=opts.processes,
+        out=opts.out,
+        open_rate=first_rate,
+        database=opts.database,
+        budgets_file=opts.budgets_file,
+        shapes_file=opts.shapes_file,
+        workers=opts.workers,
+        use_redis=opts.use_redis,
+        startup_timeout_s=opts.startup_timeout_s,
+        max_duration_s=opts.max_time_s,
+        workload_file=opts.workload_file,
+        capacity_plan=plan_path,
+    )
+
+
+def execute_capacity(opts: CapacityOptions) -> int:
+    """Search, write the answer, return the exit code (0 reached --require, 1 not, 3 invalid)."""
+    began = time.time()
+    check(opts)
+    try:
+        shape = load_shapes(opts.shapes_file).get(opts.shape)
+    except ScenarioConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if shape is None:
+        raise ConfigError(f"shape {opts.shape!r} is not in {opts.shapes_file}; give --shape NAME")
+    step_plan = _step_plan(opts, shape)
+    if opts.max_level is not None and step_plan.start > opts.max_level:
+        raise UsageError(
+            f"the level range is empty: the first level, {step_plan.start:g}, is above "
+            f"--max-level {opts.max_level:g}; give --start at or under it"
+        )
+    first_rate = step_plan.start if opts.open_model else None
+    ropts = _run_options(opts, Path("capacity_plan.json"), first_rate)
+    validate(ropts)
+    api = load_run_api(ropts)
+    info = resolve_shape(ropts)
+    ropts = with_shape_defaults(ropts, info)
+    budgets = gate.load_budgets(ropts.budgets_file)
+    target = require_loopback(opts.target) if opts.target else None
+    if target is not None:
+        try:
+            check_reachable(target)
+        except TargetUnreachableError as exc:
+            raise UsageError(str(exc)) from None
+    profile = (opts.service_profile or "fixed") if target is None else "external"
+    run_dir, run_id = _make_run_dir(opts.out, make_run_id(f"capacity-{opts.shape}", profile))
+    plan_path = run_dir / "capacity_plan.json"
+    ropts = dataclasses.replace(ropts, capacity_plan=plan_path)
+    config = initial_config(ropts, info, run_id, target, profile, api)
+    search = Search(
+        start=step_plan.start,
+        factor=opts.factor,
+        ratio=opts.ratio,
+        max_level=opts.max_level if opts.max_level is not None else math.inf,
+        min_level=opts.min_level,
+        whole=not opts.open_model,
+    )
+    config["capacity"] = {
+        "model": "open" if opts.open_model else "closed",
+        "unit": "requests/s" if opts.open_model else "users",
+        "start": step_plan.start,
+        "factor": opts.factor,
+        "ratio": opts.ratio,
+        "max_level": opts.max_level,
+        "warmup_s": step_plan.warmup_s,
+        "hold_s": step_plan.hold_s,
+        "spawn_rate": step_plan.spawn_rate,
+        "extensions": opts.extensions,
+        "max_time_s": opts.max_time_s,
+        "open_users": step_plan.open_users if opts.open_model else None,
+    }
+    state = RunState(
+        run_dir=run_dir,
+        run_id=run_id,
+        config=config,
+        meta=initial_meta(ropts, info, run_id),
+        shape=dataclasses.replace(info, duration_s=opts.max_time_s),
+    )
+    controller = Controller(opts, step_plan, search, budgets, state, began)
+    controller.write_level(search.next_level() or step_plan.start)
+    say(
+        f"capacity {run_id}: {run_dir}\n"
+        f"  {config['capacity']['model']} model in {config['capacity']['unit']}: from "
+        f"{step_plan.start:g}, x{opts.factor:g} until a budget fails, then bisect to "
+        f"{opts.ratio:.0%}; each step {step_plan.warmup_s:g} s warm-up + {step_plan.hold_s:g} s "
+        f"hold; stops within {opts.max_time_s:.0f} s"
+    )
+    error = load_and_clean_up(state, ropts, target, follow=controller.follow)
+    if state.interrupted is not None:
+        search.stop(f"interrupted: {state.interrupted}")
+    answer = write_outputs(run_dir, state, search, controller.steps, budgets, opts, began)
+    if error is not None and not controller.steps:
+        raise error
+    say(f"report: {run_dir / 'report.html'}")
+    for line in answer["lines"]:
+        say(line)
+    return _exit_code(search, controller.steps, opts, state)
+
+
+def _exit_code(search: Search, steps: list[Step], opts: CapacityOptions, state: RunState) -> int:
+    if search.passed is None and not any(s.outcome is Outcome.FAIL for s in steps):
+        return EXIT_INVALID  # nothing judged, or every step invalid: no answer
+    if state.interrupted is not None:
+        return EXIT_INVALID
+    capacity = search.passed or 0.0
+    if opts.require is not None:
+        return EXIT_PASS if capacity >= opts.require else EXIT_FAIL
+    return EXIT_PASS if search.passed is not None else EXIT_FAIL
+
+
+class Controller:
+    """Steers the Locust run through the search's steps (runexec's `follow`)."""
+
+    def __init__(
+        self,
+        opts: CapacityOptions,
+        plan: StepPlan,
+        search: Search,
+        budgets: Budgets,
+        state: RunState,
+        began: float,
+    ) -> None:
+        self.opts = opts
+        self.plan = plan
+        self.search = search
+        self.budgets = budgets
+        self.state = state
+        self.began = began
+        self.deadline = began + opts.max_time_s - TEARDOWN_S
+        self.steps: list[Step] = []
+        self.level: Level | None = None
+        self.stats: StatsHistoryTail | None = None
+        self._next_line = 0.0
+
+    # -- the plan file ----------------------------------------------------------------------
+
+    def write_level(self, level: float, stop: bool = False) -> None:
+        users = self.plan.open_users if self.opts.open_model else int(level)
+        rate = level if self.opts.open_model else None
+        self.level = Level(users, self.plan.spawn_rate, rate, stop)
+        assert self.state.run_dir is not None
+        PlanFile.write(self.state.run_dir / "capacity_plan.json", self.level)
+
+    # -- following the run ------------------------------------------------------------------
+
+    def follow(
+        self, state: RunState, ropts: RunOptions, stats: StatsHistoryTail, locust_started: float
+    ) -> None:
+        self.stats = stats
+        groups = CpuGroups(
+            service=state.service.pid if state.service is not None else None,
+            generator=state.locust.pid if state.locust is not None else None,
+        )
+        try:
+            while (level := self.search.next_level()) is not None:
+                needed = self._step_estimate(level)
+                left = self.deadline - time.time()
+                if needed > left:
+                    self.search.stop(
+                        f"time: the next step ({level:g}) needs about {needed:.0f} s and "
+                        f"{max(0.0, left):.0f} s are left of --max-time {self.opts.max_time_s:.0f}"
+                    )
+                    break
+                step = self._step(level, groups)
+                self.search.record(level, step.outcome)
+                if step.outcome is Outcome.INVALID and self.search.passed is None:
+                    self.search.stop(
+                        "the first level tried was invalid: " + step.invalid_reasons[0]
+                    )
+                    break
+        finally:
+            self.write_level(self.level.users if self.level else 0, stop=True)
+            self._wait_locust_end(30.0)
+
+    def _current_users(self) -> int:
+        latest = self.stats.latest() if self.stats is not None else None
+        return latest.users if latest is not None else 0
+
+    def _step_estimate(self, level: float) -> float:
+        ramp = 2.0
+        if not self.opts.open_model:
+            ramp += max(0.0, level - self._current_users()) / self.plan.spawn_rate
+        return ramp + self.plan.warmup_s + self.plan.hold_s + SETTLE_S + 5.0
+
+    def _step(self, level: float, groups: CpuGroups) -> Step:
+        index = len(self.steps) + 1
+        phase = self.search.phase
+        unit = "requests/s" if self.opts.open_model else "users"
+        label = f"step {index} ({phase}) {level:g} {unit}"
+        say(f"{label}: ramping")
+        self.write_level(level)
+        self._ramp(level, label)
+        self._sleep(self.plan.warmup_s, f"{label}: warm-up")
+        hold_from = time.time()
+        before = take_snapshot(groups, hold_from)
+        holds = 0
+        while True:
+            holds += 1
+            self._sleep(self.plan.hold_s, f"{label}: hold {holds}", since=hold_from)
+            hold_to = time.time()
+            after = take_snapshot(groups, hold_to)
+            self._sleep(SETTLE_S, f"{label}: judging")
+            step = self._judge(index, level, phase, hold_from, hold_to, holds)
+            step.cpu = CpuSplit.between(before, after, groups.service is not None, _cores())
+            lengthen = (
+                step.outcome is Outcome.INCONCLUSIVE
+                and holds <= self.opts.extensions
+                and time.time() + self.plan.hold_s + SETTLE_S < self.deadline
+            )
+            if not lengthen:
+                break
+            say(f"{label}: inconclusive ({', '.join(step.limited_by)}): hold lengthened")
+        self.steps.append(step)
+        say(_step_line(step, unit))
+        return step
+
+    def _judge(
+        self, index: int, level: float, phase: str, start: float, end: float, holds: int
+    ) -> Step:
+        assert self.state.run_dir is not None
+        samples = read_samples(self.state.run_dir / "samples.csv")
+        summary = judge_window(
+            self.state.run_dir,
+            self.budgets,
+            start,
+            end,
+            shape_name=CAPACITY_SHAPE,
+            samples=samples,
+        )
+        rate = level if self.opts.open_model else None
+        outcome, limited, rows, invalid, notes = judge_step(summary, open_rate=rate)
+        ts = samples["ts"].to_numpy()
+        mask = (ts >= start) & (ts < end) & (samples["category"] != "setup").to_numpy()
+        latencies = samples["latency_ms"].to_numpy()[mask]
+        users = self._mean_users(start, end)
+        return Step(
+            index=index,
+            level=level,
+            phase=phase,
+            users=users,
+            open_rate=rate,
+            hold_from=start,
+            hold_to=end,
+            requests=int(mask.sum()),
+            throughput_rps=float(mask.sum()) / (end - start),
+            mean_latency_ms=float(np.mean(latencies)) if len(latencies) else None,
+            outcome=outcome,
+            limited_by=limited,
+            budgets=rows,
+            invalid_reasons=invalid,
+            notes=notes,
+            holds=holds,
+            hit_rate=hit_rate_of(rows),
+        )
+
+    def _mean_users(self, start: float, end: float) -> float | None:
+        """The users Locust ran over the hold, from the watcher's samples (each second)."""
+        assert self.state.run_dir is not None
+        from reports.loading import read_jsonl
+
+        rows = read_jsonl(self.state.run_dir / "generator.jsonl")
+        seen = [
+            float(r["users"])
+            for r in rows
+            if isinstance(r.get("users"), int | float) and start <= float(r.get("ts", 0)) < end
+        ]
+        return sum(seen) / len(seen) if seen else None
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def _ramp(self, level: float, label: str) -> None:
+        if self.opts.open_model:
+            self._sleep(2.0, f"{label}: ramp")
+            return
+        gap = abs(level - self._current_users())
+        needed = gap / self.plan.spawn_rate + 2.0
+        # Locust's history lags by up to 10 s: wait for the computed time, then for the count
+        self._sleep(needed, f"{label}: ramp")
+        limit = time.time() + 15.0
+        while self._current_users() != int(level) and time.time() < limit:
+            self._sleep(1.0, f"{label}: ramp")
+
+    def _sleep(self, seconds: float, what: str, since: float | None = None) -> None:
+        end = time.time() + seconds
+        origin = since if since is not None else time.time()
+        while True:
+            now = time.time()
+            if now >= end:
+                return
+            self._check_alive()
+            if now >= self._next_line:
+                self._progress(what, now - origin)
+                self._next_line = now + PROGRESS_S
+            time.sleep(min(0.5, end - now))
+
+    def _check_alive(self) -> None:
+        state = self.state
+        if state.locust is not None and state.locust.poll() is not None:
+            raise RunInterrupted(
+                f"error: Locust exited (code {state.locust.poll()}) mid-search; see "
+                f"{state.run_dir / 'locust.log'}"
+            )
+        if state.service is not None and not state.service.alive():
+            raise RunInterrupted(
+                f"crash: the reference service exited; see {state.service.log_path}"
+            )
+
+    def _progress(self, what: str, elapsed: float) -> None:
+        latest = self.stats.latest() if self.stats is not None else None
+        total = time.time() - self.began
+        parts = [f"[{total:5.0f}/{self.opts.max_time_s:.0f} s]", f"{what} {elapsed:4.0f} s"]
+        if latest is not None:
+            parts.append(f"users {latest.users}  rps {latest.rps:.1f}  failures {latest.failures}")
+        watcher = self.state.watcher
+        if watcher is not None and watcher.last:
+            parts.append(f"generator CPU {watcher.last['cpu_percent_max']:.0f} %")
+        say("  ".join(parts))
+
+    def _wait_locust_end(self, seconds: float) -> None:
+        locust = self.state.locust
+        limit = time.time() + seconds
+        while locust is not None and locust.poll() is None and time.time() < limit:
+            time.sleep(0.5)
+
+
+def _cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _step_line(step: Step, unit: str) -> str:
+    parts = [
+        f"step {step.index}: {step.level:g} {unit}: {step.outcome.value.upper()}",
+        f"{step.throughput_rps:.1f} req/s over {step.hold_s:.0f} s",
+    ]
+    for row in step.budgets:
+        if row["limiting"] or row["kind"] == "hit_rate":
+            unit_ = " ms" if row["kind"] == "latency" else ""
+            parts.append(
+                f"{row['id']} {_fmt(row['measured'], 3 if unit_ == '' else 1)}{unit_} "
+                f"[{_fmt(row['ci_low'], 3 if unit_ == '' else 1)}, "
+                f"{_fmt(row['ci_high'], 3 if unit_ == '' else 1)}] {row['verdict']}"
+            )
+    cpu = step.cpu_per_request_ms()
+    if cpu is not None:
+        parts.append(
+            "CPU ms/request: "
+            + ", ".join(f"{k} {_fmt(v, 2)}" for k, v in cpu.items() if v is not None)
+        )
+    for reason in step.invalid_reasons:
+        parts.append(f"invalid: {reason}")
+    return "\n    ".join(parts)
