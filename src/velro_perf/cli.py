@@ -194,7 +194,9 @@ def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number; give digits, e.g. 5000 (users) or 250.5 (requests/s)"
+        ) from None
     return value
 
 

@@ -8,8 +8,9 @@ between requests Z = N / X - R, and the knee, where the light-load line N / (R0 
 bound c / D, is at N* = c (R0 + Z) / D (R0 the response time at light load). Two demands are
 worth knowing:
 
-* shared: every CPU second the machine spent per request (service, generator, data stores and
-  the rest): the capacity of this machine as it was run, generator beside the service;
+* shared: every CPU second the run's processes spent per request (service, generator, data
+  stores and the runner; not what other users of the machine did meanwhile): the capacity of
+  this machine as it was run, generator beside the service;
 * service alone: the service's own CPU per request: what the service would hold with all c
   cores to itself (the generator and the rest elsewhere).
 """
@@ -28,7 +29,7 @@ class LawInputs:
     throughput_rps: float  # X at the light-load step
     response_s: float  # R0: the mean response time at the light-load step
     service_demand_s: float | None  # D of the service alone (None: not on this machine)
-    machine_demand_s: float  # every CPU second of the machine per request
+    machine_demand_s: float  # every CPU second of the run's processes per request
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,9 @@ def _laws(steps: list[Step], passed: Step | None, open_model: bool) -> dict[str,
     cpu = loaded.cpu_per_request_ms()
     assert cpu is not None
     assert loaded.cpu is not None
-    machine = cpu["machine"] or 0.0
+    # the run's own processes: service, generator, data stores and this runner; "other" is
+    # whatever else the machine did (another user's work), shown but not charged to the load
+    machine = sum(cpu[k] or 0.0 for k in ("service", "generator", "data_stores", "runner"))
     inputs = LawInputs(
         cores=loaded.cpu.cores,
         users=None if open_model else (light.users or light.level),
