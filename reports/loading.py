@@ -211,6 +211,15 @@ class RunData:
             df[c] = _numeric(df, c)
         return df
 
+    def json_file(self, name: str) -> dict[str, Any] | None:
+        """A JSON object file of the run folder (generator_health.json, open_model.json);
+        None when absent or unreadable."""
+        try:
+            loaded = json.loads((self.run_dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
     @property
     def shape(self) -> str | None:
         value = self.config.get("shape")

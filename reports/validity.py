@@ -5,9 +5,7 @@ the shape's, an open model that kept its schedule."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -71,14 +69,14 @@ def generator_health(data: RunData) -> GeneratorHealth:
     if out["achieved_rps"] is None:
         d = measured_duration(data)
         out["achieved_rps"] = (len(data.judged) / d) if d else None
-    out["health"] = cast(WorkerHealth | None, _json_file(data.run_dir, HEALTH_FILE))
-    out["open_model"] = cast(OpenModelFigures | None, _open_model(data.run_dir))
+    out["health"] = cast(WorkerHealth | None, data.json_file(HEALTH_FILE))
+    out["open_model"] = cast(OpenModelFigures | None, _open_model(data))
     return out
 
 
-def _open_model(run_dir: Path) -> dict[str, Any] | None:
+def _open_model(data: RunData) -> dict[str, Any] | None:
     """open_model.json's run figures (per-process detail and the timeline left in the file)."""
-    loaded = _json_file(run_dir, OPEN_MODEL_FILE)
+    loaded = data.json_file(OPEN_MODEL_FILE)
     if loaded is None or loaded.get("mode") != "open":
         return None
     figures = {k: v for k, v in loaded.items() if k not in ("processes", "timeline", "note")}
@@ -90,14 +88,6 @@ def _open_model(run_dir: Path) -> dict[str, Any] | None:
         step[1] += int(began)
     figures["starts_by_10s"] = [[t, *bins[t]] for t in sorted(bins)]
     return figures
-
-
-def _json_file(run_dir: Path, name: str) -> dict[str, Any] | None:
-    try:
-        loaded = json.loads((Path(run_dir) / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
 
 
 def _clock(ts: float, measured_from: float) -> str:

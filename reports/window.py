@@ -71,6 +71,43 @@ class WindowRun(RunData):
     def locust_history(self) -> pd.DataFrame:
         return _before(super().locust_history, self.end, inclusive=True)
 
+    def json_file(self, name: str) -> dict[str, Any] | None:
+        """The generator's run-wide files cut to the window: its health events in the window,
+        and the open model's schedule counted over the window's seconds."""
+        loaded = super().json_file(name)
+        if loaded is None:
+            return None
+        if name == "generator_health.json":
+            events = [e for e in loaded.get("events", []) if self.start <= _ts(e) <= self.end]
+            return {**loaded, "events": events}
+        if name == "open_model.json" and loaded.get("mode") == "open":
+            return _open_window(loaded, self.start, self.end)
+        return loaded
+
+
+def _open_window(loaded: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+    """open_model.json over [start, end): the intended and actual starts of its seconds. A
+    start that slipped out of its second counts as late here (the file keeps no per-second
+    count of late starts): a generator that keeps its schedule starts each second's slots in
+    that second, one that falls behind does not."""
+    origin = float(loaded.get("started_at") or 0.0)
+    intended = began = 0
+    timeline = []
+    for second, planned, started in loaded.get("timeline", []):
+        if start <= origin + float(second) < end:
+            intended += int(planned)
+            began += int(started)
+            timeline.append([second, planned, started])
+    late = max(0, intended - began)
+    return {
+        **loaded,
+        "scheduled": intended,
+        "started": began,
+        "late": late,
+        "late_share": late / intended if intended else 0.0,
+        "timeline": timeline,
+    }
+
 
 def _ts(row: dict[str, Any]) -> float:
     value = row.get("ts")

@@ -61,7 +61,10 @@ from velro_perf.target import check_reachable, require_loopback
 
 __all__ = ["execute_capacity"]
 
-SETTLE_S = 5.0  # after a hold: workers report every 3 s, the master flushes every 2 s
+# after a hold, until its last samples are on disk: a single Locust process flushes every 2 s;
+# with workers, they report every 3 s and the master flushes every 2 s
+SETTLE_S = {True: 2.5, False: 5.0}
+DRAIN_MAX_S = 60.0  # open model: the longest wait for an overloaded step's backlog to clear
 TEARDOWN_S = 60.0  # kept free at the end of --max-time for stopping and writing the answer
 PROGRESS_S = 10.0
 CAPACITY_SHAPE = "capacity"  # the name the budgets' `shapes` see for a step
@@ -234,6 +237,7 @@ class Controller:
         self.level: Level | None = None
         self.stats: StatsHistoryTail | None = None
         self._next_line = 0.0
+        self.settle_s = SETTLE_S[False]  # set from the run's processes in follow()
 
     # -- the plan file ----------------------------------------------------------------------
 
@@ -250,6 +254,7 @@ class Controller:
         self, state: RunState, ropts: RunOptions, stats: StatsHistoryTail, locust_started: float
     ) -> None:
         self.stats = stats
+        self.settle_s = SETTLE_S[(ropts.processes or 1) == 1]
         groups = CpuGroups(
             service=state.service.pid if state.service is not None else None,
             generator=state.locust.pid if state.locust is not None else None,
@@ -283,13 +288,15 @@ class Controller:
         ramp = 2.0
         if not self.opts.open_model:
             ramp += max(0.0, level - self._current_users()) / self.plan.spawn_rate
-        return ramp + self.plan.warmup_s + self.plan.hold_s + SETTLE_S + 5.0
+        return ramp + self.plan.warmup_s + self.plan.hold_s + self.settle_s + 5.0
 
     def _step(self, level: float, groups: CpuGroups) -> Step:
         index = len(self.steps) + 1
         phase = self.search.phase
         unit = "requests/s" if self.opts.open_model else "users"
         label = f"step {index} ({phase}) {level:g} {unit}"
+        if self.opts.open_model and self.steps and not self.steps[-1].outcome.passed:
+            self._drain(label)
         say(f"{label}: ramping")
         self.write_level(level)
         self._ramp(level, label)
@@ -302,13 +309,13 @@ class Controller:
             self._sleep(self.plan.hold_s, f"{label}: hold {holds}", since=hold_from)
             hold_to = time.time()
             after = take_snapshot(groups, hold_to)
-            self._sleep(SETTLE_S, f"{label}: judging")
+            self._sleep(self.settle_s, f"{label}: judging")
             step = self._judge(index, level, phase, hold_from, hold_to, holds)
             step.cpu = CpuSplit.between(before, after, groups.service is not None, _cores())
             lengthen = (
                 step.outcome is Outcome.INCONCLUSIVE
                 and holds <= self.opts.extensions
-                and time.time() + self.plan.hold_s + SETTLE_S < self.deadline
+                and time.time() + self.plan.hold_s + self.settle_s < self.deadline
             )
             if not lengthen:
                 break
@@ -371,6 +378,23 @@ class Controller:
 
     # -- waiting ----------------------------------------------------------------------------
 
+    def _drain(self, label: str) -> None:
+        """Open model, after a step that did not pass: the requests it left in flight (up to
+        the generator's bound) would be answered during the next step's warm-up and hold, so
+        the rate drops to a trickle until they are done (open_model.json: started - completed)."""
+        assert self.state.run_dir is not None
+        trickle = max(1.0, self.plan.start / 20.0)
+        self.write_level(trickle)
+        limit = time.time() + DRAIN_MAX_S
+        in_flight = -1
+        while time.time() < limit:
+            self._sleep(1.0, f"{label}: draining the last step's backlog")
+            figures = _read_json(self.state.run_dir / "open_model.json") or {}
+            in_flight = int(figures.get("started", 0)) - int(figures.get("completed", 0))
+            if in_flight <= max(2.0, trickle):
+                return
+        say(f"{label}: {in_flight} requests still in flight after {DRAIN_MAX_S:.0f} s of draining")
+
     def _ramp(self, level: float, label: str) -> None:
         if self.opts.open_model:
             self._sleep(2.0, f"{label}: ramp")
@@ -424,6 +448,16 @@ class Controller:
         limit = time.time() + seconds
         while locust is not None and locust.poll() is None and time.time() < limit:
             time.sleep(0.5)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
 
 
 def _cores() -> int:
