@@ -231,6 +231,13 @@ def _add_capacity(sub: Any) -> None:
     cap.add_argument(
         "--workload", type=Path, metavar="FILE", help="workload file instead of the shape's"
     )
+    cap.add_argument(
+        "--fixtures",
+        type=Path,
+        metavar="FILE",
+        help="with --target: the seed users as `velro seed --out` writes them (default: "
+        "provisioned through the target's API)",
+    )
     cap.add_argument("--open", action="store_true", help="open model: levels are requests/s")
     cap.add_argument(
         "--start",
@@ -303,6 +310,7 @@ def _capacity(args: argparse.Namespace) -> int:
             api_file=args.api,
             shape=args.shape,
             workload_file=args.workload,
+            fixtures=args.fixtures,
             open_model=args.open,
             start=args.start,
             factor=args.factor,

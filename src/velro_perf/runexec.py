@@ -164,7 +164,7 @@ def _load(state: RunState, opts: RunOptions, target: str | None, follow: Follow)
             host=host,
             shape=opts.shape,
             run_dir=state.run_dir,
-            fixtures=state.service.fixtures_path if state.service else None,
+            fixtures=state.service.fixtures_path if state.service else opts.fixtures,
             open_rate=opts.open_rate,
             processes=opts.processes or 1,  # resolved by with_shape_defaults
             shapes_file=opts.shapes_file,

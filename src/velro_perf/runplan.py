@@ -56,6 +56,8 @@ class RunOptions:
     progress_every_s: float = 5.0
     # the workload file that replaces the shape's own (velro-perf capacity --workload)
     workload_file: Path | None = None
+    # a seed file (`velro seed --out` format) for a --target; None: provisioned through its API
+    fixtures: Path | None = None
     # velro-perf capacity: Locust holds the level this file names (scenarios/capacityplan.py)
     capacity_plan: Path | None = None
     # explicit sizes replace the shape file's (tests, or a shape file not written yet)

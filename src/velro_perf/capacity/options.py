@@ -22,6 +22,7 @@ class CapacityOptions:
     api_file: Path | None = None
     shape: str = DEFAULT_SHAPE  # one step: its warm-up, its last stage's hold, users, spawn rate
     workload_file: Path | None = None
+    fixtures: Path | None = None  # a --target's seed file; None: provisioned through its API
     open_model: bool = False  # levels are requests a second instead of users
     start: float | None = None  # None: the shape's users (closed) or their rate (open)
     factor: float = 2.0

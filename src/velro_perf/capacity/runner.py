@@ -115,6 +115,7 @@ def _run_options(opts: CapacityOptions, plan_path: Path, first_rate: float | Non
         startup_timeout_s=opts.startup_timeout_s,
         max_duration_s=opts.max_time_s,
         workload_file=opts.workload_file,
+        fixtures=opts.fixtures,
         capacity_plan=plan_path,
     )
 
