@@ -4,6 +4,7 @@
 #   make gate   the CI gate: the smoke shape against the fixed profile, judged by the PRD budgets
 #   make bench  the full microbenchmarks (make bench-quick: each once, as CI does)
 #   make check  ruff and mypy
+#   make capacity  the largest load the reference holds within its budgets (docs/capacity.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.installed
 SHAPE  ?= smoke
 OUT    ?= runs
 
-.PHONY: setup run gate test check fmt bench bench-quick throughput costcurve serve clean
+.PHONY: setup run gate test check fmt bench bench-quick throughput costcurve serve clean capacity
 
 setup: $(STAMP)
 
@@ -30,6 +31,10 @@ run: setup
 
 gate: setup
 	$(BIN)/velro-perf run --shape smoke --service-profile fixed --out $(OUT)
+
+# users.concurrent judged from a capacity search; stops by itself within 28 minutes
+capacity: setup
+	$(BIN)/velro-perf capacity --out $(OUT)
 
 test: setup
 	$(BIN)/pytest

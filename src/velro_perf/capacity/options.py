@@ -69,6 +69,15 @@ def check(opts: CapacityOptions) -> None:
         raise UsageError(f"--max-time {opts.max_time_s:g} is too short; give 60 seconds or more")
     if opts.extensions < 0:
         raise UsageError(f"--extensions {opts.extensions} is invalid; give 0 or more")
+    if opts.fixtures is not None and opts.target is None:
+        raise UsageError(
+            f"--fixtures {opts.fixtures} seeds a --target; the reference service seeds "
+            "itself: drop --fixtures or give --target URL"
+        )
+    if opts.fixtures is not None and not opts.fixtures.is_file():
+        raise UsageError(
+            f"--fixtures {opts.fixtures} does not exist; give the JSON `velro seed --out` wrote"
+        )
     if opts.start is not None and opts.max_level is not None and opts.start > opts.max_level:
         raise UsageError(
             f"the level range is empty: --start {opts.start:g} is above --max-level "
