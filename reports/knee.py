@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reports.charts import _COLORS, Chart, _figure, _render
+from reports.charts import _COLORS, Chart, _figure, _plain_log, _render
 
 __all__ = ["knee_chart", "render_capacity_report"]
 
@@ -57,9 +57,11 @@ def knee_chart(summary: dict[str, Any]) -> Chart | None:
         if bound is not None:
             top.axhline(bound, color=color, linestyle="--", linewidth=1)
     top.set_yscale("log")
+    _plain_log(top.yaxis)
     top.set_ylabel("judged percentile (ms)")
     for axis in (top, bottom):
         axis.set_xscale("log")
+        _plain_log(axis.xaxis)
         axis.grid(True, which="both", alpha=0.3)
         for key, style in (("level_passed", "-"), ("level_failed", ":")):
             if capacity.get(key) is not None:

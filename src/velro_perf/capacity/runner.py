@@ -33,7 +33,7 @@ from velro_perf.capacity.cpu import CpuGroups, CpuSplit, take_snapshot
 from velro_perf.capacity.options import CapacityOptions, check
 from velro_perf.capacity.report import write_outputs
 from velro_perf.capacity.search import Outcome, Search
-from velro_perf.capacity.steps import Step, hit_rate_of, judge_step
+from velro_perf.capacity.steps import Step, cache_tiers, hit_rate_of, judge_step
 from velro_perf.errors import (
     EXIT_FAIL,
     EXIT_INVALID,
@@ -281,14 +281,11 @@ class Controller:
             self.write_level(self.level.users if self.level else 0, stop=True)
             self._wait_locust_end(30.0)
 
-    def _current_users(self) -> int:
-        latest = self.stats.latest() if self.stats is not None else None
-        return latest.users if latest is not None else 0
-
     def _step_estimate(self, level: float) -> float:
         ramp = 2.0
         if not self.opts.open_model:
-            ramp += max(0.0, level - self._current_users()) / self.plan.spawn_rate
+            previous = self.steps[-1].level if self.steps else 0.0
+            ramp += abs(level - previous) / self.plan.spawn_rate
         return ramp + self.plan.warmup_s + self.plan.hold_s + self.settle_s + 5.0
 
     def _step(self, level: float, groups: CpuGroups) -> Step:
@@ -343,6 +340,7 @@ class Controller:
         ts = samples["ts"].to_numpy()
         mask = (ts >= start) & (ts < end) & (samples["category"] != "setup").to_numpy()
         latencies = samples["latency_ms"].to_numpy()[mask]
+        tiers = cache_tiers(samples.loc[mask])
         users = self._mean_users(start, end)
         return Step(
             index=index,
@@ -362,6 +360,7 @@ class Controller:
             notes=notes,
             holds=holds,
             hit_rate=hit_rate_of(rows),
+            cache_tiers=tiers,
         )
 
     def _mean_users(self, start: float, end: float) -> float | None:
@@ -398,15 +397,12 @@ class Controller:
 
     def _ramp(self, level: float, label: str) -> None:
         if self.opts.open_model:
-            self._sleep(2.0, f"{label}: ramp")
-            return
-        gap = abs(level - self._current_users())
-        needed = gap / self.plan.spawn_rate + 2.0
-        # Locust's history lags by up to 10 s: wait for the computed time, then for the count
-        self._sleep(needed, f"{label}: ramp")
-        limit = time.time() + 15.0
-        while self._current_users() != int(level) and time.time() < limit:
             self._sleep(1.0, f"{label}: ramp")
+            return
+        # Locust spawns at its rate in 1-s batches; its history CSV, flushed every 10 s, would
+        # only tell later, so the ramp is its computed time (the warm-up follows anyway)
+        previous = self.steps[-1].level if self.steps else 0.0
+        self._sleep(abs(level - previous) / self.plan.spawn_rate + 1.0, f"{label}: ramp")
 
     def _sleep(self, seconds: float, what: str, since: float | None = None) -> None:
         end = time.time() + seconds

@@ -16,9 +16,9 @@ Which budgets limit the capacity:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-import numpy as np
+import pandas as pd
 
 from reports.runfiles import BudgetResult, Summary
 from velro_perf.capacity.cpu import CpuSplit
@@ -51,7 +51,7 @@ class Step:
     holds: int  # 1, or more when an inconclusive hold was lengthened
     cpu: CpuSplit | None = None
     hit_rate: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    cache_tiers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def hold_s(self) -> float:
@@ -81,6 +81,7 @@ class Step:
             "notes": self.notes,
             "budgets": self.budgets,
             "hit_rate": self.hit_rate,
+            "cache_tiers": self.cache_tiers,
             "cpu": None
             if cpu is None
             else {
@@ -168,12 +169,23 @@ def judge_step(
     return Outcome.PASS, [], rows, invalid, notes
 
 
+def cache_tiers(window: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per endpoint, how many answers each cache tier gave (Server-Timing `cache;desc=`):
+    which lookups miss, by kind of key. Empty for a target that does not say."""
+    if window.empty or "st_cache" not in window or window["st_cache"].isna().all():
+        return {}
+    counts = (
+        window.dropna(subset=["st_cache"]).groupby(["endpoint", "st_cache"], observed=True).size()
+    )
+    out: dict[str, dict[str, int]] = {}
+    for key, n in counts.items():
+        endpoint, tier = cast(tuple[Any, Any], key)
+        out.setdefault(str(endpoint), {})[str(tier)] = int(n)
+    return out
+
+
 def hit_rate_of(rows: list[dict[str, Any]]) -> float | None:
     for row in rows:
         if row["kind"] == "hit_rate" and isinstance(row["measured"], float | int):
             return float(row["measured"])
     return None
-
-
-def mean_latency_ms(latencies: np.ndarray[Any, Any]) -> float | None:
-    return float(latencies.mean()) if len(latencies) else None
