@@ -119,7 +119,7 @@ def _capacity(work: Path, url: str, *extra: str) -> dict[str, object]:
          "--api", str(ROOT / "targets" / "contract.toml"),
          "--shapes", str(work / "shapes.toml"), "--budgets", str(work / "budgets.toml"),
          "--fixtures", str(work / "fixtures.json"), "--processes", "1",
-         "--ratio", "0.1", "--extensions", "1", "--max-time", "80",
+         "--ratio", "0.1", "--extensions", "1", "--max-time", "100",
          "--out", str(work / "runs"), *extra],
         capture_output=True, text=True, timeout=150, check=False,
     )  # fmt: skip

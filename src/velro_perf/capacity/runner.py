@@ -65,7 +65,9 @@ __all__ = ["execute_capacity"]
 # with workers, they report every 3 s and the master flushes every 2 s
 SETTLE_S = {True: 2.5, False: 5.0}
 DRAIN_MAX_S = 60.0  # open model: the longest wait for an overloaded step's backlog to clear
-TEARDOWN_S = 60.0  # kept free at the end of --max-time for stopping and writing the answer
+# kept free at the end of --max-time for stopping Locust and the service and writing the answer
+TEARDOWN_S = 60.0
+TEARDOWN_SHARE = 0.1  # of a short --max-time
 PROGRESS_S = 10.0
 CAPACITY_SHAPE = "capacity"  # the name the budgets' `shapes` see for a step
 
@@ -233,7 +235,8 @@ class Controller:
         self.budgets = budgets
         self.state = state
         self.began = began
-        self.deadline = began + opts.max_time_s - TEARDOWN_S
+        teardown = min(TEARDOWN_S, max(10.0, TEARDOWN_SHARE * opts.max_time_s))
+        self.deadline = began + opts.max_time_s - teardown
         self.steps: list[Step] = []
         self.level: Level | None = None
         self.stats: StatsHistoryTail | None = None
