@@ -520,3 +520,36 @@ def test_the_degraded_profile_turns_every_tier_off(
         assert delete_redis_prefix(redis_server, redis_prefix) == 0
     finally:
         db.close()
+
+
+@pytest.mark.redis
+def test_a_versioned_entry_outlives_the_tiers_ttls_and_others_do_not(
+    tmp_path: Path, redis_server: str, redis_prefix: str
+) -> None:
+    """A key that names its value for good (an authz decision keyed by its ACL versions) lives
+    its own TTL in L1 and L2; the tiers' TTLs bound only entries a change could make stale."""
+
+    async def scenario() -> None:
+        plain, plain_calls = counting_loader([{"v": 1}, {"v": 2}])
+        fixed, fixed_calls = counting_loader([{"v": 1}, {"v": 2}])
+        async with open_cache(
+            redis_url=redis_server,
+            prefix=redis_prefix,
+            l1_ttl_s=0.5,
+            l1_live_ttl_s=1.0,
+            l2_ttl_s=1.0,
+        ) as cache:
+            await cache.get_or_load("users", "u1", plain, ttl_s=60)
+            await cache.get_or_load("authz", "u1:p1:3:7", fixed, ttl_s=60, versioned=True)
+            await cache.flush()
+            await asyncio.sleep(1.3)  # past both tiers' TTLs (waiting for expiry, not a cost)
+            assert await cache.get_or_load("users", "u1", plain, ttl_s=60) == ({"v": 2}, "miss")
+            got = await cache.get_or_load("authz", "u1:p1:3:7", fixed, ttl_s=60, versioned=True)
+            assert got == ({"v": 1}, "L1")
+            cache.l1.clear()
+            got = await cache.get_or_load("authz", "u1:p1:3:7", fixed, ttl_s=60, versioned=True)
+            assert got == ({"v": 1}, "L2")
+        assert len(plain_calls) == 2
+        assert len(fixed_calls) == 1
+
+    asyncio.run(scenario())

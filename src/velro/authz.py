@@ -146,10 +146,11 @@ class Authorizer:
     # -- decisions -----------------------------------------------------------------------
 
     def _ttl(self, value: dict[str, Any]) -> float:
-        # A change bumps a version and so the key, never the entry: decisions may live long.
-        # Denials have a TTL of their own (settings.py says why it is as long as allows').
+        # A change bumps a version and so the key, never the entry: decisions may live long,
+        # past the tiers' TTLs (get_or_load's `versioned`). Denials have a TTL of their own
+        # (settings.py says why it is as long as allows').
         settings = self.svc.settings
-        return settings.deny_ttl_s if value.get("role") is None else settings.l3_ttl_s
+        return settings.deny_ttl_s if value.get("role") is None else settings.decision_ttl_s
 
     async def decide(self, user_id: str, project_id: str) -> Decision:
         if not self.svc.cache.enabled:
@@ -165,7 +166,9 @@ class Authorizer:
             value: dict[str, Any] = await self.svc.db_call(load_role, user_id, project_id)
             return value
 
-        value, tier = await self.svc.cache.get_or_load(self.NAMESPACE, key, load, ttl_s=self._ttl)
+        value, tier = await self.svc.cache.get_or_load(
+            self.NAMESPACE, key, load, ttl_s=self._ttl, versioned=self.svc.cache.enabled
+        )
         ctx = timing.current()
         if ctx is not None:
             # The request's Server-Timing names the decision's tier, not the best of every

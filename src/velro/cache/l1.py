@@ -12,6 +12,7 @@ invalidations reach it, and trusts them only ``max_age_s`` when they may not.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -51,9 +52,12 @@ class L1Cache:
             return self.MISSING
         return item[0]
 
-    def set(self, key: str, value: Any, deadline: float | None = None) -> None:
-        """Keep ``value`` for the L1 TTL, or until ``deadline`` (epoch seconds) if sooner."""
-        ttl = self.ttl_s
+    def set(
+        self, key: str, value: Any, deadline: float | None = None, *, capped: bool = True
+    ) -> None:
+        """Keep ``value`` for the L1 TTL, or until ``deadline`` (epoch seconds) if sooner;
+        ``capped=False`` (a versioned key, see TieredCache): until ``deadline`` alone."""
+        ttl = self.ttl_s if capped or deadline is None else math.inf
         if deadline is not None:
             ttl = min(ttl, deadline - time.time())
         if ttl <= 0:

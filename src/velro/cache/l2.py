@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -84,14 +85,17 @@ class L2Cache:
             log.warning("ignored a malformed L2 entry for %r", skey)
             return None
 
-    async def set(self, skey: str, encoded: str, deadline: float, now: float) -> None:
-        """Store the JSON text ``encoded`` until ``deadline`` or for the L2 TTL if sooner.
+    async def set(
+        self, skey: str, encoded: str, deadline: float, now: float, *, capped: bool = True
+    ) -> None:
+        """Store the JSON text ``encoded`` until ``deadline`` or for the L2 TTL if sooner
+        (``capped=False``, a versioned key: until ``deadline``).
 
         Only where the key is absent (``NX``): a write-back never replaces an invalidation's
         tombstone, so a value read before the invalidation cannot come back after it.
         """
-        ttl = min(self.ttl_s, deadline - now)
-        if ttl <= 0.001:
+        ttl = min(self.ttl_s, deadline - now) if capped else deadline - now
+        if ttl <= 0.001 or not math.isfinite(ttl):
             return
         payload = f"[{now + ttl!r},{encoded}]"
         await self._call(lambda c: c.set(self.key(skey), payload, px=int(ttl * 1000), nx=True))

@@ -173,7 +173,12 @@ class TieredCache:
         loader: Callable[[], Awaitable[Any]],
         *,
         ttl_s: Ttl = None,
+        versioned: bool = False,
     ) -> _Result:
+        """``versioned``: the key names its value for good (it embeds the versions the value
+        was computed from, as authz decisions do), so no change can make the entry stale and
+        it may live ``ttl_s`` in every tier, past the tiers' own TTLs, which bound only how
+        long an entry whose invalidation was missed stays wrong."""
         if not self.enabled:
             # degraded: no tier at all, as in the story's original service
             self._l1_misses += 1
@@ -195,7 +200,7 @@ class TieredCache:
             self.listener.start()  # a cache used without start(): subscribe now
 
         async def fill(flight: Flight[_Result]) -> None:
-            await self._fill(flight, namespace, skey, loader, ttl_s)
+            await self._fill(flight, namespace, skey, loader, ttl_s, versioned)
 
         value, tier = await self._flights.run(skey, fill)
         timing.note_cache(tier)
@@ -296,6 +301,7 @@ class TieredCache:
         skey: str,
         loader: Callable[[], Awaitable[Any]],
         ttl_s: Ttl,
+        versioned: bool = False,
     ) -> None:
         """The miss path: L2, then L3 only while L2 cannot serve, then the loader.
 
@@ -305,7 +311,7 @@ class TieredCache:
         fifth of a worker's time in a 10,000-user ramp, where every new user misses). L3 is
         the shared tier of a service without Redis, or while Redis is down.
         """
-        if await self._from_l2(flight, skey):
+        if await self._from_l2(flight, skey, versioned):
             return
         l3 = self.l3 if self._l2_down() else None
         if l3 is not None and await self._from_l3(flight, skey):
@@ -320,16 +326,16 @@ class TieredCache:
             flight.resolve((value, "miss"))
             return
         if not flight.stale:
-            self.l1.set(skey, value, deadline)
+            self.l1.set(skey, value, deadline, capped=not versioned)
         flight.resolve((value, "miss"))
         if flight.stale:
             return
-        await self._write_back(skey, encoded, deadline, now, l3=l3 is not None)
+        await self._write_back(skey, encoded, deadline, now, l3=l3 is not None, versioned=versioned)
 
     def _l2_down(self) -> bool:
         return self.l2 is None or self.l2.conn.is_open()
 
-    async def _from_l2(self, flight: Flight[_Result], skey: str) -> bool:
+    async def _from_l2(self, flight: Flight[_Result], skey: str, versioned: bool = False) -> bool:
         if self.l2 is None:
             return False
         if self._unsent and not self.l2.conn.is_open():
@@ -341,7 +347,7 @@ class TieredCache:
         self._l2_hits += 1
         deadline, value = got
         if not flight.stale:
-            self.l1.set(skey, value, deadline)
+            self.l1.set(skey, value, deadline, capped=not versioned)
         flight.resolve((value, "L2"))
         return True
 
@@ -361,11 +367,11 @@ class TieredCache:
         return True
 
     async def _write_back(
-        self, skey: str, encoded: str, deadline: float, now: float, *, l3: bool
+        self, skey: str, encoded: str, deadline: float, now: float, *, l3: bool, versioned: bool
     ) -> None:
         writes = []
         if self.l2 is not None:
-            writes.append(self.l2.set(skey, encoded, deadline, now))
+            writes.append(self.l2.set(skey, encoded, deadline, now, capped=not versioned))
         if l3:
             writes.append(self._l3_set(skey, encoded, deadline, now))
         await asyncio.gather(*writes)
