@@ -133,6 +133,18 @@ def _num(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _figure(row: dict[str, Any]) -> str:
+    """`authentication.p95 186.7 ms [179.8, 196.0], bound < 50 ms: fail`."""
+    latency = row["kind"] == "latency"
+    digits, unit = (1, " ms") if latency else (4, "")
+    bound = row["bound"]
+    side, value = ("<", bound["max"]) if "max" in bound else (">=", bound.get("min"))
+    return (
+        f"{row['id']} {_num(row['measured'], digits)}{unit} [{_num(row['ci_low'], digits)}, "
+        f"{_num(row['ci_high'], digits)}], bound {side} {value:g}{unit}: {row['verdict']}"
+    )
+
+
 def answer_lines(capacity: dict[str, Any]) -> list[str]:
     unit = capacity["unit"]
     passed, failed = capacity["level_passed"], capacity["level_failed"]
@@ -146,13 +158,7 @@ def answer_lines(capacity: dict[str, Any]) -> list[str]:
             f"{_num(capacity['throughput_rps'])} requests/s at capacity"
         )
     if capacity["limited_by"]:
-        figs = "; ".join(
-            f"{f['id']} {_num(f['measured'], 3 if f['kind'] != 'latency' else 1)} "
-            f"[{_num(f['ci_low'], 3 if f['kind'] != 'latency' else 1)}, "
-            f"{_num(f['ci_high'], 3 if f['kind'] != 'latency' else 1)}] against "
-            f"{f['bound']}: {f['verdict']}"
-            for f in capacity["limited_by_figures"]
-        )
+        figs = "; ".join(_figure(f) for f in capacity["limited_by_figures"])
         lines.append(
             f"limited by: {capacity['limited_by']} at {_num(failed, 0)} {unit}"
             + (f" ({figs})" if figs else "")
