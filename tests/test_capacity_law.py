@@ -113,18 +113,18 @@ def law_inputs(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _capacity(work: Path, url: str, *extra: str) -> dict[str, object]:
+def _capacity(work: Path, out: Path, url: str, *extra: str) -> dict[str, object]:
     done = subprocess.run(
         [str(BIN / "velro-perf"), "capacity", "--target", url,
          "--api", str(ROOT / "targets" / "contract.toml"),
          "--shapes", str(work / "shapes.toml"), "--budgets", str(work / "budgets.toml"),
          "--fixtures", str(work / "fixtures.json"), "--processes", "1",
          "--ratio", "0.1", "--extensions", "1", "--max-time", "100",
-         "--out", str(work / "runs"), *extra],
+         "--out", str(out), *extra],
         capture_output=True, text=True, timeout=150, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    (summary_path,) = (work / "runs").glob("*/summary.json")
+    (summary_path,) = out.glob("*/summary.json")
     summary: dict[str, object] = json.loads(summary_path.read_text())
     assert "capacity:" in done.stdout
     assert (summary_path.parent / "report.html").is_file()
@@ -134,10 +134,19 @@ def _capacity(work: Path, url: str, *extra: str) -> dict[str, object]:
 @pytest.mark.slow
 def test_capacity_finds_the_slots_laws_closed_and_open_capacity(law_inputs: Path) -> None:
     with Target(LAW, law_inputs / "target.log") as target:
-        closed = _capacity(law_inputs / "closed", target.url, "--shape", "law", "--start", "24")
+        closed = _capacity(
+            law_inputs, law_inputs / "closed", target.url, "--shape", "law", "--start", "24"
+        )
     with Target(LAW, law_inputs / "target-open.log") as target:
         opened = _capacity(
-            law_inputs / "open", target.url, "--shape", "law-open", "--open", "--start", "120"
+            law_inputs,
+            law_inputs / "open",
+            target.url,
+            "--shape",
+            "law-open",
+            "--open",
+            "--start",
+            "120",
         )
     expected = {"closed": LAW.closed_capacity(THINK_S, BOUND_MS), "open": LAW.max_rps}
     for model, summary in (("closed", closed), ("open", opened)):
