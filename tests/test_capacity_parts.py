@@ -101,3 +101,28 @@ def test_a_target_that_does_not_answer_is_exit_2(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert url in err
     assert "start the service first" in err
+
+
+def _budget(bid: str, kind: str, bound: dict[str, float], **figures: object) -> dict[str, object]:
+    return {"id": bid, "kind": kind, "bound": bound, "percentile": None, "confidence": 0.95,
+            "sentence": "", **figures}  # fmt: skip
+
+
+def test_too_few_requests_to_bound_a_budget_do_not_limit_but_a_straddle_does() -> None:
+    few = _budget(
+        "errors.unexpected", "error_rate", {"max": 0.001},
+        measured=0.0, ci_low=0.0, ci_high=0.0037, samples=1000, verdict="inconclusive",
+    )  # fmt: skip
+    straddle = _budget(
+        "authentication.p95", "latency", {"max": 50.0},
+        measured=48.0, ci_low=45.0, ci_high=53.0, samples=20000, verdict="inconclusive",
+    )  # fmt: skip
+    summary = {"budgets": [few], "invalid_reasons": [], "requests": 1000, "duration_s": 90.0}
+    outcome, limited, rows, _, notes = judge_step(summary, open_rate=None)  # type: ignore[arg-type]
+    assert outcome is Outcome.PASS
+    assert rows[0]["judged"] == "too few samples"
+    assert "too few requests (1000)" in notes[0]
+    summary["budgets"] = [few, straddle]
+    outcome, limited, *_ = judge_step(summary, open_rate=None)  # type: ignore[arg-type]
+    assert outcome is Outcome.INCONCLUSIVE
+    assert limited == ["authentication.p95"]

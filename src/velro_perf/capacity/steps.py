@@ -5,8 +5,9 @@ Which budgets limit the capacity:
 
 * latency and error-rate budgets: a conclusive fail stops the climb; a verdict that straddles
   the bound makes the step inconclusive (lengthened, then never counted as a pass);
-* a budget with too few requests at this level for its interval to have an upper end (the
-  p95 of 40 sign-ups) cannot be judged here: shown as such, not limiting;
+* a budget with too few requests at this level for its interval to reach the bound's side
+  (the p95 of 40 sign-ups; an error rate of 0.1 % over fewer than 3,689 requests) cannot be
+  judged here: shown as such, not limiting;
 * the cache hit rate, and any hit-rate budget: reported beside the capacity, not limiting it.
   It depends on how long the users have revisited their working set as much as on the load
   (docs/capacity.md), so a hold of a minute or two says little of the steady state;
@@ -15,6 +16,7 @@ Which budgets limit the capacity:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -117,8 +119,16 @@ def _row(result: BudgetResult, limiting: bool, judged: str) -> dict[str, Any]:
 
 
 def _unbounded(result: BudgetResult) -> bool:
-    """An interval with no end on the bound's side: too few samples to judge, not a straddle."""
+    """Too few samples to judge, not a straddle: an interval with no end on the bound's side,
+    or an error rate over fewer requests than even none unexpected would bring under its
+    bound (the upper end of Clopper-Pearson's interval of 0 in n is 1 - (alpha/2)^(1/n): at
+    0.1 % that needs 3,689 requests, more than a short hold at a low level sends)."""
     bound = result["bound"]
+    if result["kind"] == "error_rate" and "max" in bound and 0 < bound["max"] < 1:
+        confidence = result.get("confidence") or 0.95
+        needed = math.log((1 - confidence) / 2) / math.log(1 - bound["max"])
+        if result["samples"] < needed:
+            return True
     if "max" in bound:
         return result["ci_high"] is None
     return result["ci_low"] is None
