@@ -238,6 +238,13 @@ def _add_capacity(sub: Any) -> None:
         help="with --target: the seed users as `velro seed --out` writes them (default: "
         "provisioned through the target's API)",
     )
+    cap.add_argument(
+        "--target-pid",
+        type=_whole,
+        metavar="PID",
+        help="with --target: its root process on this machine, whose CPU (and its children's) "
+        "is the service's in the CPU split and the laws",
+    )
     cap.add_argument("--open", action="store_true", help="open model: levels are requests/s")
     cap.add_argument(
         "--start",
@@ -311,6 +318,7 @@ def _capacity(args: argparse.Namespace) -> int:
             shape=args.shape,
             workload_file=args.workload,
             fixtures=args.fixtures,
+            target_pid=args.target_pid,
             open_model=args.open,
             start=args.start,
             factor=args.factor,

@@ -23,6 +23,7 @@ class CapacityOptions:
     shape: str = DEFAULT_SHAPE  # one step: its warm-up, its last stage's hold, users, spawn rate
     workload_file: Path | None = None
     fixtures: Path | None = None  # a --target's seed file; None: provisioned through its API
+    target_pid: int | None = None  # a --target's root process on this machine (its CPU split)
     open_model: bool = False  # levels are requests a second instead of users
     start: float | None = None  # None: the shape's users (closed) or their rate (open)
     factor: float = 2.0
@@ -69,6 +70,11 @@ def check(opts: CapacityOptions) -> None:
         raise UsageError(f"--max-time {opts.max_time_s:g} is too short; give 60 seconds or more")
     if opts.extensions < 0:
         raise UsageError(f"--extensions {opts.extensions} is invalid; give 0 or more")
+    if opts.target_pid is not None and (opts.target is None or opts.target_pid <= 0):
+        raise UsageError(
+            f"--target-pid {opts.target_pid} names a --target's process; give it with "
+            "--target URL (the reference service's own is known)"
+        )
     if opts.fixtures is not None and opts.target is None:
         raise UsageError(
             f"--fixtures {opts.fixtures} seeds a --target; the reference service seeds "

@@ -41,6 +41,15 @@ def _laws(steps: list[Step], passed: Step | None, open_model: bool) -> dict[str,
     cpu = loaded.cpu_per_request_ms()
     assert cpu is not None
     assert loaded.cpu is not None
+    if cpu["service"] is None:
+        # a --target without --target-pid: its CPU is somewhere in "other", and a demand
+        # without it would bound nothing
+        return {
+            "cores": loaded.cpu.cores,
+            "demand_step": loaded.index,
+            "cpu_per_request_ms": cpu,
+            "note": "the target's processes are not known (give --target-pid): no prediction",
+        }
     # the run's own processes: service, generator, data stores and this runner; "other" is
     # whatever else the machine did (another user's work), shown but not charged to the load
     machine = sum(cpu[k] or 0.0 for k in ("service", "generator", "data_stores", "runner"))
@@ -167,6 +176,8 @@ def answer_lines(capacity: dict[str, Any]) -> list[str]:
             lines.append(f"  invalid: {reason}")
     lines.append(f"stopped because: {capacity['stopped_because']}")
     laws = capacity.get("laws")
+    if laws and laws.get("note"):
+        lines.append(f"laws: {laws['note']}")
     if laws and laws.get("max_rps_shared"):
         cpu = laws["cpu_per_request_ms"]
         split = ", ".join(f"{k} {_num(v, 2)}" for k, v in cpu.items() if v is not None)

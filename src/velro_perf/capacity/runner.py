@@ -260,7 +260,7 @@ class Controller:
         self.stats = stats
         self.settle_s = SETTLE_S[(ropts.processes or 1) == 1]
         groups = CpuGroups(
-            service=state.service.pid if state.service is not None else None,
+            service=state.service.pid if state.service is not None else self.opts.target_pid,
             generator=state.locust.pid if state.locust is not None else None,
         )
         try:
