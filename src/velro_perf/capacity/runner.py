@@ -386,7 +386,11 @@ class Controller:
         the generator's bound) would be answered during the next step's warm-up and hold, so
         the rate drops to a trickle until they are done (open_model.json: started - completed)."""
         assert self.state.run_dir is not None
-        trickle = max(1.0, self.plan.start / 20.0)
+        # Each user sleeps until the slot it claimed: at a trickle of r a second, its next one
+        # is up to users / r seconds away, and the next step's rate starts only after it. Two
+        # slots a second per user keep that under 2 s (waited out below, before the ramp).
+        users = self.plan.open_users
+        trickle = max(1.0, self.plan.start / 20.0, users / 2.0)
         self.write_level(trickle)
         limit = time.time() + DRAIN_MAX_S
         in_flight = -1
@@ -395,8 +399,10 @@ class Controller:
             figures = _read_json(self.state.run_dir / "open_model.json") or {}
             in_flight = int(figures.get("started", 0)) - int(figures.get("completed", 0))
             if in_flight <= max(2.0, trickle):
-                return
-        say(f"{label}: {in_flight} requests still in flight after {DRAIN_MAX_S:.0f} s of draining")
+                break
+        else:
+            say(f"{label}: {in_flight} requests in flight after {DRAIN_MAX_S:.0f} s of draining")
+        self._sleep(users / trickle, f"{label}: the trickle's last claimed slots")
 
     def _ramp(self, level: float, label: str) -> None:
         if self.opts.open_model:
