@@ -81,11 +81,13 @@ class OpenModel:
         self.origin, self.origin_scheduled = self.started_at, 0
 
     def retarget(self, rate: float, now: float | None = None) -> None:
-        """Go on at another rate from the next slot (or now, when behind), counters kept."""
+        """Go on at another rate from now, counters kept. Slots already claimed keep their
+        times; the new schedule does not wait for them (at a trickle, the users' claims reach
+        seconds ahead, which would delay the new rate as long), nor does it send the slots a
+        schedule that fell behind missed."""
         if not self.rate or rate <= 0:
             return
-        due = self.origin + (self.scheduled - self.origin_scheduled) / self.rate
-        self.origin = max(due, time.time() if now is None else now)
+        self.origin = time.time() if now is None else now
         self.origin_scheduled = self.scheduled
         self.rate = rate
 

@@ -43,8 +43,9 @@ def test_the_open_model_goes_on_at_a_new_rate_from_its_next_slot() -> None:
     model = OpenModel()
     model.start(10.0, now=1000.0)
     assert [model.claim() for _ in range(3)] == [1000.0, 1000.1, 1000.2]
-    model.retarget(100.0, now=1000.0)  # ahead of the clock: from the next slot, 1000.3
-    assert [model.claim() for _ in range(3)] == pytest.approx([1000.3, 1000.31, 1000.32])
+    # the users' claims reach 1000.2; the new rate starts now all the same
+    model.retarget(100.0, now=1000.05)
+    assert [model.claim() for _ in range(3)] == pytest.approx([1000.05, 1000.06, 1000.07])
     assert model.scheduled == 6  # the counters go on
     model.retarget(50.0, now=2000.0)  # behind: the missed slots are not sent in a burst
     assert model.claim() == pytest.approx(2000.0)

@@ -387,7 +387,7 @@ class Controller:
         the rate drops to a trickle until they are done (open_model.json: started - completed)."""
         assert self.state.run_dir is not None
         # Each user sleeps until the slot it claimed: at a trickle of r a second, its next one
-        # is up to users / r seconds away, and the next step's rate starts only after it. Two
+        # is up to users / r seconds away, and it takes up the next step's rate only then. Two
         # slots a second per user keep that under 2 s (waited out below, before the ramp).
         users = self.plan.open_users
         trickle = max(1.0, self.plan.start / 20.0, users / 2.0)
