@@ -241,6 +241,7 @@ class Controller:
         self.level: Level | None = None
         self.stats: StatsHistoryTail | None = None
         self._next_line = 0.0
+        self._catch_up_s = 0.0  # open model, after a drain: until every user has a new slot
         self.settle_s = SETTLE_S[False]  # set from the run's processes in follow()
 
     # -- the plan file ----------------------------------------------------------------------
@@ -388,7 +389,7 @@ class Controller:
         assert self.state.run_dir is not None
         # Each user sleeps until the slot it claimed: at a trickle of r a second, its next one
         # is up to users / r seconds away, and it takes up the next step's rate only then. Two
-        # slots a second per user keep that under 2 s (waited out below, before the ramp).
+        # slots a second per user keep that under 2 s, which the next ramp waits out.
         users = self.plan.open_users
         trickle = max(1.0, self.plan.start / 20.0, users / 2.0)
         self.write_level(trickle)
@@ -402,11 +403,12 @@ class Controller:
                 break
         else:
             say(f"{label}: {in_flight} requests in flight after {DRAIN_MAX_S:.0f} s of draining")
-        self._sleep(users / trickle, f"{label}: the trickle's last claimed slots")
+        self._catch_up_s = users / trickle
 
     def _ramp(self, level: float, label: str) -> None:
         if self.opts.open_model:
-            self._sleep(1.0, f"{label}: ramp")
+            self._sleep(max(1.0, self._catch_up_s), f"{label}: ramp")
+            self._catch_up_s = 0.0
             return
         # Locust spawns at its rate in 1-s batches; its history CSV, flushed every 10 s, would
         # only tell later, so the ramp is its computed time (the warm-up follows anyway)
