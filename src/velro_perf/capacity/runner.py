@@ -65,6 +65,7 @@ __all__ = ["execute_capacity"]
 # with workers, they report every 3 s and the master flushes every 2 s
 SETTLE_S = {True: 2.5, False: 5.0}
 DRAIN_MAX_S = 60.0  # open model: the longest wait for an overloaded step's backlog to clear
+PROVISION_MAX_S = 300.0  # a --target seeded through its API: the longest wait for its users
 # kept free at the end of --max-time for stopping Locust and the service and writing the answer
 TEARDOWN_S = 60.0
 TEARDOWN_SHARE = 0.1  # of a short --max-time
@@ -265,6 +266,8 @@ class Controller:
             generator=state.locust.pid if state.locust is not None else None,
         )
         try:
+            if self.opts.target is not None and self.opts.fixtures is None:
+                self._wait_provisioned()
             while (level := self.search.next_level()) is not None:
                 needed = self._step_estimate(level)
                 left = self.deadline - time.time()
@@ -381,6 +384,17 @@ class Controller:
         return sum(seen) / len(seen) if seen else None
 
     # -- waiting ----------------------------------------------------------------------------
+
+    def _wait_provisioned(self) -> None:
+        """A --target seeded through its API: Locust starts its users only once the seed is
+        registered, so the first step waits for them (the stats history lags up to 10 s)."""
+        limit = time.time() + PROVISION_MAX_S
+        while time.time() < limit:
+            latest = self.stats.latest() if self.stats is not None else None
+            if latest is not None and latest.users > 0:
+                return
+            self._sleep(1.0, "provisioning the seed through the target's API")
+        say(f"no Locust users after {PROVISION_MAX_S:.0f} s of provisioning; going on")
 
     def _drain(self, label: str) -> None:
         """Open model, after a step that did not pass: the requests it left in flight (up to
