@@ -253,6 +253,7 @@ class Operation:
         headers: dict[str, str] = {}
         body: dict[str, Any] = {}
         secret: set[str] = set()
+        as_client = ""
         for name, value in self.fields.items():
             if isinstance(value, str):
                 wanted = set(PLACEHOLDER_RE.findall(value))
@@ -277,6 +278,7 @@ class Operation:
                 assert client is not None, "the file gives a client to every client operation"
                 if client.auth == "basic":
                     headers["Authorization"] = client.basic()
+                    as_client = f" as client {client.id} (HTTP Basic)"
                 else:
                     body.update(client_id=client.id, client_secret=client.secret)
                     secret.add("client_secret")
@@ -284,15 +286,16 @@ class Operation:
         shown = {name: "***" if name in secret else value for name, value in body.items()}
         if self.body == "json":
             return Prepared(
-                self.method, path, self.name, headers, json=body, shown=f" json {shown}"
-            )
+                self.method, path, self.name, headers, json=body,
+                shown=f" json {shown}{as_client}",
+            )  # fmt: skip
         if self.body == "form":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             return Prepared(
                 self.method, path, self.name, headers, data=urlencode(body),
-                shown=f" form {urlencode(shown, safe='*')}",
+                shown=f" form {urlencode(shown, safe='*')}{as_client}",
             )  # fmt: skip
-        return Prepared(self.method, path, self.name, headers)
+        return Prepared(self.method, path, self.name, headers, shown=as_client)
 
     def success(
         self,

@@ -243,17 +243,17 @@ def _bad_token(c: _Checker, token: str, kind: str, expecting: str) -> None:
 
 def _session(c: _Checker, owner: _Who) -> None:
     """The caller's check (or introspection) and the refresh grant with its rotation."""
-    if owner.token is None:
+    token = owner.token
+    if token is None:
         c.skip("me", "the signed-in caller", "needs a token: login did not work")
     else:
-        token = owner.token
         c.step("me", "the signed-in caller", lambda b: b.me(token, owner.id or ""))
-        refusal = c.api.op("me").outcome("bad_token") if c.api.has("me") else None
-        if refusal is not None:
-            for kind in ("malformed", "missing") + (
-                ("tampered", "alg_none") if token.count(".") == 2 else ()
-            ):
-                _bad_token(c, token, kind, refusal.describe(kind))
+    refusal = c.api.op("me").outcome("bad_token") if c.api.has("me") else None
+    if refusal is not None:
+        # tampering needs a JWT's three parts; missing and malformed need no good token
+        jwt = token is not None and token.count(".") == 2
+        for kind in ("malformed", "missing", *(("tampered", "alg_none") if jwt else ())):
+            _bad_token(c, token or "", kind, refusal.describe(kind))
     if not c.api.has("refresh"):
         c.skip("refresh", "refresh the owner's token")
         return
