@@ -236,7 +236,7 @@ def _sign_in(c: _Checker, who: _Who, *, from_file: bool) -> None:
 def _bad_token(c: _Checker, token: str, kind: str, expecting: str) -> None:
     c.step(
         "me",
-        f"a {kind} token, expecting {expecting}",
+        f"a bad token ({kind}), expecting {expecting}",
         lambda b: b.bad_bearer(bad_token(kind, token), kind),
     )
 
@@ -279,7 +279,7 @@ def _session(c: _Checker, owner: _Who) -> None:
     if newest:
         c.step(
             "refresh",
-            "the newest token of that family (revoked by the reuse)",
+            "the family's newest token, revoked by the reuse",
             lambda b: b.refresh_refused(newest, ""),
         )
 
