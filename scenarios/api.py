@@ -119,13 +119,16 @@ class BackendApi:
             category=category,
         )
 
-    def login(self, email: str, password: str, *, category: str | None = None) -> Checked:
+    def login(
+        self, email: str, password: str, *, category: str | None = None, suffix: str = ""
+    ) -> Checked:
         """A right password: the success the file describes, with a token."""
         return self._send(
             "login",
             {"email": email, "password": password},
             self.described.op("login").success(),
             category=category,
+            suffix=suffix,
         )
 
     def refresh(

@@ -373,15 +373,13 @@ class AbuseUser(VelroUser):
         again: refused, and its family revoked, so the newest token is refused too."""
         if "refresh_replay" not in self.probes or time.time() < self.sign_in_after:
             return
-        issued = self.api.token_of(
-            self.api.login(self.account.email, self.password, category="setup")
-        )
+        # its own requests, named apart: a probe's sign-in is not a user signing in again
+        probe = " [replay probe]"
+        issued = self.api.token_of(self.api.login(self.account.email, self.password, suffix=probe))
         if issued is None or issued.refresh_token is None:
             return
         first = issued.refresh_token
-        rotated = self.api.token_of(
-            self.api.refresh(first, category="setup", suffix=" [replay probe]"), "refresh"
-        )
+        rotated = self.api.token_of(self.api.refresh(first, suffix=probe), "refresh")
         if rotated is None or rotated.refresh_token is None:
             return
         self.api.refresh_refused(first, "consumed refresh token")
