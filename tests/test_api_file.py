@@ -202,3 +202,20 @@ def test_client_auth_without_a_client_table_is_refused() -> None:
     login = {**MINIMAL["operations"]["login"], "auth": "client"}
     with pytest.raises(ScenarioConfigError, match=r"has no \[client\]"):
         parse_api({"operations": {"login": login}}, source="m.toml")
+
+
+def test_the_oauth2_example_of_the_docs_is_the_tested_file() -> None:
+    import re
+    import tomllib
+
+    docs = (ROOT / "docs" / "api-file.md").read_text()
+    section = docs[docs.index("## OAuth2") : docs.index("## Users from a file")]
+    (example,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    described, tested = parse_api(tomllib.loads(example), source="docs"), load_api(DOT)
+    assert described.operations.keys() == tested.operations.keys()
+    for key, op in tested.operations.items():
+        assert described.op(key).prepare(
+            {"email": "e", "password": "p", "user_id": "1", "refresh_token": "r"}, token="t"
+        ) == op.prepare(
+            {"email": "e", "password": "p", "user_id": "1", "refresh_token": "r"}, token="t"
+        )
