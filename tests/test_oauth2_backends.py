@@ -79,7 +79,10 @@ def dot_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     _manage("createapplication", "confidential", "client-credentials", "--name", "velro service",
             "--client-id", "velro-service", "--client-secret", "service-secret",
             "--no-hash-client-secret", env=env)  # fmt: skip
-    argv = [str(BIN / "uvicorn"), "dot_provider.asgi:application", "--no-access-log"]
+    # two worker processes, as a deployment runs Django's ASGI app: each serves its sync
+    # views one at a time, so one would queue every request behind a sign-in's hash
+    argv = [str(BIN / "uvicorn"), "dot_provider.asgi:application", "--no-access-log",
+            "--workers", "2"]  # fmt: skip
     for base in _serve(argv, DOT_PROJECT, workdir / "uvicorn.log", env, "/health"):
         yield base, users
 
