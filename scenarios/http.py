@@ -30,8 +30,11 @@ from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
 
-__all__ = ["Answer", "Channel", "Transport"]
+__all__ = ["UNSLOTTED", "Answer", "Channel", "Transport"]
 
+# Requests that keep a user going (its sign-in, its token's refresh) and are never the
+# measured request of an open-model slot: the task's own request that follows is.
+UNSLOTTED = frozenset({"setup", "refresh"})
 # FastHttpSession's defaults: a stalled target is waited for, never cut short by the client
 TIMEOUT_S = 60.0
 _JSON = {"Content-Type": "application/json"}
@@ -201,7 +204,7 @@ class Channel:
 
     def _take_slot(self, category: str) -> float | None:
         """The open-model slot this request is for, if it is the task's measured one."""
-        if category == "setup":
+        if category in UNSLOTTED:
             return None
         intended: float | None = getattr(self.slot, "value", None)
         self.slot.value = None

@@ -24,7 +24,7 @@ import gevent.pool
 
 from scenarios.api import BackendApi, Issued
 from scenarios.checks import Checked
-from scenarios.http import Channel, Transport
+from scenarios.http import UNSLOTTED, Channel, Transport
 from scenarios.runtime import Runtime, SeedSource
 from scenarios.seed import SeedUser
 from scenarios.tokens import BAD_TOKEN_KINDS, bad_token
@@ -48,8 +48,9 @@ LIMIT_WINDOW_S = 60.0
 # never sends an expired one
 TOKEN_MARGIN_S = 30.0
 # the samples.csv category of the refreshes a user makes to keep its session: judged (the
-# refresh budget), and never the measured request of an open-model slot
+# refresh budget), and never the measured request of an open-model slot (http.UNSLOTTED)
 REFRESH_CATEGORY = "refresh"
+assert REFRESH_CATEGORY in UNSLOTTED
 # Locust starts floor(spawn_rate) users at once every floor(spawn_rate)/spawn_rate seconds
 # (about 1 s; locust/dispatch.py), and each signs in as it starts: a ramp of 20 users a
 # second is a burst of 20 argon2id hashes each second, which a service's sign-in queue bound
