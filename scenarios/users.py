@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import gevent
+import gevent.lock
 import gevent.pool
 
 from scenarios.api import BackendApi, Issued
@@ -113,6 +114,7 @@ class VelroUser(User):
         self.token_margin_s = TOKEN_MARGIN_S
         # the session's refresh token (rotated at each refresh), where the backend has one
         self.refresh_token: str | None = None
+        self.renewing = gevent.lock.BoundedSemaphore(1)
         self.sign_in_after = 0.0  # a refused sign-in's Retry-After, honoured
         self.next_slot = 0.0
 
@@ -192,13 +194,18 @@ class VelroUser(User):
         expire, else after a login (category setup) when there is none or it could not be
         renewed; None when that login failed or was refused with a Retry-After that has not
         passed (the task then sends nothing)."""
-        if self.token is None or time.time() > self.token_expires - self.token_margin_s:
-            if self.token is not None and self.renew():
-                return self.token
-            self.token = None
-            if time.time() >= self.sign_in_after:
-                self.login(self.account, "setup")
+        if self._expiring():
+            # in the open model a user's slots run at once: one renews, the others wait for
+            # its token (two refreshes of one refresh token would be a reuse, and revoke it)
+            with self.renewing:
+                if self._expiring() and (self.token is None or not self.renew()):
+                    self.token = None
+                    if time.time() >= self.sign_in_after:
+                        self.login(self.account, "setup")
         return self.token
+
+    def _expiring(self) -> bool:
+        return self.token is None or time.time() > self.token_expires - self.token_margin_s
 
 
 class TokenAuthUser(VelroUser):
