@@ -19,7 +19,9 @@ __all__ = ["REQUIRED_COLUMNS", "load_users_file", "users_seed"]
 REQUIRED_COLUMNS = ("email", "password")
 
 
-def load_users_file(path: str | Path, needed: int = 1) -> tuple[SeedUser, ...]:
+def load_users_file(
+    path: str | Path, needed: int = 1, needed_by: str = "the shape needs {n} (its seed_users)"
+) -> tuple[SeedUser, ...]:
     """The users of a users file; ScenarioConfigError names the problem and the fix when the
     file is missing, lacks a column, has an empty row or has fewer than `needed` users."""
     p = Path(path)
@@ -59,8 +61,9 @@ def load_users_file(path: str | Path, needed: int = 1) -> tuple[SeedUser, ...]:
         users.append(SeedUser(id=(row.get("id") or "").strip(), email=email, password=password))
     if len(users) < needed:
         raise ScenarioConfigError(
-            f"users file {str(p)!r} has {len(users)} users and the shape needs {needed} "
-            "(its seed_users); add users to the file or run a shape with fewer seed_users"
+            f"users file {str(p)!r} has {len(users)} users and {needed_by.format(n=needed)}; "
+            "add users to the file"
+            + (" or run a shape with fewer seed_users" if "seed_users" in needed_by else "")
         )
     return tuple(users)
 

@@ -452,7 +452,11 @@ def run_api_check(
     """The command: exit 0 when every tried operation answers as described, 1 otherwise."""
     try:
         api = load_api(api_file)
-        users = load_users_file(users_file, needed=2) if users_file else ()
+        users = (
+            load_users_file(users_file, 2, "api check signs in as {n} (an owner and another)")
+            if users_file
+            else ()
+        )
     except ScenarioConfigError as exc:
         raise ConfigError(str(exc)) from None
     out.write(f"{api.name} ({api.source}, sha256 {api.sha256[:12]}) against {target}\n")
