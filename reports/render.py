@@ -151,6 +151,8 @@ def _requirements(summary: Summary) -> list[dict[str, str]]:
     out = []
     for name, items in groups.items():
         worst = min((BudgetVerdict(b["verdict"]) for b in items), key=lambda v: v.severity)
+        if any(b.get("outside_prd") for b in items):
+            name += " (the suite's own, outside the PRD's rows)"
         out.append(
             {
                 "requirement": name,
