@@ -232,8 +232,14 @@ def test_the_contract_file_checks_a_user_answer_keys_and_identity() -> None:
 
 def test_the_contract_file_wants_a_bearer_token_with_a_lifetime() -> None:
     login = CONTRACT.op("login")
-    good = {"access_token": "a.b.c", "token_type": "bearer", "expires_in": 900}
+    good = {
+        "access_token": "a.b.c", "token_type": "bearer", "expires_in": 900,
+        "refresh_token": "r", "refresh_expires_in": 86400,
+    }  # fmt: skip
     assert _problem(login.success(), good) is None
+    assert _problem(login.success(), {**good, "refresh_token": ""}) == (
+        "login answer's refresh_token is not a non-empty string"
+    )
     assert _problem(login.success(), {**good, "token_type": "mac"}) == (
         "login answer has token_type='mac', expected 'bearer'"
     )
