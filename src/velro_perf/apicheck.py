@@ -16,8 +16,8 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import TextIO
 
 import httpx
 
@@ -176,7 +176,6 @@ class _Who:
     password: str
     id: str | None = None
     issued: Issued | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def token(self) -> str | None:
@@ -261,11 +260,9 @@ def _session(c: _Checker, owner: _Who) -> None:
     if first is None:
         c.skip("refresh", "refresh the owner's token", "needs a refresh token: login did not work")
         return
-    rotated = c.backend.token_of(
-        c.step("refresh", "refresh the owner's token", lambda b: b.refresh(first))
-        or Checked(False, "", None, None),
-        "refresh",
-    )
+    # c.step answers None only for an operation the file lacks; refresh is there
+    done = c.step("refresh", "refresh the owner's token", lambda b: b.refresh(first))
+    rotated = c.backend.token_of(done, "refresh") if done is not None else None
     if rotated is None:
         return
     owner.issued = rotated
