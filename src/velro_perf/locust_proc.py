@@ -31,6 +31,7 @@ class LocustOptions:
     api_file: Path | None = None  # None: the locustfile's default, targets/contract.toml
     workload_file: Path | None = None  # None: the shape's own workload, else workload.toml
     capacity_plan: Path | None = None  # velro-perf capacity: the level comes from this file
+    users_file: Path | None = None  # existing users to sign in as (scenarios/usersfile.py)
 
 
 def locust_argv(opts: LocustOptions) -> list[str]:
@@ -61,6 +62,8 @@ def locust_argv(opts: LocustOptions) -> list[str]:
         argv += ["--velro-capacity-plan", str(opts.capacity_plan.resolve())]
     if opts.fixtures is not None:
         argv += ["--velro-fixtures", str(opts.fixtures)]
+    if opts.users_file is not None:
+        argv += ["--velro-users-file", str(opts.users_file.resolve())]
     if opts.open_rate is not None:
         argv += ["--velro-open-rate", f"{opts.open_rate:g}"]
     if opts.processes != 1:
