@@ -20,6 +20,7 @@ import pandas as pd
 
 from reports.errors import RunDirError
 from reports.runfiles import RunConfig, RunMeta, read_config, read_json, read_meta
+from reports.stalls import StallSet, stall_set
 
 __all__ = [
     "SAMPLE_COLUMNS",
@@ -176,10 +177,35 @@ class RunData:
 
     @cached_property
     def judged(self) -> pd.DataFrame:
-        """The samples the budgets are judged on: after warm-up, never `setup`."""
+        """The samples the budgets are judged on: after warm-up, never `setup`, never one in
+        flight across a stall of its generator process (reports/stalls.py)."""
         s = self.samples
         mask = (s["ts"].to_numpy() >= self.measured_from) & (s["category"] != "setup").to_numpy()
-        return s.loc[mask].reset_index(drop=True)
+        return s.loc[mask & ~self._across_stalls].reset_index(drop=True)
+
+    @cached_property
+    def _across_stalls(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        return self.stalls.in_flight(self.samples)
+
+    @cached_property
+    def across_stalls(self) -> pd.DataFrame:
+        """The samples after warm-up (setup excepted) left out for a stall of their process."""
+        s = self.samples
+        mask = (s["ts"].to_numpy() >= self.measured_from) & (s["category"] != "setup").to_numpy()
+        return s.loc[mask & self._across_stalls].reset_index(drop=True)
+
+    @cached_property
+    def health(self) -> dict[str, Any]:
+        """generator_health.json; {} when absent or unreadable."""
+        try:
+            loaded = json.loads((self.run_dir / "generator_health.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    @cached_property
+    def stalls(self) -> StallSet:
+        return stall_set(self.health)
 
     @cached_property
     def locust_stats(self) -> pd.DataFrame:
