@@ -46,9 +46,11 @@ SAMPLE_COLUMNS: dict[str, Any] = {
     "st_hash": "float32",
     "st_cache": "category",
 }
-# the columns every analysis needs; Server-Timing ones are read only when present
+# the columns every analysis needs; Server-Timing ones are read only when present, and
+# `worker` to join the generator's stalls (reports/stalls.py)
 _CORE = ("ts", "endpoint", "category", "latency_ms", "status", "expected")
 _OPTIONAL = ("st_app", "st_db", "st_hash", "st_cache")
+_WORKER = "worker"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -83,7 +85,7 @@ def read_samples(path: Path) -> pd.DataFrame:
         raise RunDirError(
             f"{path} lacks column {missing[0]!r}; it must have the header of docs/run-format.md"
         )
-    cols = [c for c in (*_CORE, *_OPTIONAL) if c in header]
+    cols = [c for c in (*_CORE, _WORKER, *_OPTIONAL) if c in header]
     dtypes = {c: SAMPLE_COLUMNS[c] for c in cols}
     # status/expected may be empty on a truncated row: read as float then cast
     dtypes["status"] = "float32"
@@ -95,6 +97,8 @@ def read_samples(path: Path) -> pd.DataFrame:
     df = df.dropna(subset=["ts", "latency_ms"])
     df["status"] = df["status"].fillna(0).astype("int32")
     df["expected"] = df["expected"].fillna(0).astype("int8")
+    if _WORKER not in df:
+        df[_WORKER] = pd.Series("local", index=df.index, dtype="category")
     for c in _OPTIONAL:
         if c not in df:
             df[c] = pd.Series(np.nan, index=df.index, dtype="float32") if c != "st_cache" else None
