@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import gevent
-import gevent.pool
 
 from scenarios.api import BackendApi
 from scenarios.checks import Verdict
@@ -124,7 +123,7 @@ class VelroUser(User):
             self.channel.slot.value = slot
             body(self)
 
-        self.velro.in_flight.spawn(run)
+        self.velro.in_flight.run(run)
 
     def on_start(self) -> None:
         runner = self.environment.runner
