@@ -27,8 +27,8 @@ from geventhttpclient import HTTPClient
 from scenarios.checks import (
     ALL_PROMISES,
     Expect,
+    HeaderView,
     Verdict,
-    header_value,
     retry_after_s,
     verify,
 )
@@ -195,9 +195,8 @@ class Channel:
             effective = min(intended, started)
             latency_ms += (started - effective) * 1000
             started = effective
-        verdict = verify(
-            answer.status, answer.headers, answer.content, request_id, expects, promises
-        )
+        headers = HeaderView.of(answer.headers)  # read once: the checks and the row
+        verdict = verify(answer.status, headers, answer.content, request_id, expects, promises)
         failure = None
         if not verdict.ok:
             verdict, failure = self._failed(verdict, answer, label)
@@ -212,7 +211,7 @@ class Channel:
             latency_ms,
             answer.status,
             verdict.ok,
-            header_value(answer.headers, "Server-Timing"),
+            headers.get("server-timing"),
         )
         if intended is not None and self.open_model is not None:
             self.open_model.done(time.time())

@@ -43,7 +43,7 @@ __all__ = [
 INTERVAL_S = 0.02  # how often the timer should fire: 50 switches a second, a few us each
 STALL_S = 0.1  # a lateness over this is a stall (see the module's docstring for why)
 # lateness counted per bucket (seconds, lower bounds): the run's record of the loop's health
-LAG_BUCKETS_S = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
+LAG_BUCKETS_S = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
 
 
 class LoopWatch:
