@@ -167,6 +167,26 @@ def _suite_latency(run_dir: Path, t0: float, t1: float) -> dict[str, Any]:
     }
 
 
+def _loop_lateness(run_dir: Path) -> dict[str, float]:
+    """Share of the generating process's loop-timer firings at least 1, 2, 5 ms late (the
+    whole run, scenarios/stalls.py): how often a response waited for a busy loop."""
+    try:
+        loops = json.loads((run_dir / "generator_health.json").read_text())["loops"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    counts: Counter[float] = Counter()
+    for name, loop in loops.items():
+        if name != "master":
+            for bound, n in loop.get("lag_counts", {}).items():
+                counts[float(bound)] += int(n)
+    total = sum(counts.values())
+    return {
+        f"share_ge_{bound:g}ms": sum(n for b, n in counts.items() if b >= bound / 1000) / total
+        for bound in (1, 2, 5)
+        if total
+    }
+
+
 def _profile(pid: int, seconds: float, out: Path, kind: str) -> list[tuple[str, float]]:
     """py-spy over `seconds`; the 25 functions with the most samples (inclusive, % of all)."""
     raw = out / f"{kind}-{pid}.txt"
@@ -261,6 +281,7 @@ def _phase(
     }
     if kind != "minimal":
         result["latency"] = _suite_latency(run_dir, t0, t1)
+        result["loop_late"] = _loop_lateness(run_dir)
     if top is not None:
         result["profile_top"] = top
     return result
