@@ -97,7 +97,7 @@ def test_a_worker_stopped_mid_run_makes_the_run_invalid_with_its_time(tmp_path: 
 
 
 def _run_stopping_a_worker(
-    tmp_path: Path, shape: str, stop_s: float, after_s: float
+    tmp_path: Path, shape: str, stop_s: float, after_s: float, *extra: str
 ) -> tuple[int, str, Path, float]:
     """Run `shape` with two workers, stop one `after_s` after the first requests for `stop_s`;
     (exit code, output, run folder, epoch time of the stop)."""
@@ -106,7 +106,7 @@ def _run_stopping_a_worker(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     argv = [
         str(Path(sys.executable).parent / "velro-perf"), "run", "--shape", shape,
-        "--shapes", str(shapes), "--no-redis", "--processes", "2",
+        "--shapes", str(shapes), "--no-redis", "--processes", "2", *extra,
     ]  # fmt: skip
     with subprocess.Popen(
         argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -133,7 +133,11 @@ def _run_stopping_a_worker(
 def test_a_worker_stalled_3_s_makes_the_run_invalid_naming_it_when_and_how_long(
     tmp_path: Path,
 ) -> None:
-    code, output, run, stopped_at = _run_stopping_a_worker(tmp_path, "stalled", 3.0, 2.0)
+    # the open model: the requests due while the worker was stopped are timed from their
+    # slots, so they were in flight across its stall
+    code, output, run, stopped_at = _run_stopping_a_worker(
+        tmp_path, "stalled", 3.0, 2.0, "--open-rate", "30"
+    )
     assert code == 3, output
     summary = json.loads((run / "summary.json").read_text())
     (stall,) = [s for s in summary["generator"]["stalls"]["stalls"] if s["length_s"] > 1.0]
