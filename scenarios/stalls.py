@@ -126,7 +126,3 @@ class HeartbeatGaps:
         if late > self.stall_s:
             # the beat was due one interval after the last; it came `late` after that
             self.gaps.append({"worker": worker, "start": last + self.interval_s, "length_s": late})
-
-    def forget(self, worker: str) -> None:
-        """A worker that quit: its next first beat (a new worker of that id) is no gap."""
-        self._last.pop(worker, None)

@@ -39,7 +39,7 @@ def test_a_loop_blocked_past_the_bound_is_a_stall_with_its_start_and_length() ->
     assert report["max_lag_s"] >= 0.2
 
 
-def test_a_heartbeat_late_by_more_than_the_bound_is_a_gap_and_a_new_worker_is_not() -> None:
+def test_a_heartbeat_late_by_more_than_the_bound_is_a_gap_and_a_first_one_is_not() -> None:
     beats = HeartbeatGaps(interval_s=1.0, stall_s=0.1)
     for worker, at in (("a", 100.0), ("a", 101.05), ("a", 104.0), ("b", 103.0)):
         beats.beat(worker, at)
