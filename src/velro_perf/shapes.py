@@ -30,6 +30,7 @@ class ShapeInfo:
     workload_file: Path | None = None
     processes: int | None = None  # the shape's default Locust processes
     service_workers: int | None = None  # the shape's default reference-service workers
+    access_token_ttl_s: int | None = None  # the reference service's, when the shape sets it
 
 
 def load_shape(name: str, path: Path) -> ShapeInfo:
@@ -53,4 +54,5 @@ def load_shape(name: str, path: Path) -> ShapeInfo:
         workload_file=shape.workload_file(path),
         processes=shape.processes,
         service_workers=shape.service_workers,
+        access_token_ttl_s=shape.access_token_ttl_s,
     )
