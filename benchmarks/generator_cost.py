@@ -28,8 +28,8 @@ loopback add, at p50/p95/p99. With `--k6`, k6 asks the same service over the sam
 as each model is: ``k6``, constant-arrival-rate at the same rate (beside the open model), and
 with the closed model measured ``k6-closed``, `--users` VUs that wait as the closed users do;
 its own latency (http_req_duration of each request) minus the Server-Timing the service sent
-with the same response is k6's added latency, in the same table. With `--profile DIR`, py-spy samples the suite's
-Locust process over the window and the top functions are printed.
+with the same response is k6's added latency, in the same table. With `--profile DIR`, py-spy
+samples the suite's Locust process over the window and the top functions are printed.
 
 Measured, not asserted: exit 0 when every phase ran, 1 when one failed.
 """
