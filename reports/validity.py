@@ -70,7 +70,7 @@ def generator_health(data: RunData) -> GeneratorHealth:
             out["achieved_rps"] = float(achieved.mean())
     if out["achieved_rps"] is None:
         d = measured_duration(data)
-        out["achieved_rps"] = (len(data.judged) / d) if d else None
+        out["achieved_rps"] = (data.judged_totals.n / d) if d else None
     out["health"] = cast(WorkerHealth | None, _json_file(data.run_dir, HEALTH_FILE))
     out["open_model"] = cast(OpenModelFigures | None, _open_model(data.run_dir))
     return out
@@ -129,13 +129,14 @@ def _health_reasons(generator: GeneratorHealth, measured_from: float) -> list[st
 
 def invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
     reasons = []
-    n = len(data.judged)
+    totals = data.judged_totals
+    n = totals.n
     if n == 0:
-        reasons.append("no samples after warm-up: samples.csv is absent, empty or all warm-up")
+        reasons.append("no samples after warm-up: the samples are absent, empty or all warm-up")
     elif n < MIN_SAMPLES:
         reasons.append(f"only {n} requests after warm-up (fewer than {MIN_SAMPLES})")
     else:
-        share = float((data.judged["status"].to_numpy() == 0).mean())
+        share = totals.no_response / n
         if share >= UNREACHABLE_SHARE:
             reasons.append(f"target unreachable: {share:.0%} of requests got no response")
     if generator["saturated"]:
@@ -160,8 +161,8 @@ def invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
 
 
 def measured_duration(data: RunData) -> float | None:
-    ts = data.judged["ts"]
-    if len(ts) < 2:
+    totals = data.judged_totals
+    if totals.n < 2 or totals.ts_max is None:
         return None
-    d = float(ts.max()) - data.measured_from
+    d = float(totals.ts_max) - data.measured_from
     return d if d > 0 else None
