@@ -29,7 +29,6 @@ Measured, not asserted: exit 0 when every phase ran, 1 when one failed.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -48,6 +47,7 @@ import httpx
 import numpy as np
 import psutil
 
+from reports.samples import SampleStore
 from velro_perf.locust_proc import LocustOptions, locust_argv
 from velro_perf.target import free_port, wait_healthy
 
@@ -123,14 +123,10 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _suite_latency(run_dir: Path, t0: float, t1: float) -> dict[str, Any]:
-    latency: list[float] = []
-    app: list[float] = []
-    with (run_dir / "samples.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["category"] == "authentication" and t0 <= float(row["ts"]) <= t1:
-                latency.append(float(row["latency_ms"]))
-                if row["st_app"]:
-                    app.append(float(row["st_app"]))
+    frame = SampleStore(run_dir).frame(("ts", "category", "latency_ms", "st_app"))
+    picked = frame[(frame["category"] == "authentication") & frame["ts"].between(t0, t1)]
+    latency = [float(v) for v in picked["latency_ms"]]
+    app = [float(v) for v in picked["st_app"].dropna()]
     return {
         "requests_recorded": len(latency),
         **{f"p{q}_ms": _pct(latency, q) for q in (50, 95, 99)},

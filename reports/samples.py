@@ -7,9 +7,10 @@ counts, maxima and order statistics. A 30-million-request run is never loaded in
 
 Percentiles keep the budgets' rule, nearest rank (reports.stats): the q-th percentile of n
 values is the one of rank ``nearest_rank(n, q)``. DuckDB's ``quantile_disc(x, f)`` returns the
-value of rank ceil(f·n), which is that rule with f = q/100 (tests/test_reports_samples.py holds
-the two equal on exact cases). A chosen rank r (a confidence interval's ends) is asked for with
-f = (r - 1/2)/n, half a rank from either neighbour, which no rounding of f·n can move.
+value of rank ceil(f·n), which is that rule with f = disc_fraction(q), a hair under q/100
+(tests/test_reports_samples.py holds the two equal on exact cases). A chosen rank r (a
+confidence interval's ends) is asked for with f = (r - 1/2)/n, half a rank from either
+neighbour, which no rounding of f·n can move.
 
 Three views: ``samples`` (every row), ``requests`` (without `setup`), ``judged`` (requests
 from the end of warm-up on), the last two once ``judge_from`` is set.
@@ -35,6 +36,7 @@ __all__ = [
     "SampleStore",
     "SpanStats",
     "Totals",
+    "disc_fraction",
     "rank_fraction",
 ]
 
@@ -57,14 +59,26 @@ _SQL_TYPES = {
 }
 
 
+def disc_fraction(q: float) -> float:
+    """The fraction for which quantile_disc returns the q-th percentile by nearest rank.
+
+    DuckDB's rank is ceil(f·n) with no tolerance, so q/100 itself fails where q/100·n lands
+    a hair above a whole number in floating point (0.9 % of 1,000 is 9.000000000000002: rank
+    10, where nearest_rank says 9). One part in 1e14 less puts f·n below every such whole
+    number, and moves no true fraction across one (a percentile of three decimals puts q·n/100
+    at least 1e-5 from a whole number unless it is one) for up to a billion samples."""
+    return q / 100.0 * (1.0 - 1e-14)
+
+
 def rank_fraction(rank: int, n: int) -> float:
     """The fraction for which quantile_disc returns the value of 1-based `rank` among n."""
     return (rank - 0.5) / n
 
 
 def _num(value: float) -> str:
-    """A number as SQL reads it back exactly (numpy's scalars print their type)."""
-    return repr(float(value))
+    """A number as SQL reads it back exactly: a DOUBLE (a bare literal would be a DECIMAL,
+    whose exact arithmetic is not the float rule of disc_fraction)."""
+    return f"CAST({float(value)!r} AS DOUBLE)"
 
 
 def _quote(text: str) -> str:
@@ -203,7 +217,7 @@ class SampleStore:
 
     def endpoint_stats(self, qs: Sequence[float], scope: Scope = "judged") -> list[EndpointStats]:
         """Per endpoint: its category, count, failures, maximum and the qs' percentiles."""
-        fractions = ", ".join(_num(q / 100.0) for q in qs)
+        fractions = ", ".join(_num(disc_fraction(q)) for q in qs)
         rows = self._rows(
             f"SELECT endpoint, any_value(category), count(*), "
             f"count(*) FILTER (WHERE expected = 0), max(latency_ms), "
@@ -254,7 +268,7 @@ class SampleStore:
             where += f" AND ts BETWEEN {_num(between[0])} AND {_num(between[1])}"
         rows = self._rows(
             f"SELECT CAST(floor((ts - {_num(t0)}) / {_num(width)}) AS BIGINT) AS w, "
-            f"quantile_disc(latency_ms, {_num(q / 100.0)}), count(*) FROM {scope} "
+            f"quantile_disc(latency_ms, {_num(disc_fraction(q))}), count(*) FROM {scope} "
             f"WHERE {where} GROUP BY w"
         )
         return {int(w): (float(v), int(n)) for w, v, n in rows}
@@ -290,7 +304,7 @@ class SampleStore:
             for i, (a, b, closed) in enumerate(spans)
         )
         percentile = [
-            f"quantile_disc(latency_ms, {_num(q / 100.0)}) FILTER "
+            f"quantile_disc(latency_ms, {_num(disc_fraction(q))}) FILTER "
             f"(WHERE category <> 'setup' AND endpoint IN {_in_list(eps)})"
             for eps, q in bounds
         ]
@@ -336,7 +350,7 @@ class SampleStore:
         self, t0: float, width: int, qs: Sequence[float], scope: Scope = "judged"
     ) -> pd.DataFrame:
         """Per category and time bin of `width` seconds from t0: the qs' percentiles."""
-        fractions = ", ".join(_num(q / 100.0) for q in qs)
+        fractions = ", ".join(_num(disc_fraction(q)) for q in qs)
         rows = self._rows(
             f"SELECT category, CAST(floor((ts - {_num(t0)}) / {width}) AS BIGINT) AS bin, "
             f"quantile_disc(latency_ms, [{fractions}]) FROM {scope} GROUP BY category, bin"
@@ -399,6 +413,7 @@ class SampleStore:
     def export_csv(self, path: Path) -> int:
         """Every sample as CSV, the header of docs/run-format.md; returns the row count."""
         names = ", ".join(SCHEMA.names)
+        self.con.execute("SET preserve_insertion_order = true")  # the rows in write order
         self.con.execute(
             f"COPY (SELECT {names} FROM samples) TO {_quote(str(path))} (HEADER, DELIMITER ',')"
         )

@@ -112,7 +112,9 @@ class SampleRecorder:
         else:
             table = table_of(list(zip(*rows, strict=True)), ROW_COLUMNS)
         names = pa.repeat(pa.scalar(worker, pa.string()), table.num_rows)
-        self.writer.append(table.append_column("worker", names))
+        self.writer.append(
+            table.set_column(table.schema.get_field_index("worker"), "worker", names)
+        )
 
     def flush(self, worker: str) -> None:
         self.write(self.take(), worker)

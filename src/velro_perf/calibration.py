@@ -32,7 +32,6 @@ timing base, a lost or doubled request.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import socket
@@ -46,6 +45,7 @@ from typing import Any
 
 import httpx
 
+from reports.samples import SampleStore
 from velro_perf.locust_proc import LocustOptions, locust_argv
 from velro_perf.paths import project_root
 from velro_perf.runmeta import machine, utc_iso
@@ -300,13 +300,13 @@ def measure(
         target.stop()
     latencies: list[float] = []
     unexpected = 0
-    with (run_dir / "samples.csv").open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["category"] == "authentication"]
-    first = min(float(row["ts"]) for row in rows)
-    for row in rows:
-        if float(row["ts"]) >= first + 2.0:  # the first seconds: connections open
-            latencies.append(float(row["latency_ms"]))
-            unexpected += row["expected"] != "1"
+    frame = SampleStore(run_dir).frame(("ts", "category", "latency_ms", "expected"))
+    rows = frame[frame["category"] == "authentication"]
+    first = float(rows["ts"].min())
+    for ts, latency, expected in zip(rows["ts"], rows["latency_ms"], rows["expected"], strict=True):
+        if ts >= first + 2.0:  # the first seconds: connections open
+            latencies.append(float(latency))
+            unexpected += int(expected) != 1
     latencies.sort()
     result: dict[str, Any] = {
         "law": law.kind,

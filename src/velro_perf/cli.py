@@ -1,4 +1,4 @@
-"""The `velro-perf` command line: run, gate, report, compare, calibrate and bench.
+"""The `velro-perf` command line: run, gate, report, export, compare, calibrate and bench.
 
 Exit codes (docs/run-format.md): 0 every judged budget passes, 1 a budget fails or is
 inconclusive, 2 bad usage or configuration, 3 an invalid run. User errors are one line on
@@ -149,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--bench-json", type=Path, metavar="FILE", help="pytest-benchmark JSON")
     report.add_argument("--out", type=Path, metavar="FILE", help="where to write the HTML")
 
+    export = sub.add_parser("export", help="write a run's samples in another format")
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        nargs="?",
+        const=Path("-"),
+        required=True,
+        help="write every sample as CSV (the columns of docs/run-format.md) to FILE, "
+        "by default RUN_DIR/samples.csv",
+    )
+
     compare = sub.add_parser("compare", help="compare two runs; exit 1 on a regression")
     compare.add_argument("baseline", type=Path, metavar="BASELINE")
     compare.add_argument("current", type=Path, metavar="CURRENT")
@@ -239,6 +252,23 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _export(args: argparse.Namespace) -> int:
+    from reports.samplefiles import sample_files, samples_csv
+    from reports.samples import SampleStore
+    from velro_perf.gate import check_run_dir
+
+    run_dir = check_run_dir(args.run_dir)
+    if not sample_files(run_dir):
+        raise UsageError(
+            f"{run_dir} has no samples/ folder of Parquet samples; give a run recorded by "
+            "velro-perf run (a run with samples.csv already has its CSV)"
+        )
+    out = samples_csv(run_dir) if args.csv == Path("-") else args.csv
+    rows = SampleStore(run_dir).export_csv(out)
+    print(f"samples: {rows:,} rows written to {out}")
+    return EXIT_PASS
+
+
 def _compare(args: argparse.Namespace) -> int:
     from velro_perf.compare import compare_command
 
@@ -272,6 +302,7 @@ _COMMANDS = {
     "gate": _gate,
     "report": _report,
     "compare": _compare,
+    "export": _export,
     "bench": _bench,
     "calibrate": _calibrate,
 }
