@@ -37,8 +37,9 @@ __all__ = [
 
 SAMPLES_DIR = "samples"
 LEGACY_CSV = "samples.csv"
-# compaction: this many parts, or this many rows in them, become one segment
-COMPACT_PARTS = 64
+# compaction: this many parts, or this many rows in them, become one segment (0 parts: never,
+# for benchmarks/master_ceiling.py, which reads each part's write time)
+COMPACT_PARTS = int(os.environ.get("VELRO_SAMPLES_COMPACT_PARTS", "64"))
 COMPACT_ROWS = 1_000_000
 
 SCHEMA = pa.schema(
@@ -135,7 +136,7 @@ class SampleWriter:
 
     def compact(self) -> None:
         """The pending parts as one segment (written whole, then the parts removed)."""
-        if len(self._pending) < 2:
+        if len(self._pending) < 2 or COMPACT_PARTS == 0:
             return
         seqs = [seq for seq, _ in self._pending]
         table = pa.concat_tables(pq.read_table(self._part(seq)) for seq in seqs)
