@@ -11,6 +11,10 @@ A run's requests are Parquet files in ``<run>/samples/`` (docs/run-format.md, "s
   ignored by readers (the writer deletes it after the segment's rename; a kill between the two
   leaves it behind, harmless).
 
+In histogram mode (``--samples histogram``) the folder is ``<run>/histograms/`` instead, the
+same parts and segments of HIST_SCHEMA rows: per second, endpoint, category, status, expected
+and worker, an HdrHistogram of the latencies (reports.histograms).
+
 Runs recorded before this format have ``samples.csv``; readers still take it (reports.samples).
 """
 
@@ -25,10 +29,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
+    "HISTOGRAMS_DIR",
+    "HIST_SCHEMA",
     "LEGACY_CSV",
     "SAMPLES_DIR",
     "SCHEMA",
     "SampleWriter",
+    "histograms_dir",
     "sample_files",
     "samples_csv",
     "samples_dir",
@@ -36,6 +43,7 @@ __all__ = [
 ]
 
 SAMPLES_DIR = "samples"
+HISTOGRAMS_DIR = "histograms"
 LEGACY_CSV = "samples.csv"
 # compaction: this many parts, or this many rows in them, become one segment (0 parts: never,
 # for benchmarks/master_ceiling.py, which reads each part's write time)
@@ -58,12 +66,34 @@ SCHEMA = pa.schema(
     ]
 )
 
+HIST_SCHEMA = pa.schema(
+    [
+        ("ts", pa.int64()),  # the second the requests started in (epoch seconds, floored)
+        ("endpoint", pa.string()),
+        ("category", pa.string()),
+        ("status", pa.int32()),
+        ("expected", pa.int8()),
+        ("worker", pa.string()),
+        ("count", pa.int64()),
+        ("hdr", pa.binary()),  # HdrHistogram.encode() of the latencies (reports.histograms)
+        ("max_ms", pa.float64()),  # the exact largest latency
+        ("st_n", pa.int64()),  # how many carried Server-Timing, and the sums of its parts
+        ("st_app", pa.float64()),
+        ("st_db", pa.float64()),
+        ("st_hash", pa.float64()),
+    ]
+)
+
 _PART = re.compile(r"^part-(\d+)\.parquet$")
 _SEGMENT = re.compile(r"^seg-(\d+)-(\d+)\.parquet$")
 
 
 def samples_dir(run_dir: Path) -> Path:
     return Path(run_dir) / SAMPLES_DIR
+
+
+def histograms_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / HISTOGRAMS_DIR
 
 
 def samples_csv(run_dir: Path) -> Path:
@@ -84,10 +114,10 @@ def _listing(folder: Path) -> tuple[dict[int, Path], list[tuple[int, int, Path]]
     return parts, segments
 
 
-def sample_files(run_dir: Path) -> list[Path]:
+def sample_files(run_dir: Path, folder: str = SAMPLES_DIR) -> list[Path]:
     """The run's readable sample files in write order: its segments, then the parts no
-    segment covers."""
-    parts, segments = _listing(samples_dir(run_dir))
+    segment covers (of samples/, or of histograms/ with `folder`)."""
+    parts, segments = _listing(Path(run_dir) / folder)
     covered = [(first, last) for first, last, _ in segments]
     items = [(first, path) for first, _, path in segments]
     items += [
@@ -108,10 +138,14 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
 
 
 class SampleWriter:
-    """Appends tables of samples to a run's samples/ folder, one part per call."""
+    """Appends tables of samples to a run's samples/ folder (or histograms/ with its
+    schema), one part per call."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.folder = samples_dir(run_dir)
+    def __init__(
+        self, run_dir: Path, folder: str = SAMPLES_DIR, schema: pa.Schema = SCHEMA
+    ) -> None:
+        self.schema = schema
+        self.folder = Path(run_dir) / folder
         self.folder.mkdir(parents=True, exist_ok=True)
         parts, segments = _listing(self.folder)
         numbers = [*parts, *(last for _, last, _ in segments)]
@@ -129,7 +163,7 @@ class SampleWriter:
             return
         seq = self._next
         self._next += 1
-        _write_atomic(table.select(SCHEMA.names).cast(SCHEMA), self._part(seq))
+        _write_atomic(table.select(self.schema.names).cast(self.schema), self._part(seq))
         self._pending.append((seq, table.num_rows))
         if len(self._pending) >= COMPACT_PARTS or self._pending_rows() >= COMPACT_ROWS:
             self.compact()

@@ -26,9 +26,12 @@ from typing import Any, Literal
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from reports.errors import RunDirError
-from reports.samplefiles import SCHEMA, sample_files, samples_csv
+from reports.histograms import RESOLUTION, buckets
+from reports.samplefiles import HISTOGRAMS_DIR, SCHEMA, sample_files, samples_csv
 from reports.stats import Interval, nearest_rank, percentile_rank_bounds
 
 __all__ = [
@@ -41,6 +44,17 @@ __all__ = [
 ]
 
 Scope = Literal["samples", "requests", "judged"]
+_EMPTY_BUCKETS = pa.table(
+    {
+        "ts": pa.array([], pa.int64()),
+        "endpoint": pa.array([], pa.string()),
+        "category": pa.array([], pa.string()),
+        "status": pa.array([], pa.int32()),
+        "expected": pa.array([], pa.int8()),
+        "latency_ms": pa.array([], pa.float64()),
+        "n": pa.array([], pa.int64()),
+    }
+)
 # DuckDB's working memory: the report's whole budget is 2 GiB at 30 million requests
 MEMORY_LIMIT = "1GB"
 _CORE = ("ts", "endpoint", "category", "latency_ms", "status", "expected")
@@ -129,13 +143,21 @@ class SampleStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.files = sample_files(self.run_dir)
-        self.legacy = not self.files and samples_csv(self.run_dir).exists()
+        self.histograms = [] if self.files else sample_files(self.run_dir, HISTOGRAMS_DIR)
+        self.legacy = not self.files and not self.histograms and samples_csv(self.run_dir).exists()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._judge_from: float | None = None
 
     @property
+    def mode(self) -> str:
+        """exact (a row per request) or histogram (HdrHistogram, 3 significant digits)."""
+        return "histogram" if self.histograms else "exact"
+
+    @property
     def source(self) -> str:
         """What the samples were read from, as a caption names it."""
+        if self.histograms:
+            return "histograms/ (HdrHistogram, 3 significant digits)"
         return "samples.csv" if self.legacy else "samples/ (Parquet)"
 
     # ------------------------------------------------------------------ connection and views
@@ -146,11 +168,49 @@ class SampleStore:
             con = duckdb.connect()
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             con.execute("SET preserve_insertion_order = false")
+            if self.histograms:
+                self._load_histograms(con)
             con.execute(f"CREATE VIEW samples AS {self._relation()}")
             self._con = con
         return self._con
 
+    def _load_histograms(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The run's histograms, merged: every bucket's count summed over the workers and
+        flushes that shipped it (table `buckets`); the records' other figures (`records`)."""
+        keys = ["ts", "endpoint", "category", "status", "expected"]
+        parts = []
+        records = []
+        for path in self.histograms:
+            table = pq.read_table(path)
+            records.append(table.drop_columns(["hdr"]))
+            columns = {k: table.column(k).to_pylist() for k in keys}
+            for i, encoded in enumerate(table.column("hdr").to_pylist()):
+                values, counts = buckets(encoded)
+                part = {k: [columns[k][i]] * len(values) for k in keys}
+                parts.append(pa.table({**part, "latency_ms": values, "n": counts}))
+        raw = pa.concat_tables(parts) if parts else None
+        con.register("raw_buckets", raw if raw is not None else _EMPTY_BUCKETS)
+        con.execute(
+            "CREATE TABLE buckets AS SELECT ts + 0.5 AS ts, endpoint, category, status, "
+            "expected, latency_ms, CAST(sum(n) AS BIGINT) AS n FROM raw_buckets "
+            "GROUP BY ALL"
+        )
+        con.unregister("raw_buckets")
+        con.register("raw_records", pa.concat_tables(records))
+        con.execute("CREATE TABLE records AS SELECT * FROM raw_records")
+        con.unregister("raw_records")
+
     def _relation(self) -> str:
+        if self.histograms:
+            # each bucket as `n` rows of its value, the second's middle as their start: every
+            # query of the exact mode runs unchanged on the merged histograms
+            return (
+                "SELECT ts, endpoint, category, latency_ms, CAST(status AS INTEGER) AS status, "
+                "CAST(expected AS TINYINT) AS expected, CAST(NULL AS VARCHAR) AS worker, "
+                "CAST(NULL AS DOUBLE) AS st_app, CAST(NULL AS DOUBLE) AS st_db, "
+                "CAST(NULL AS DOUBLE) AS st_hash, CAST(NULL AS VARCHAR) AS st_cache "
+                "FROM buckets, range(buckets.n) AS copies(i)"
+            )
         if self.files:
             paths = ", ".join(_quote(str(p)) for p in self.files)
             return f"SELECT * FROM read_parquet([{paths}])"
@@ -250,6 +310,10 @@ class SampleStore:
             f"SELECT quantile_disc(latency_ms, [{fractions}]) FROM {scope} WHERE {where}"
         )[0][0]
         value, low, high = (float(v) for v in values)
+        if self.histograms:
+            # a bucket's value is its highest equivalent: the order statistic it stands for
+            # lies up to RESOLUTION below it
+            low *= 1.0 - RESOLUTION
         return Interval(value, low if lo >= 1 else None, high if hi <= n else None, n, confidence)
 
     def window_percentiles(
@@ -381,6 +445,20 @@ class SampleStore:
     def server_timing_means(self, scope: Scope = "judged") -> tuple[pd.DataFrame, int]:
         """Per endpoint, the means of st_app, st_db, st_hash over the responses that carried
         Server-Timing; and how many did."""
+        if self.histograms:
+            cut = self._judge_from if scope == "judged" and self._judge_from is not None else None
+            where = (
+                "WHERE st_n > 0 AND category <> 'setup'" if scope != "samples" else "WHERE st_n > 0"
+            )
+            if cut is not None:
+                where += f" AND ts + 0.5 >= {_num(cut)}"
+            rows = self._rows(
+                "SELECT endpoint, sum(st_app) / sum(st_n), sum(st_db) / sum(st_n), "
+                f"sum(st_hash) / sum(st_n), sum(st_n) FROM records {where} "
+                "GROUP BY endpoint ORDER BY endpoint"
+            )
+            frame = pd.DataFrame(rows, columns=["endpoint", "app", "db", "hash", "n"])
+            return frame.set_index("endpoint"), int(frame["n"].sum()) if len(frame) else 0
         rows = self._rows(
             "SELECT endpoint, avg(st_app), avg(coalesce(st_db, 0)), avg(coalesce(st_hash, 0)), "
             f"count(*) FROM {scope} WHERE st_app IS NOT NULL GROUP BY endpoint ORDER BY endpoint"

@@ -53,7 +53,15 @@ def _add_run_arguments(parser: Any) -> None:
     parser.add_argument(
         "--velro-out",
         default="",
-        help="run directory for samples.csv and friends; empty: record nothing",
+        help="run directory for the samples and friends; empty: record nothing",
+    )
+    parser.add_argument(
+        "--velro-samples",
+        default="exact",
+        choices=("exact", "histogram"),
+        help="exact: one row per request (samples/); histogram: per second and endpoint an "
+        "HdrHistogram of 3 significant digits (histograms/), for rates past the master's "
+        "ceiling (docs/performance-scale.md)",
     )
     parser.add_argument(
         "--velro-fixtures",
@@ -147,6 +155,7 @@ class Options:
     open_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     open_late_s: float = DEFAULT_LATE_S
     open_max_late_share: float = DEFAULT_MAX_LATE_SHARE
+    samples: str = "exact"
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> Options:
@@ -182,6 +191,9 @@ class Options:
                 f"{late_share:g}; give seconds above 0 and a share from 0 to 1"
             )
         workload = str(get("velro_workload", ""))
+        samples = str(get("velro_samples", "exact"))
+        if samples not in ("exact", "histogram"):
+            raise ScenarioConfigError(f"--velro-samples is {samples!r}; give exact or histogram")
         return cls(
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),
@@ -196,4 +208,5 @@ class Options:
             open_max_in_flight=in_flight,
             open_late_s=late_s,
             open_max_late_share=late_share,
+            samples=samples,
         )

@@ -326,7 +326,10 @@ class _Hooks:
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
         runtime = self.runtime
-        data["velro_samples"] = encode_batch(runtime.recorder.take())
+        if runtime.recorder.mode == "histogram":
+            data["velro_histograms"] = runtime.recorder.take_histograms()
+        else:
+            data["velro_samples"] = encode_batch(runtime.recorder.take())
         data["velro_open"] = runtime.open_model.report()
         data["velro_gc"] = runtime.gc.actions
 
@@ -335,6 +338,9 @@ class _Hooks:
         rows = data.get("velro_samples")
         if rows:
             runtime.recorder.write(rows, client_id)
+        histograms = data.get("velro_histograms")
+        if histograms:
+            runtime.recorder.write_histograms(histograms, client_id)
         if "velro_open" in data:
             runtime.open_reports[client_id] = data["velro_open"]
         if "velro_gc" in data:

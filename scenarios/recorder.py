@@ -17,10 +17,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from reports.samplefiles import SCHEMA, SampleWriter, table_of
+from reports.histograms import new_histogram, to_units
+from reports.samplefiles import HIST_SCHEMA, HISTOGRAMS_DIR, SCHEMA, SampleWriter, table_of
 from scenarios.servertiming import parse_server_timing
 
-__all__ = ["COLUMNS", "SampleRecorder", "decode_batch", "encode_batch"]
+__all__ = ["COLUMNS", "MODES", "SampleRecorder", "decode_batch", "encode_batch"]
+
+MODES = ("exact", "histogram")
 
 COLUMNS = tuple(SCHEMA.names)
 # the columns a row carries from a worker: every one but `worker`, which the master adds
@@ -46,13 +49,61 @@ def decode_batch(payload: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
 
 
+# a histogram's key: (second, endpoint, category, status, expected)
+Key = tuple[int, str, str, int, int]
+
+
+class _Histograms:
+    """Histogram mode: per key, an HdrHistogram of the latencies, the exact maximum and the
+    Server-Timing sums (reports.histograms). What a worker ships instead of rows."""
+
+    def __init__(self) -> None:
+        self.entries: dict[Key, list[Any]] = {}
+
+    def add(self, key: Key, latency_ms: float, app: float | None, db: float | None,
+            hash_ms: float | None) -> None:  # fmt: skip
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = [new_histogram(), 0.0, 0, 0.0, 0.0, 0.0]
+        entry[0].record_value(to_units(latency_ms))
+        entry[1] = max(entry[1], latency_ms)
+        if app is not None:
+            entry[2] += 1
+            entry[3] += app
+            entry[4] += db or 0.0
+            entry[5] += hash_ms or 0.0
+
+    def take(self) -> dict[str, list[Any]]:
+        """The buffered histograms as HIST_SCHEMA's columns (worker left out); then empty."""
+        entries, self.entries = self.entries, {}
+        columns: dict[str, list[Any]] = {name: [] for name in HIST_SCHEMA.names}
+        for (second, endpoint, category, status, expected), e in entries.items():
+            for name, value in zip(
+                ("ts", "endpoint", "category", "status", "expected"),
+                (second, endpoint, category, status, expected),
+                strict=True,
+            ):
+                columns[name].append(value)
+            columns["count"].append(e[0].get_total_count())
+            columns["hdr"].append(e[0].encode())
+            columns["max_ms"].append(e[1])
+            columns["st_n"].append(e[2])
+            columns["st_app"].append(e[3])
+            columns["st_db"].append(e[4])
+            columns["st_hash"].append(e[5])
+        del columns["worker"]
+        return columns
+
+
 class SampleRecorder:
     """Buffers request rows and writes them to the run's samples/ folder."""
 
     def __init__(self) -> None:
         self.enabled = False
+        self.mode = "exact"
         self.writer: SampleWriter | None = None
         self._rows: list[Row] = []
+        self._histograms = _Histograms()
         self._out: Path | None = None
 
     @property
@@ -60,14 +111,20 @@ class SampleRecorder:
         """The folder the samples go to (None on a worker or without an out dir)."""
         return self.writer.folder if self.writer is not None else None
 
-    def configure(self, out_dir: str | None, *, writes: bool) -> None:
+    def configure(self, out_dir: str | None, *, writes: bool, mode: str = "exact") -> None:
         """Record when an out dir is given; `writes` is False on workers, whose rows go to
-        the master instead of a file."""
+        the master instead of a file; `mode` exact (a row per request) or histogram."""
         self.enabled = bool(out_dir)
         out = Path(out_dir) if out_dir and writes else None
-        if out != self._out:
-            self._out = out
-            self.writer = SampleWriter(out) if out is not None else None
+        if out != self._out or mode != self.mode:
+            self._out, self.mode = out, mode
+            self.writer = None
+            if out is not None:
+                self.writer = (
+                    SampleWriter(out, HISTOGRAMS_DIR, HIST_SCHEMA)
+                    if mode == "histogram"
+                    else SampleWriter(out)
+                )
 
     def record(
         self,
@@ -84,6 +141,10 @@ class SampleRecorder:
         if not self.enabled:
             return
         timing = parse_server_timing(server_timing)
+        if self.mode == "histogram":
+            key = (int(ts), endpoint, category, status, 1 if expected else 0)
+            self._histograms.add(key, latency_ms, timing.app, timing.db, timing.hash)
+            return
         self._rows.append(
             [
                 ts,
@@ -103,6 +164,22 @@ class SampleRecorder:
         rows, self._rows = self._rows, []
         return rows
 
+    def take_histograms(self) -> dict[str, list[Any]]:
+        return self._histograms.take()
+
+    def write_histograms(self, columns: dict[str, list[Any]], worker: str) -> None:
+        """Append histograms (HIST_SCHEMA's columns but `worker`) as the next part."""
+        if self.writer is None or not columns.get("ts"):
+            return
+        n = len(columns["ts"])
+        arrays = [
+            pa.array([worker] * n, pa.string())
+            if f.name == "worker"
+            else pa.array(columns[f.name], f.type)
+            for f in HIST_SCHEMA
+        ]
+        self.writer.append(pa.Table.from_arrays(arrays, schema=HIST_SCHEMA))
+
     def write(self, rows: list[Row] | bytes, worker: str) -> None:
         """Append rows, or a worker's encoded batch, as the next part of the samples."""
         if self.writer is None or not rows:
@@ -117,7 +194,10 @@ class SampleRecorder:
         )
 
     def flush(self, worker: str) -> None:
-        self.write(self.take(), worker)
+        if self.mode == "histogram":
+            self.write_histograms(self.take_histograms(), worker)
+        else:
+            self.write(self.take(), worker)
 
     def close(self) -> None:
         """Compact what is pending into one segment (at the end of a run)."""

@@ -1,0 +1,47 @@
+"""Latency histograms: HdrHistogram at 3 significant digits, and their buckets as numbers.
+
+In histogram mode (``--samples histogram``) a generating process keeps, per second, endpoint,
+category, status and expected, an HdrHistogram of its latencies in tenths of a microsecond instead
+of one row per request; the master writes what each worker ships (reports.samplefiles,
+HIST_SCHEMA) and the analysis merges them where a figure needs them. A recorded value stands
+for its bucket: every latency in it is within RESOLUTION (0.1 %) below the bucket's highest
+equivalent value, the value the analysis uses; verdicts widen their intervals by it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+from numpy.typing import NDArray
+
+__all__ = ["DIGITS", "RESOLUTION", "buckets", "new_histogram", "to_units"]
+
+DIGITS = 3
+UNITS_PER_MS = 10_000  # tenths of a microsecond: rounding costs under 0.1 % from 0.05 ms up
+HIGHEST = 3_600_000 * UNITS_PER_MS  # an hour: a latency beyond is recorded as this
+RESOLUTION = 1e-3  # 3 significant digits: a bucket is at most 0.1 % of its values wide
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(1, HIGHEST, DIGITS)
+
+
+def to_units(latency_ms: float) -> int:
+    return min(HIGHEST, max(0, round(latency_ms * UNITS_PER_MS)))
+
+
+def buckets(encoded: bytes) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The recorded buckets of an encoded histogram: each one's highest equivalent value, in
+    ms, and its count (hdrh's recorded-value iterator, vectorised: it is 100x faster)."""
+    h = HdrHistogram.decode(encoded)
+    counts = np.ctypeslib.as_array(h.counts)[: h.counts_len]
+    index = np.flatnonzero(counts)
+    bucket = (index >> h.sub_bucket_half_count_magnitude) - 1
+    sub = (index & (h.sub_bucket_half_count - 1)) + h.sub_bucket_half_count
+    first = bucket < 0
+    sub = np.where(first, sub - h.sub_bucket_half_count, sub)
+    bucket = np.where(first, 0, bucket)
+    shift = (bucket + h.unit_magnitude).astype(np.int64)
+    lowest = sub.astype(np.int64) << shift
+    highest = lowest + (np.int64(1) << shift) - 1
+    return highest.astype(np.float64) / UNITS_PER_MS, counts[index].astype(np.int64)

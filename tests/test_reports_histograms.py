@@ -1,0 +1,74 @@
+"""Histogram mode: workers' HdrHistograms, merged, give percentiles within 0.1 % of the exact
+ones of the same requests, and intervals widened by the quantisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reports.histograms import RESOLUTION
+from reports.samples import SampleStore
+from scenarios.recorder import SampleRecorder
+
+ENDPOINTS = ("GET /api/v1/auth/me", "GET /api/v1/authz/check", "POST /api/v1/auth/login")
+TIMING = 'app;dur=1.5, db;dur=0.5, cache;desc="L1"'
+
+
+def _record(tmp_path: Path) -> tuple[SampleStore, SampleStore]:
+    """The same requests from three workers, recorded exactly and as histograms."""
+    exact, merged = SampleRecorder(), SampleRecorder()
+    exact.configure(str(tmp_path / "exact"), writes=True)
+    merged.configure(str(tmp_path / "histogram"), writes=True, mode="histogram")
+    rng = np.random.default_rng(3)
+    for worker in range(3):
+        shipper = SampleRecorder()
+        shipper.configure(str(tmp_path / "unused"), writes=False, mode="histogram")
+        for flush in range(4):
+            n = 5_000
+            ts = 1_764_000_000.0 + flush * 3 + rng.uniform(0, 3, n)
+            which = rng.integers(0, len(ENDPOINTS), n)
+            # 0.2 ms to seconds: every bucket width HdrHistogram has, and sub-ms rounding
+            latency = np.exp(rng.normal(1.5, 1.2, n)) * (1 + which)
+            for t, w, lat in zip(ts, which, latency, strict=True):
+                args = (float(t), ENDPOINTS[w], "authentication", float(lat), 200, True, TIMING)
+                exact.record(*args)
+                shipper.record(*args)
+            exact.flush(f"w{worker}")
+            # what a worker ships and the master writes (scenarios/hooks.py)
+            merged.write_histograms(shipper.take_histograms(), f"w{worker}")
+    exact.close()
+    merged.close()
+    return SampleStore(tmp_path / "exact"), SampleStore(tmp_path / "histogram")
+
+
+def test_merged_histograms_are_within_a_tenth_of_a_percent_of_exact(tmp_path: Path) -> None:
+    exact, merged = _record(tmp_path)
+    assert (exact.mode, merged.mode) == ("exact", "histogram")
+    for store in (exact, merged):
+        store.judge_from(0.0)
+    qs = (50.0, 95.0, 99.0)
+    exact_rows = {e.endpoint: e for e in exact.endpoint_stats(qs)}
+    merged_rows = {e.endpoint: e for e in merged.endpoint_stats(qs)}
+    assert set(exact_rows) == set(merged_rows) == set(ENDPOINTS)
+    for endpoint, e in exact_rows.items():
+        m = merged_rows[endpoint]
+        assert m.n == e.n  # counts are exact: ranks are the same
+        for q, want, got in zip(qs, e.quantiles, m.quantiles, strict=True):
+            assert abs(got - want) <= RESOLUTION * want, (endpoint, q, want, got)
+    pooled_exact = exact.interval(ENDPOINTS[:2], 95.0)
+    pooled = merged.interval(ENDPOINTS[:2], 95.0)
+    assert pooled.n == pooled_exact.n
+    assert pooled.value is not None
+    assert pooled_exact.value is not None
+    assert abs(pooled.value - pooled_exact.value) <= RESOLUTION * pooled_exact.value
+    # the interval is widened by the quantisation: it still holds the exact one's ends
+    assert pooled.low is not None
+    assert pooled_exact.low is not None
+    assert pooled.high is not None
+    assert pooled_exact.high is not None
+    assert pooled.low <= pooled_exact.low
+    assert pooled.high >= pooled_exact.high
+    means, carried = merged.server_timing_means()
+    assert carried == exact.totals("judged").n
+    assert means.loc[ENDPOINTS[0], "app"] == 1.5
