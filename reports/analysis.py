@@ -117,6 +117,8 @@ def summarize_data(data: RunData, budgets: Budgets) -> Summary:
         "duration_s": duration,
         "requests": totals.n,
         "rps": (totals.n / duration) if duration else None,
+        "samples_mode": data.samples.mode,
+        "samples_source": data.samples.source,
         "budgets": results,
         "endpoints": _endpoint_rows(data),
         "generator": generator,

@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="open model: start requests at this rate whatever the latency",
     )
     run.add_argument(
+        "--samples",
+        choices=["exact", "histogram", "auto"],
+        default="auto",
+        help="exact: every request as a row; histogram: per second and endpoint an HdrHistogram "
+        "(3 significant digits) from each worker; auto (default): exact below the master's "
+        "measured ceiling (docs/performance-scale.md)",
+    )
+    run.add_argument(
         "--database",
         metavar="sqlite|postgres|URL",
         help="reference service database: sqlite in the run folder (default), postgres "
@@ -221,6 +229,7 @@ def _run(args: argparse.Namespace) -> int:
             use_redis=args.use_redis,
             startup_timeout_s=args.startup_timeout,
             max_duration_s=args.max_duration,
+            samples=args.samples,
         )
     )
 

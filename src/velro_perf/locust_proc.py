@@ -29,6 +29,7 @@ class LocustOptions:
     processes: int = 1
     shapes_file: Path | None = None  # None: the locustfile's default, fixtures/shapes.toml
     api_file: Path | None = None  # None: the locustfile's default, targets/contract.toml
+    samples: str = "exact"  # exact | histogram (scenarios.recorder)
 
 
 def locust_argv(opts: LocustOptions) -> list[str]:
@@ -57,6 +58,8 @@ def locust_argv(opts: LocustOptions) -> list[str]:
         argv += ["--velro-fixtures", str(opts.fixtures)]
     if opts.open_rate is not None:
         argv += ["--velro-open-rate", f"{opts.open_rate:g}"]
+    if opts.samples != "exact":
+        argv += ["--velro-samples", opts.samples]
     if opts.processes != 1:
         argv += ["--processes", str(opts.processes)]
     return argv

@@ -163,6 +163,7 @@ def _load(state: RunState, opts: RunOptions, target: str | None) -> None:
             processes=opts.processes or 1,  # resolved by with_shape_defaults
             shapes_file=opts.shapes_file,
             api_file=Path(state.config["api_file"]),
+            samples=str(state.config.get("samples_mode") or "exact"),
         )
     )
     state.meta["measured_from"] = locust_started + shape.warmup_s
