@@ -140,10 +140,17 @@ class SpanStats:
 class SampleStore:
     """The samples of one run directory, behind a DuckDB connection of its own."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, prefer: str = "exact") -> None:
+        """The rows when the run has them (or its histograms, with prefer="histogram",
+        when it has both: `--samples both`)."""
         self.run_dir = Path(run_dir)
         self.files = sample_files(self.run_dir)
-        self.histograms = [] if self.files else sample_files(self.run_dir, HISTOGRAMS_DIR)
+        self.histograms = sample_files(self.run_dir, HISTOGRAMS_DIR)
+        if self.files and self.histograms:
+            if prefer == "histogram":
+                self.files = []
+            else:
+                self.histograms = []
         self.legacy = not self.files and not self.histograms and samples_csv(self.run_dir).exists()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._judge_from: float | None = None

@@ -58,10 +58,10 @@ def _add_run_arguments(parser: Any) -> None:
     parser.add_argument(
         "--velro-samples",
         default="exact",
-        choices=("exact", "histogram"),
+        choices=("exact", "histogram", "both"),
         help="exact: one row per request (samples/); histogram: per second and endpoint an "
         "HdrHistogram of 3 significant digits (histograms/), for rates past the master's "
-        "ceiling (docs/performance-scale.md)",
+        "ceiling (docs/performance-scale.md); both: the two of the same requests",
     )
     parser.add_argument(
         "--velro-fixtures",
@@ -192,8 +192,10 @@ class Options:
             )
         workload = str(get("velro_workload", ""))
         samples = str(get("velro_samples", "exact"))
-        if samples not in ("exact", "histogram"):
-            raise ScenarioConfigError(f"--velro-samples is {samples!r}; give exact or histogram")
+        if samples not in ("exact", "histogram", "both"):
+            raise ScenarioConfigError(
+                f"--velro-samples is {samples!r}; give exact, histogram or both"
+            )
         return cls(
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),

@@ -326,9 +326,9 @@ class _Hooks:
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
         runtime = self.runtime
-        if runtime.recorder.mode == "histogram":
+        if runtime.recorder.histogram:
             data["velro_histograms"] = runtime.recorder.take_histograms()
-        else:
+        if runtime.recorder.exact:
             data["velro_samples"] = encode_batch(runtime.recorder.take())
         data["velro_open"] = runtime.open_model.report()
         data["velro_gc"] = runtime.gc.actions

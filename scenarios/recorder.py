@@ -23,7 +23,8 @@ from scenarios.servertiming import parse_server_timing
 
 __all__ = ["COLUMNS", "MODES", "SampleRecorder", "decode_batch", "encode_batch"]
 
-MODES = ("exact", "histogram")
+# both: rows and histograms of the same requests, to hold one against the other
+MODES = ("exact", "histogram", "both")
 
 COLUMNS = tuple(SCHEMA.names)
 # the columns a row carries from a worker: every one but `worker`, which the master adds
@@ -102,14 +103,10 @@ class SampleRecorder:
         self.enabled = False
         self.mode = "exact"
         self.writer: SampleWriter | None = None
+        self.hist_writer: SampleWriter | None = None
         self._rows: list[Row] = []
         self._histograms = _Histograms()
         self._out: Path | None = None
-
-    @property
-    def path(self) -> Path | None:
-        """The folder the samples go to (None on a worker or without an out dir)."""
-        return self.writer.folder if self.writer is not None else None
 
     def configure(self, out_dir: str | None, *, writes: bool, mode: str = "exact") -> None:
         """Record when an out dir is given; `writes` is False on workers, whose rows go to
@@ -118,13 +115,19 @@ class SampleRecorder:
         out = Path(out_dir) if out_dir and writes else None
         if out != self._out or mode != self.mode:
             self._out, self.mode = out, mode
-            self.writer = None
-            if out is not None:
-                self.writer = (
-                    SampleWriter(out, HISTOGRAMS_DIR, HIST_SCHEMA)
-                    if mode == "histogram"
-                    else SampleWriter(out)
-                )
+            self.writer = self.hist_writer = None
+            if out is not None and self.exact:
+                self.writer = SampleWriter(out)
+            if out is not None and self.histogram:
+                self.hist_writer = SampleWriter(out, HISTOGRAMS_DIR, HIST_SCHEMA)
+
+    @property
+    def exact(self) -> bool:
+        return self.mode in ("exact", "both")
+
+    @property
+    def histogram(self) -> bool:
+        return self.mode in ("histogram", "both")
 
     def record(
         self,
@@ -141,10 +144,11 @@ class SampleRecorder:
         if not self.enabled:
             return
         timing = parse_server_timing(server_timing)
-        if self.mode == "histogram":
+        if self.histogram:
             key = (int(ts), endpoint, category, status, 1 if expected else 0)
             self._histograms.add(key, latency_ms, timing.app, timing.db, timing.hash)
-            return
+            if not self.exact:
+                return
         self._rows.append(
             [
                 ts,
@@ -169,7 +173,7 @@ class SampleRecorder:
 
     def write_histograms(self, columns: dict[str, list[Any]], worker: str) -> None:
         """Append histograms (HIST_SCHEMA's columns but `worker`) as the next part."""
-        if self.writer is None or not columns.get("ts"):
+        if self.hist_writer is None or not columns.get("ts"):
             return
         n = len(columns["ts"])
         arrays = [
@@ -178,7 +182,7 @@ class SampleRecorder:
             else pa.array(columns[f.name], f.type)
             for f in HIST_SCHEMA
         ]
-        self.writer.append(pa.Table.from_arrays(arrays, schema=HIST_SCHEMA))
+        self.hist_writer.append(pa.Table.from_arrays(arrays, schema=HIST_SCHEMA))
 
     def write(self, rows: list[Row] | bytes, worker: str) -> None:
         """Append rows, or a worker's encoded batch, as the next part of the samples."""
@@ -194,12 +198,13 @@ class SampleRecorder:
         )
 
     def flush(self, worker: str) -> None:
-        if self.mode == "histogram":
+        if self.histogram:
             self.write_histograms(self.take_histograms(), worker)
-        else:
+        if self.exact:
             self.write(self.take(), worker)
 
     def close(self) -> None:
         """Compact what is pending into one segment (at the end of a run)."""
-        if self.writer is not None:
-            self.writer.compact()
+        for writer in (self.writer, self.hist_writer):
+            if writer is not None:
+                writer.compact()

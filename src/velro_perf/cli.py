@@ -99,11 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--samples",
-        choices=["exact", "histogram", "auto"],
+        choices=["exact", "histogram", "both", "auto"],
         default="auto",
         help="exact: every request as a row; histogram: per second and endpoint an HdrHistogram "
-        "(3 significant digits) from each worker; auto (default): exact below the master's "
-        "measured ceiling (docs/performance-scale.md)",
+        "(3 significant digits) from each worker; both: the two of the same requests (the "
+        "report uses the rows); auto (default): exact below the master's measured ceiling "
+        "(docs/performance-scale.md)",
     )
     run.add_argument(
         "--database",

@@ -61,7 +61,7 @@ class RunOptions:
     seed_users: int | None = None
     seed_teams: int | None = None
     seed_projects: int | None = None
-    samples: str = "auto"  # exact | histogram | auto (samples_mode)
+    samples: str = "auto"  # exact | histogram | both | auto (samples_mode)
 
 
 def say(message: str) -> None:
@@ -99,8 +99,10 @@ def validate(opts: RunOptions) -> None:
         raise UsageError(
             f"--processes {opts.processes} is invalid; give 1 or more (or -1: one per core)"
         )
-    if opts.samples not in ("exact", "histogram", "auto"):
-        raise UsageError(f"--samples {opts.samples!r} is invalid; give exact, histogram or auto")
+    if opts.samples not in ("exact", "histogram", "both", "auto"):
+        raise UsageError(
+            f"--samples {opts.samples!r} is invalid; give exact, histogram, both or auto"
+        )
     if opts.open_rate is not None and opts.open_rate <= 0:
         raise UsageError(f"--open-rate {opts.open_rate:g} is invalid; give requests per second > 0")
     if opts.workers is not None and opts.workers < 1:
