@@ -4,6 +4,7 @@ percentiles within the histograms' 0.1 %, on the very same requests (`--samples 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -62,10 +63,8 @@ def test_a_runner_killed_mid_run_leaves_samples_the_report_reads(tmp_path: Path)
         # the runner and everything it started, at once, with no chance to flush or clean up
         tree = [runner.pid, *(p.pid for p in psutil.Process(runner.pid).children(recursive=True))]
         for pid in tree:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 psutil.Process(pid).send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         runner.wait(30)
     store = SampleStore(run)
     assert store.totals("samples").n >= before > 0
