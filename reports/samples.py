@@ -374,10 +374,15 @@ class SampleStore:
             f"({i}, {_num(a)}, {_num(b)}, {'true' if closed else 'false'})"
             for i, (a, b, closed) in enumerate(spans)
         )
+        # one aggregate per set of endpoints (p95 and p99 of the same ones share their values)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for k, (eps, _) in enumerate(bounds):
+            groups.setdefault(tuple(eps), []).append(k)
         percentile = [
-            f"quantile_disc(latency_ms, {_num(disc_fraction(q))}) FILTER "
-            f"(WHERE category <> 'setup' AND endpoint IN {_in_list(eps)})"
-            for eps, q in bounds
+            "quantile_disc(latency_ms, ["
+            + ", ".join(_num(disc_fraction(bounds[k][1])) for k in ks)
+            + f"]) FILTER (WHERE category <> 'setup' AND endpoint IN {_in_list(eps)})"
+            for eps, ks in groups.items()
         ]
         request = "category <> 'setup'"
         # spans follow one another: an ASOF join gives each row the last span started by then
@@ -402,6 +407,10 @@ class SampleStore:
             if r is None:
                 out.append(SpanStats(0, 0, 0, 0, None, 0, tuple(None for _ in bounds)))
                 continue
+            per_bound: list[float | None] = [None] * len(bounds)
+            for ks, values in zip(groups.values(), r[7:], strict=True):
+                for k, v in zip(ks, values or [None] * len(ks), strict=True):
+                    per_bound[k] = None if v is None else float(v)
             out.append(
                 SpanStats(
                     int(r[1]),
@@ -410,7 +419,7 @@ class SampleStore:
                     int(r[4]),
                     None if r[5] is None else float(r[5]),
                     int(r[6]),
-                    tuple(None if v is None else float(v) for v in r[7:]),
+                    tuple(per_bound),
                 )
             )
         return out
