@@ -1,14 +1,14 @@
 """The report's cost as a run grows: wall time and peak memory of `velro-perf report`.
 
-For each size, a synthetic run (reports.synthetic.write_synthetic_run, samples in Parquet) is
-written, then `velro-perf report RUN` runs under `/usr/bin/time -v` in a fresh process; the
+For each size and mode, a synthetic run (reports.synthetic.write_synthetic_run: samples in
+Parquet, or the histograms of histogram mode) is written, then `velro-perf report RUN` runs under `/usr/bin/time -v` in a fresh process; the
 table gives its wall time and peak resident memory. With ``--csv-code COMMIT``, the same run
 of the smallest size is also written as samples.csv and judged by the code of that commit
 (checked out with `git archive` into a temporary folder), and its budget figures are compared
 with this code's: they must be the same.
 
     flock /tmp/velro-load.lock python -m benchmarks.report_scale --sizes 1e6,1e7,3e7 \\
-        --csv-code 572db8b
+        --csv-code 572db8b --modes parquet,histogram
 
 A heavy load (30 million requests is ~1 GB of Parquet and a minute of CPU): run it under the
 load lock. The figures go to docs/performance-scale.md with the command and commit.
@@ -37,6 +37,7 @@ SECONDS_PER_MILLION = 360.0  # a million requests over 6 minutes: ~2,800 request
 
 @dataclass(frozen=True)
 class Cost:
+    mode: str
     requests: int
     wall_s: float
     peak_rss_mb: float
@@ -73,11 +74,13 @@ def _write_run(root: Path, n: int, samples_format: str = "parquet") -> Path:
     return run
 
 
-def report_cost(root: Path, n: int) -> Cost:
-    run = _write_run(root, n)
+def report_cost(root: Path, n: int, samples_format: str) -> Cost:
+    run = _write_run(root, n, samples_format)
     velro_perf = str(Path(sys.executable).with_name("velro-perf"))
     wall, rss, _ = _timed([velro_perf, "report", str(run)])
-    cost = Cost(n, wall, rss, _du_mb(run / "samples"))
+    folder = run / ("histograms" if samples_format == "histogram" else "samples")
+    mode = "histogram" if samples_format == "histogram" else "exact"
+    cost = Cost(mode, n, wall, rss, _du_mb(folder))
     shutil.rmtree(run)
     return cost
 
@@ -120,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1e6,1e7,3e7", help="requests, comma-separated")
     parser.add_argument("--csv-code", metavar="COMMIT", help="compare with this commit's code")
     parser.add_argument("--tmp", type=Path, default=None, help="where to write the runs")
+    parser.add_argument(
+        "--modes", default="parquet,histogram", help="samples formats: parquet, histogram"
+    )
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="velro-scale-", dir=args.tmp) as tmp:
@@ -129,14 +135,16 @@ def main(argv: list[str] | None = None) -> int:
             result = csv_code_figures(root, sizes[0], args.csv_code)
             print(json.dumps(result, indent=1))
             print(f"# compared in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        print("| requests | report wall (s) | peak RSS (MB) | samples on disk (MB) |")
-        print("| ---: | ---: | ---: | ---: |")
-        for n in sizes:
-            c = report_cost(root, n)
-            print(
-                f"| {c.requests:,} | {c.wall_s:.1f} | {c.peak_rss_mb:,.0f} | {c.samples_mb:,.0f} |",
-                flush=True,
-            )
+        print("| mode | requests | report wall (s) | peak RSS (MB) | on disk (MB) |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for samples_format in args.modes.split(","):
+            for n in sizes:
+                c = report_cost(root, n, samples_format)
+                print(
+                    f"| {c.mode} | {c.requests:,} | {c.wall_s:.1f} | {c.peak_rss_mb:,.0f} | "
+                    f"{c.samples_mb:,.0f} |",
+                    flush=True,
+                )
     return 0
 
 

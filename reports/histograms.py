@@ -14,7 +14,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from numpy.typing import NDArray
 
-__all__ = ["DIGITS", "RESOLUTION", "buckets", "new_histogram", "to_units"]
+__all__ = ["DIGITS", "RESOLUTION", "buckets", "encode_many", "new_histogram", "to_units"]
 
 DIGITS = 3
 UNITS_PER_MS = 10_000  # tenths of a microsecond: rounding costs under 0.1 % from 0.05 ms up
@@ -45,3 +45,26 @@ def buckets(encoded: bytes) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     lowest = sub.astype(np.int64) << shift
     highest = lowest + (np.int64(1) << shift) - 1
     return highest.astype(np.float64) / UNITS_PER_MS, counts[index].astype(np.int64)
+
+
+def encode_many(latency_ms: NDArray[np.float64]) -> bytes:
+    """One encoded histogram of many latencies, filled in one numpy pass (what
+    record_value does one value at a time; tests/test_reports_histograms.py holds them equal):
+    for synthetic runs of tens of millions of requests."""
+    h = new_histogram()
+    if len(latency_ms) == 0:
+        return bytes(h.encode())
+    units = np.clip(np.rint(latency_ms * UNITS_PER_MS), 0, HIGHEST).astype(np.int64)
+    # bit length of (v | sub_bucket_mask), exact through float64 for values under 2**53
+    _, length = np.frexp((units | h.sub_bucket_mask).astype(np.float64))
+    bucket = length.astype(np.int64) - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
+    sub = units >> (bucket + h.unit_magnitude)
+    index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + (sub - h.sub_bucket_half_count)
+    counts = np.ctypeslib.as_array(h.counts)
+    counts[: h.counts_len] += np.bincount(index, minlength=h.counts_len)[: h.counts_len].astype(
+        counts.dtype
+    )
+    h.total_count = len(units)
+    h.min_value = int(units.min())
+    h.max_value = int(units.max())
+    return bytes(h.encode())

@@ -17,8 +17,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from reports.histograms import encode_many
 from reports.runfiles import RunConfig, RunMeta
-from reports.samplefiles import LEGACY_CSV, SCHEMA, samples_dir
+from reports.samplefiles import HIST_SCHEMA, HISTOGRAMS_DIR, LEGACY_CSV, SCHEMA, samples_dir
 
 __all__ = ["DEFAULT_ENDPOINTS", "EndpointSpec", "write_synthetic_run"]
 
@@ -73,10 +74,11 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
     """Write a complete run directory; keyword arguments override SyntheticRun's fields.
 
     The samples go to samples/ in chunks of CHUNK requests (memory stays flat at any n);
-    ``samples_format="csv"`` writes the samples.csv of runs recorded before instead."""
+    ``samples_format="csv"`` writes the samples.csv of runs recorded before instead, and
+    ``"histogram"`` the histograms/ of histogram mode (reports.histograms)."""
     samples_format = str(kwargs.pop("samples_format", "parquet"))
-    if samples_format not in ("parquet", "csv"):
-        raise ValueError(f"samples_format {samples_format!r}; give 'parquet' or 'csv'")
+    if samples_format not in ("parquet", "csv", "histogram"):
+        raise ValueError(f"samples_format {samples_format!r}; give 'parquet', 'csv' or 'histogram'")
     spec = SyntheticRun(**kwargs)  # type: ignore[arg-type]
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
@@ -91,6 +93,10 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
             if csv_writer is None:
                 csv_writer = pacsv.CSVWriter(run_dir / LEGACY_CSV, chunk.schema)
             csv_writer.write_table(chunk)
+        elif samples_format == "histogram":
+            folder = run_dir / HISTOGRAMS_DIR
+            folder.mkdir(exist_ok=True)
+            pq.write_table(_histograms(chunk), folder / f"seg-{i + 1:08d}-{i + 1:08d}.parquet")
         else:
             folder = samples_dir(run_dir)
             folder.mkdir(exist_ok=True)
@@ -107,6 +113,31 @@ def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
     if spec.hit_rate is not None:
         _write_metrics(run_dir, spec, seconds, rng)
     return run_dir
+
+
+def _histograms(chunk: pa.Table) -> pa.Table:
+    """A chunk's requests as histogram mode records them: per second, endpoint, category,
+    status and expected, one HdrHistogram (HIST_SCHEMA)."""
+    frame = chunk.to_pandas()
+    frame["second"] = np.floor(frame["ts"].to_numpy()).astype(np.int64)
+    keys = ["second", "endpoint", "category", "status", "expected"]
+    columns: dict[str, list[object]] = {name: [] for name in HIST_SCHEMA.names}
+    for key, group in frame.groupby(keys, observed=True, sort=True):
+        second, endpoint, category, status, expected = key
+        latency = group["latency_ms"].to_numpy(dtype=np.float64)
+        carried = group["st_app"].notna().to_numpy()
+        for name, value in zip(
+            HIST_SCHEMA.names,
+            (
+                int(second), str(endpoint), str(category), int(status), int(expected), "local",
+                len(latency), encode_many(latency), float(latency.max()), int(carried.sum()),
+                float(group["st_app"].sum()), float(group["st_db"].fillna(0)[carried].sum()),
+                float(group["st_hash"].fillna(0)[carried].sum()),
+            ),
+            strict=True,
+        ):  # fmt: skip
+            columns[name].append(value)
+    return pa.table(columns, schema=HIST_SCHEMA)
 
 
 def _tally(

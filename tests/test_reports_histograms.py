@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from hdrh.histogram import HdrHistogram
 
-from reports.histograms import RESOLUTION
+from reports.histograms import RESOLUTION, buckets, encode_many, new_histogram, to_units
 from reports.samples import SampleStore
 from scenarios.recorder import SampleRecorder
 
@@ -72,3 +73,18 @@ def test_merged_histograms_are_within_a_tenth_of_a_percent_of_exact(tmp_path: Pa
     means, carried = merged.server_timing_means()
     assert carried == exact.totals("judged").n
     assert means.loc[ENDPOINTS[0], "app"] == 1.5
+
+
+def test_a_histogram_filled_at_once_is_the_one_filled_value_by_value() -> None:
+    latency = np.exp(np.random.default_rng(9).normal(1.0, 1.5, 20_000))
+    one_by_one = new_histogram()
+    for value in latency:
+        one_by_one.record_value(to_units(float(value)))
+    at_once = HdrHistogram.decode(encode_many(latency))
+    assert at_once.get_total_count() == one_by_one.get_total_count()
+    for q in (0.1, 50.0, 95.0, 99.0, 99.99, 100.0):
+        assert at_once.get_value_at_percentile(q) == one_by_one.get_value_at_percentile(q)
+    values, counts = buckets(encode_many(latency))
+    expected_values, expected_counts = buckets(one_by_one.encode())
+    assert values.tolist() == expected_values.tolist()
+    assert counts.tolist() == expected_counts.tolist()
