@@ -1,8 +1,9 @@
 """The report's cost as a run grows: wall time and peak memory of `velro-perf report`.
 
 For each size and mode, a synthetic run (reports.synthetic.write_synthetic_run: samples in
-Parquet, or the histograms of histogram mode) is written, then `velro-perf report RUN` runs under `/usr/bin/time -v` in a fresh process; the
-table gives its wall time and peak resident memory. With ``--csv-code COMMIT``, the same run
+Parquet, or the histograms of histogram mode) is written, then `velro-perf report RUN` runs
+under `/usr/bin/time -v` in a fresh process; the table gives its wall time and peak resident
+memory. With ``--csv-code COMMIT``, the same run
 of the smallest size is also written as samples.csv and judged by the code of that commit
 (checked out with `git archive` into a temporary folder), and its budget figures are compared
 with this code's: they must be the same.
