@@ -107,6 +107,10 @@ class SampleRecorder:
         self._rows: list[Row] = []
         self._histograms = _Histograms()
         self._out: Path | None = None
+        # what arrived since the last flush (the workers' reports): written as one part by the
+        # next flush, not one part a report, so a hundred workers cost no more files or fsyncs
+        self._tables: list[pa.Table] = []
+        self._hist_tables: list[pa.Table] = []
 
     def configure(self, out_dir: str | None, *, writes: bool, mode: str = "exact") -> None:
         """Record when an out dir is given; `writes` is False on workers, whose rows go to
@@ -172,7 +176,7 @@ class SampleRecorder:
         return self._histograms.take()
 
     def write_histograms(self, columns: dict[str, list[Any]], worker: str) -> None:
-        """Append histograms (HIST_SCHEMA's columns but `worker`) as the next part."""
+        """Take histograms (HIST_SCHEMA's columns but `worker`) for the next part."""
         if self.hist_writer is None or not columns.get("ts"):
             return
         n = len(columns["ts"])
@@ -182,10 +186,10 @@ class SampleRecorder:
             else pa.array(columns[f.name], f.type)
             for f in HIST_SCHEMA
         ]
-        self.hist_writer.append(pa.Table.from_arrays(arrays, schema=HIST_SCHEMA))
+        self._hist_tables.append(pa.Table.from_arrays(arrays, schema=HIST_SCHEMA))
 
     def write(self, rows: list[Row] | bytes, worker: str) -> None:
-        """Append rows, or a worker's encoded batch, as the next part of the samples."""
+        """Take rows, or a worker's encoded batch, for the next part of the samples."""
         if self.writer is None or not rows:
             return
         if isinstance(rows, bytes):
@@ -193,18 +197,28 @@ class SampleRecorder:
         else:
             table = table_of(list(zip(*rows, strict=True)), ROW_COLUMNS)
         names = pa.repeat(pa.scalar(worker, pa.string()), table.num_rows)
-        self.writer.append(
+        self._tables.append(
             table.set_column(table.schema.get_field_index("worker"), "worker", names)
         )
 
     def flush(self, worker: str) -> None:
+        """This process's own rows and what the workers sent since the last flush, written
+        as one part (of samples/, and of histograms/)."""
         if self.histogram:
             self.write_histograms(self.take_histograms(), worker)
         if self.exact:
             self.write(self.take(), worker)
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        for writer, pending in ((self.writer, self._tables), (self.hist_writer, self._hist_tables)):
+            if writer is not None and pending:
+                writer.append(pa.concat_tables(pending))
+            pending.clear()
 
     def close(self) -> None:
-        """Compact what is pending into one segment (at the end of a run)."""
+        """Write what is pending, then compact the parts into one segment (the run's end)."""
+        self._write_pending()
         for writer in (self.writer, self.hist_writer):
             if writer is not None:
                 writer.compact()

@@ -42,7 +42,8 @@ def test_the_recorder_writes_one_exact_row_per_request(tmp_path: Path) -> None:
     )
     recorder.close()
     files = sample_files(tmp_path)
-    assert [f.name for f in files] == ["seg-00000001-00000003.parquet"]  # compacted at the end
+    # the flush's part, then the workers' rows as one part at the end, compacted into one
+    assert [f.name for f in files] == ["seg-00000001-00000002.parquet"]
     table = pq.read_table(files[0])
     assert tuple(table.column_names) == COLUMNS
     rows = table.to_pylist()
