@@ -19,12 +19,15 @@ from the end of warm-up on), the last two once ``judge_from`` is set.
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,17 +47,6 @@ __all__ = [
 ]
 
 Scope = Literal["samples", "requests", "judged"]
-_EMPTY_BUCKETS = pa.table(
-    {
-        "ts": pa.array([], pa.int64()),
-        "endpoint": pa.array([], pa.string()),
-        "category": pa.array([], pa.string()),
-        "status": pa.array([], pa.int32()),
-        "expected": pa.array([], pa.int8()),
-        "latency_ms": pa.array([], pa.float64()),
-        "n": pa.array([], pa.int64()),
-    }
-)
 # DuckDB's working memory: the report's whole budget is 2 GiB at 30 million requests
 MEMORY_LIMIT = "1GB"
 _CORE = ("ts", "endpoint", "category", "latency_ms", "status", "expected")
@@ -174,6 +166,9 @@ class SampleStore:
         if self._con is None:
             con = duckdb.connect()
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            # past the limit DuckDB spills; to the system's temporary folder, not the cwd
+            spill = Path(tempfile.gettempdir()) / f"velro-duckdb-{os.getpid()}"
+            con.execute(f"SET temp_directory = {_quote(str(spill))}")
             con.execute("SET preserve_insertion_order = false")
             if self.histograms:
                 self._load_histograms(con)
@@ -184,28 +179,35 @@ class SampleStore:
     def _load_histograms(self, con: duckdb.DuckDBPyConnection) -> None:
         """The run's histograms, merged: every bucket's count summed over the workers and
         flushes that shipped it (table `buckets`); the records' other figures (`records`)."""
-        keys = ["ts", "endpoint", "category", "status", "expected"]
-        parts = []
-        records = []
+        records, rec, values, counts = [], [], [], []
+        offset = 0
         for path in self.histograms:
             table = pq.read_table(path)
-            records.append(table.drop_columns(["hdr"]))
-            columns = {k: table.column(k).to_pylist() for k in keys}
+            numbers = pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64))
+            records.append(table.drop_columns(["hdr"]).append_column("rec", numbers))
             for i, encoded in enumerate(table.column("hdr").to_pylist()):
-                values, counts = buckets(encoded)
-                part = {k: [columns[k][i]] * len(values) for k in keys}
-                parts.append(pa.table({**part, "latency_ms": values, "n": counts}))
-        raw = pa.concat_tables(parts) if parts else None
-        con.register("raw_buckets", raw if raw is not None else _EMPTY_BUCKETS)
-        con.execute(
-            "CREATE TABLE buckets AS SELECT ts + 0.5 AS ts, endpoint, category, status, "
-            "expected, latency_ms, CAST(sum(n) AS BIGINT) AS n FROM raw_buckets "
-            "GROUP BY ALL"
-        )
-        con.unregister("raw_buckets")
+                v, c = buckets(encoded)
+                rec.append(np.full(len(v), offset + i, dtype=np.int64))
+                values.append(v)
+                counts.append(c)
+            offset += table.num_rows
         con.register("raw_records", pa.concat_tables(records))
         con.execute("CREATE TABLE records AS SELECT * FROM raw_records")
         con.unregister("raw_records")
+        raw = pa.table(
+            {
+                "rec": np.concatenate(rec) if rec else np.empty(0, np.int64),
+                "latency_ms": np.concatenate(values) if values else np.empty(0),
+                "n": np.concatenate(counts) if counts else np.empty(0, np.int64),
+            }
+        )
+        con.register("raw_buckets", raw)
+        con.execute(
+            "CREATE TABLE buckets AS SELECT r.ts + 0.5 AS ts, r.endpoint, r.category, r.status, "
+            "r.expected, b.latency_ms, CAST(sum(b.n) AS BIGINT) AS n "
+            "FROM raw_buckets AS b JOIN records AS r USING (rec) GROUP BY ALL"
+        )
+        con.unregister("raw_buckets")
 
     def _relation(self) -> str:
         if self.histograms:
