@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,18 @@ from reports.errors import RunDirError
 from reports.histograms import RESOLUTION, buckets
 from reports.samplefiles import HISTOGRAMS_DIR, SCHEMA, sample_files, samples_csv
 from reports.stats import Interval, nearest_rank, percentile_rank_bounds
+
+_BUCKETS = pa.schema(
+    [
+        ("ts", pa.int64()),
+        ("endpoint", pa.string()),
+        ("category", pa.string()),
+        ("status", pa.int32()),
+        ("expected", pa.int8()),
+        ("latency_ms", pa.float64()),
+        ("n", pa.int64()),
+    ]
+)
 
 __all__ = [
     "EndpointStats",
@@ -146,6 +159,8 @@ class SampleStore:
         self.legacy = not self.files and not self.histograms and samples_csv(self.run_dir).exists()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._judge_from: float | None = None
+        self._spill = Path(tempfile.gettempdir()) / f"velro-samples-{os.getpid()}-{id(self)}"
+        self._buckets: Path | None = None
 
     @property
     def mode(self) -> str:
@@ -167,8 +182,7 @@ class SampleStore:
             con = duckdb.connect()
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             # past the limit DuckDB spills; to the system's temporary folder, not the cwd
-            spill = Path(tempfile.gettempdir()) / f"velro-duckdb-{os.getpid()}"
-            con.execute(f"SET temp_directory = {_quote(str(spill))}")
+            con.execute(f"SET temp_directory = {_quote(str(self._spill))}")
             con.execute("SET preserve_insertion_order = false")
             if self.histograms:
                 self._load_histograms(con)
@@ -177,48 +191,45 @@ class SampleStore:
         return self._con
 
     def _load_histograms(self, con: duckdb.DuckDBPyConnection) -> None:
-        """The run's histograms, merged: every bucket's count summed over the workers and
-        flushes that shipped it (table `buckets`); the records' other figures (`records`)."""
-        records, rec, values, counts = [], [], [], []
-        offset = 0
-        for path in self.histograms:
-            table = pq.read_table(path)
-            numbers = pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64))
-            records.append(table.drop_columns(["hdr"]).append_column("rec", numbers))
-            for i, encoded in enumerate(table.column("hdr").to_pylist()):
-                v, c = buckets(encoded)
-                rec.append(np.full(len(v), offset + i, dtype=np.int64))
-                values.append(v)
-                counts.append(c)
-            offset += table.num_rows
+        """The run's histograms as buckets, one histogram file at a time into a Parquet file
+        of the spill folder (Python's memory stays flat): each bucket's value and count under
+        its histogram's key. Every worker's and flush's buckets together are the merged
+        histogram: adding histograms adds their bucket counts. `records` keeps the rest."""
+        self._spill.mkdir(parents=True, exist_ok=True)
+        path = self._spill / "buckets.parquet"
+        keys = ["ts", "endpoint", "category", "status", "expected"]
+        records = []
+        with pq.ParquetWriter(path, _BUCKETS) as writer:
+            for source in self.histograms:
+                table = pq.read_table(source)
+                records.append(table.drop_columns(["hdr"]))
+                which, values, counts = [], [], []
+                for i, encoded in enumerate(table.column("hdr").to_pylist()):
+                    v, c = buckets(encoded)
+                    which.append(np.full(len(v), i, dtype=np.int64))
+                    values.append(v)
+                    counts.append(c)
+                if not which:
+                    continue
+                keyed = table.select(keys).take(pa.array(np.concatenate(which)))
+                keyed = keyed.append_column("latency_ms", pa.array(np.concatenate(values)))
+                writer.write_table(keyed.append_column("n", pa.array(np.concatenate(counts))))
         con.register("raw_records", pa.concat_tables(records))
         con.execute("CREATE TABLE records AS SELECT * FROM raw_records")
         con.unregister("raw_records")
-        raw = pa.table(
-            {
-                "rec": np.concatenate(rec) if rec else np.empty(0, np.int64),
-                "latency_ms": np.concatenate(values) if values else np.empty(0),
-                "n": np.concatenate(counts) if counts else np.empty(0, np.int64),
-            }
-        )
-        con.register("raw_buckets", raw)
-        con.execute(
-            "CREATE TABLE buckets AS SELECT r.ts + 0.5 AS ts, r.endpoint, r.category, r.status, "
-            "r.expected, b.latency_ms, CAST(sum(b.n) AS BIGINT) AS n "
-            "FROM raw_buckets AS b JOIN records AS r USING (rec) GROUP BY ALL"
-        )
-        con.unregister("raw_buckets")
+        self._buckets = path
 
     def _relation(self) -> str:
         if self.histograms:
             # each bucket as `n` rows of its value, the second's middle as their start: every
             # query of the exact mode runs unchanged on the merged histograms
             return (
-                "SELECT ts, endpoint, category, latency_ms, CAST(status AS INTEGER) AS status, "
+                "SELECT ts + 0.5 AS ts, endpoint, category, latency_ms, "
+                "CAST(status AS INTEGER) AS status, "
                 "CAST(expected AS TINYINT) AS expected, CAST(NULL AS VARCHAR) AS worker, "
                 "CAST(NULL AS DOUBLE) AS st_app, CAST(NULL AS DOUBLE) AS st_db, "
                 "CAST(NULL AS DOUBLE) AS st_hash, CAST(NULL AS VARCHAR) AS st_cache "
-                "FROM buckets, range(buckets.n) AS copies(i)"
+                f"FROM read_parquet({_quote(str(self._buckets))}) AS b, range(b.n) AS copies(i)"
             )
         if self.files:
             paths = ", ".join(_quote(str(p)) for p in self.files)
@@ -519,3 +530,7 @@ class SampleStore:
         if self._con is not None:
             self._con.close()
             self._con = None
+        shutil.rmtree(self._spill, ignore_errors=True)
+
+    def __del__(self) -> None:
+        shutil.rmtree(self._spill, ignore_errors=True)
