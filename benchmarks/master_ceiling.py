@@ -67,12 +67,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _locust(args: list[str], out: Path, rate_per_worker: float) -> subprocess.Popen[bytes]:
+def _locust(
+    args: list[str], out: Path, rate_per_worker: float, mode: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT),
         "VELRO_SHIP_RATE": f"{rate_per_worker:g}",
         "VELRO_SAMPLES_COMPACT_PARTS": "0",  # parts keep their write times
+        "VELRO_SHIP_MODE": mode,
     }
     locust = str(Path(sys.executable).with_name("locust"))
     log = (out / f"locust-{args[0].strip('-')}-{time.monotonic_ns()}.log").open("wb")
@@ -85,7 +88,7 @@ def _locust(args: list[str], out: Path, rate_per_worker: float) -> subprocess.Po
     )
 
 
-def run_step(root: Path, rate: float, workers: int, seconds: float) -> Step:
+def run_step(root: Path, rate: float, workers: int, seconds: float, mode: str) -> Step:
     out = root / f"rate-{rate:g}"
     out.mkdir()
     (out / "seed.json").write_text(json.dumps(SEED), encoding="utf-8")
@@ -116,6 +119,7 @@ def run_step(root: Path, rate: float, workers: int, seconds: float) -> Step:
         ],
         out,
         rate / workers,
+        mode,
     )
     crew = [
         # each worker's Shipper reads its rate from its own environment
@@ -123,6 +127,7 @@ def run_step(root: Path, rate: float, workers: int, seconds: float) -> Step:
             ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
             out,
             rate / workers,
+            mode,
         )
         for _ in range(workers)
     ]
@@ -166,17 +171,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="5000,20000,40000", help="samples/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--json", type=Path, help="write the steps here too")
+    parser.add_argument(
+        "--arrow",
+        action="store_true",
+        help="workers build their rows with pyarrow at each report instead of recording them "
+        "one by one (benchmarks/ceiling_locustfile.py): the master, not the workers, is the limit",
+    )
     args = parser.parse_args(argv)
+    mode = "arrow" if args.arrow else "record"
     rates = [float(r) for r in args.rates.split(",")]
     steps = []
     with tempfile.TemporaryDirectory(prefix="velro-ceiling-") as tmp:
         root = Path(tmp)
-        idle = run_step(root, 0.0, args.workers, args.seconds)
+        idle = run_step(root, 0.0, args.workers, args.seconds, mode)
         print(f"rate 0: master CPU {idle.master_cpu_s:.2f} s over {args.seconds:g} s", flush=True)
         print("| samples/s asked | written | master CPU (s) | us/sample | peak % | worst lag (s) |")
         print("| ---: | ---: | ---: | ---: | ---: | ---: |")
         for rate in rates:
-            step = run_step(root, rate, args.workers, args.seconds)
+            step = run_step(root, rate, args.workers, args.seconds, mode)
             steps.append(step)
             per = (step.master_cpu_s - idle.master_cpu_s) / max(step.samples, 1)
             lag = f"{step.worst_lag_s:.1f}" if step.worst_lag_s is not None else "-"
