@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reports.samplefiles import sample_files
@@ -159,7 +160,7 @@ def _written(out: Path) -> tuple[int, float | None]:
         table = pq.read_table(path, columns=["ts"])
         total += table.num_rows
         if table.num_rows:
-            newest = max(table.column("ts").to_pylist())
+            newest = pc.max(table.column("ts")).as_py()
             age = path.stat().st_mtime - newest
             worst = age if worst is None else max(worst, age)
     return total, worst
