@@ -145,10 +145,16 @@ class SpanStats:
 class SampleStore:
     """The samples of one run directory, behind a DuckDB connection of its own."""
 
-    def __init__(self, run_dir: Path, prefer: str = "exact") -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        prefer: str = "exact",
+        window: tuple[float, float] | None = None,
+    ) -> None:
         """The rows when the run has them (or its histograms, with prefer="histogram",
-        when it has both: `--samples both`)."""
+        when it has both: `--samples both`); only those started in [window) when given."""
         self.run_dir = Path(run_dir)
+        self.window = window
         self.files = sample_files(self.run_dir)
         self.histograms = sample_files(self.run_dir, HISTOGRAMS_DIR)
         if self.files and self.histograms:
@@ -186,7 +192,13 @@ class SampleStore:
             con.execute("SET preserve_insertion_order = false")
             if self.histograms:
                 self._load_histograms(con)
-            con.execute(f"CREATE VIEW samples AS {self._relation()}")
+            relation = self._relation()
+            if self.window is not None:
+                start, end = self.window
+                relation = (
+                    f"SELECT * FROM ({relation}) WHERE ts >= {_num(start)} AND ts < {_num(end)}"
+                )
+            con.execute(f"CREATE VIEW samples AS {relation}")
             self._con = con
         return self._con
 
@@ -270,17 +282,33 @@ class SampleStore:
             f"SELECT {', '.join(picked)} FROM {raw} WHERE ts IS NOT NULL AND latency_ms IS NOT NULL"
         )
 
-    def judge_from(self, measured_from: float) -> None:
-        """Define `requests` and `judged`: the latter from `measured_from` on."""
-        if self._judge_from == measured_from:
-            return
+    def judge_from(
+        self, measured_from: float, stalls: Sequence[tuple[str, float, float]] = ()
+    ) -> None:
+        """Define `requests` and `judged`: the latter from `measured_from` on, without the
+        requests in flight across a stall (worker, start, end) of their own generator process
+        (their [ts, ts + latency] overlaps it); those are the view `across_stalls`."""
         self._judge_from = measured_from
         self.con.execute(
             "CREATE OR REPLACE VIEW requests AS SELECT * FROM samples WHERE category <> 'setup'"
         )
+        self.con.execute("CREATE OR REPLACE TABLE stalls (worker VARCHAR, a DOUBLE, b DOUBLE)")
+        if stalls:
+            self.con.executemany("INSERT INTO stalls VALUES (?, ?, ?)", [list(s) for s in stalls])
+        crossed = (
+            "EXISTS (SELECT 1 FROM stalls WHERE stalls.worker = r.worker "
+            "AND stalls.a < r.ts + r.latency_ms / 1000.0 AND stalls.b > r.ts)"
+        )
+        after = f"ts >= {_num(measured_from)}"
         self.con.execute(
-            "CREATE OR REPLACE VIEW judged AS SELECT * FROM requests "
-            f"WHERE ts >= {_num(measured_from)}"
+            f"CREATE OR REPLACE VIEW judged AS SELECT * FROM requests AS r "
+            f"WHERE {after} AND NOT {crossed}"
+            if stalls
+            else f"CREATE OR REPLACE VIEW judged AS SELECT * FROM requests WHERE {after}"
+        )
+        self.con.execute(
+            f"CREATE OR REPLACE VIEW across_stalls AS SELECT * FROM requests AS r "
+            f"WHERE {after} AND {crossed}"
         )
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -171,3 +171,32 @@ def test_a_writer_killed_mid_run_leaves_every_flushed_sample_readable(tmp_path: 
     assert count % 500 == 0
     distinct = store.con.execute("SELECT count(DISTINCT ts) FROM samples").fetchone()
     assert distinct == (count,)  # no part read twice (a segment and its parts)
+
+
+def test_a_window_and_stalls_narrow_what_is_judged(tmp_path: Path) -> None:
+    run = write_synthetic_run(tmp_path / "run", n=20_000, duration_s=100.0, warmup_s=10.0)
+    meta = pd.read_json(run / "meta.json", typ="series")
+    start = float(meta["measured_from"])
+    whole = SampleStore(run)
+    whole.judge_from(start)
+    n = whole.totals().n
+    windowed = SampleStore(run, window=(start + 10, start + 20))
+    windowed.judge_from(start)
+    inside = windowed.totals()
+    assert 0 < inside.n < n
+    assert inside.ts_min is not None
+    assert inside.ts_max is not None
+    assert start + 10 <= inside.ts_min
+    assert inside.ts_max < start + 20
+    # a stall of the `local` process from +30 s to +31 s: every request in flight across it
+    stalled = SampleStore(run)
+    stalled.judge_from(start, [("local", start + 30, start + 31)])
+    left = stalled.totals().n
+    across = stalled.con.execute(
+        "SELECT count(*), min(ts + latency_ms / 1000.0), max(ts) FROM across_stalls"
+    ).fetchone()
+    assert across is not None
+    assert left + across[0] == n
+    assert across[0] > 0
+    assert across[1] > start + 30
+    assert across[2] < start + 31
