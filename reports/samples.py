@@ -28,27 +28,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from reports.errors import RunDirError
-from reports.histograms import RESOLUTION, buckets
+from reports.histograms import RESOLUTION, write_buckets
 from reports.samplefiles import HISTOGRAMS_DIR, SCHEMA, sample_files, samples_csv
 from reports.stats import Interval, nearest_rank, percentile_rank_bounds
-
-_BUCKETS = pa.schema(
-    [
-        ("ts", pa.int64()),
-        ("endpoint", pa.string()),
-        ("category", pa.string()),
-        ("status", pa.int32()),
-        ("expected", pa.int8()),
-        ("latency_ms", pa.float64()),
-        ("n", pa.int64()),
-    ]
-)
 
 __all__ = [
     "EndpointStats",
@@ -203,33 +188,13 @@ class SampleStore:
         return self._con
 
     def _load_histograms(self, con: duckdb.DuckDBPyConnection) -> None:
-        """The run's histograms as buckets, one histogram file at a time into a Parquet file
-        of the spill folder (Python's memory stays flat): each bucket's value and count under
-        its histogram's key. Every worker's and flush's buckets together are the merged
-        histogram: adding histograms adds their bucket counts. `records` keeps the rest."""
+        """The buckets into a Parquet file of the spill folder (reports.histograms), the
+        histograms' other figures into the table `records`."""
         self._spill.mkdir(parents=True, exist_ok=True)
-        path = self._spill / "buckets.parquet"
-        keys = ["ts", "endpoint", "category", "status", "expected"]
-        records = []
-        with pq.ParquetWriter(path, _BUCKETS) as writer:
-            for source in self.histograms:
-                table = pq.read_table(source)
-                records.append(table.drop_columns(["hdr"]))
-                which, values, counts = [], [], []
-                for i, encoded in enumerate(table.column("hdr").to_pylist()):
-                    v, c = buckets(encoded)
-                    which.append(np.full(len(v), i, dtype=np.int64))
-                    values.append(v)
-                    counts.append(c)
-                if not which:
-                    continue
-                keyed = table.select(keys).take(pa.array(np.concatenate(which)))
-                keyed = keyed.append_column("latency_ms", pa.array(np.concatenate(values)))
-                writer.write_table(keyed.append_column("n", pa.array(np.concatenate(counts))))
-        con.register("raw_records", pa.concat_tables(records))
+        self._buckets = self._spill / "buckets.parquet"
+        con.register("raw_records", write_buckets(self.histograms, self._buckets))
         con.execute("CREATE TABLE records AS SELECT * FROM raw_records")
         con.unregister("raw_records")
-        self._buckets = path
 
     def _relation(self) -> str:
         if self.histograms:
