@@ -20,7 +20,7 @@ import pytest
 from reports.analysis import summarize
 from reports.budgets import load_budgets
 from reports.runfiles import Summary
-from reports.samplefiles import sample_files
+from reports.samplefiles import SCHEMA, sample_files
 from reports.samples import SampleStore, disc_fraction, rank_fraction
 from reports.stats import nearest_rank, percentile_ci, percentile_rank_bounds
 from reports.synthetic import write_synthetic_run
@@ -200,3 +200,25 @@ def test_a_window_and_stalls_narrow_what_is_judged(tmp_path: Path) -> None:
     assert across[0] > 0
     assert across[1] > start + 30
     assert across[2] < start + 31
+
+
+def test_export_writes_the_samples_as_the_csv_of_before(tmp_path: Path) -> None:
+    run = write_synthetic_run(tmp_path / "run", n=3_000)
+    argv = [str(Path(sys.executable).with_name("velro-perf")), "export", str(run), "--csv"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    exported = pd.read_csv(run / "samples.csv")
+    assert list(exported.columns) == list(SCHEMA.names)
+    assert len(exported) == 3_000 + 20  # the requests and the setup rows
+    parquet = SampleStore(run)
+    parquet.judge_from(0.0)
+    figures = parquet.endpoint_stats((50.0, 99.0))
+    # the CSV read back (a run of before) gives the same figures
+    (run / "samples").rename(tmp_path / "parquet")
+    legacy = SampleStore(run)
+    assert legacy.legacy
+    legacy.judge_from(0.0)
+    assert sorted(legacy.endpoint_stats((50.0, 99.0)), key=str) == sorted(figures, key=str)
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 2
+    assert "no samples/ folder" in refused.stderr
