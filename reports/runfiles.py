@@ -175,6 +175,7 @@ class RunConfig(TypedDict, total=False):
     seed: SeedSize
     warmup_s: float
     service_workers: int | None
+    access_token_ttl_s: int | None  # the shape's, given to the reference service
     database: str | None
     database_url: str | None
     redis: str | None

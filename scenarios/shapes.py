@@ -39,8 +39,15 @@ _SHAPE_KEYS = {
     "workload",
     "processes",
     "service_workers",
+    "access_token_ttl_s",
 }
-_OPTIONAL_KEYS = {"description", "workload", "processes", "service_workers"}
+_OPTIONAL_KEYS = {
+    "description",
+    "workload",
+    "processes",
+    "service_workers",
+    "access_token_ttl_s",
+}
 _STAGE_KEYS = {"duration_s", "users", "spawn_rate"}
 
 
@@ -71,6 +78,9 @@ class Shape:
     # Locust processes and reference-service worker processes (None: one each)
     processes: int | None = None
     service_workers: int | None = None
+    # the reference service's access-token lifetime for this shape (velro serve
+    # --access-token-ttl): short enough that users refresh during the run; None: its default
+    access_token_ttl_s: int | None = None
 
     def workload_file(self, shapes_file: Path) -> Path | None:
         """The shape's own workload file (beside the shapes file), or None for the default."""
@@ -163,6 +173,9 @@ def _shape(name: str, raw: Any, path: str) -> Shape:
         workload=_workload(raw.get("workload"), _where(path, name, "workload")),
         processes=_count(raw.get("processes"), _where(path, name, "processes")),
         service_workers=_count(raw.get("service_workers"), _where(path, name, "service_workers")),
+        access_token_ttl_s=_count(
+            raw.get("access_token_ttl_s"), _where(path, name, "access_token_ttl_s")
+        ),
     )
     if shape.warmup_s >= shape.duration_s:
         raise ScenarioConfigError(

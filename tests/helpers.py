@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,14 +136,16 @@ def velro_serve(
     *,
     interval_s: float,
     not_up: Callable[[str], None],
+    options: Sequence[str] = (),
 ) -> Iterator[str]:
-    """`velro serve` on a free loopback port, healthy; yields its base URL.
+    """`velro serve` on a free loopback port, healthy; yields its base URL. ``options`` are
+    more of `velro serve`'s (``--access-token-ttl 120``).
 
     Its output goes to ``workdir/serve.log``; when it does not come up, ``not_up`` is given
     that log's text and must end the test (``pytest.fail`` or ``pytest.skip``)."""
     port = free_port()
     log_path = workdir / "serve.log"
-    argv = [str(BIN / "velro"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [str(BIN / "velro"), "serve", "--host", "127.0.0.1", "--port", str(port), *options]
     base = f"http://127.0.0.1:{port}"
     with server_process(argv, log_path, env=env) as server:
         try:

@@ -68,9 +68,16 @@ def test_register_login_me_logout_follow_the_contract(
         r = login(client, "ada@EXAMPLE.com ")
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body) == {"access_token", "token_type", "expires_in"}
+        assert set(body) == {
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+            "refresh_expires_in",
+        }
         assert body["token_type"] == "bearer"
         assert body["expires_in"] == any_db_settings.token_ttl_s
+        assert body["refresh_expires_in"] == any_db_settings.refresh_token_ttl_s
         assert r.headers["cache-control"] == "no-store"
         token = body["access_token"]
 

@@ -69,6 +69,45 @@ def test_a_shape_may_give_the_processes_and_workers_a_run_uses_unless_told(
         load_shape("big", path)
 
 
+def test_a_shape_may_ask_for_short_access_tokens_which_a_target_keeps_its_own_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shapes.toml"
+
+    def write(ttl: str) -> None:
+        path.write_text(
+            "[shapes.short]\nwarmup_s = 1\nwait_s = [1, 2]\nseed_users = 1\nseed_teams = 1\n"
+            f"seed_projects = 1\naccess_token_ttl_s = {ttl}\n"
+            "stages = [{ duration_s = 5, users = 1, spawn_rate = 1 }]\n"
+        )
+
+    write("120")
+    shape = load_shape("short", path)
+    assert shape.access_token_ttl_s == 120
+    with_shape_defaults(RunOptions(shape="short", shapes_file=path), shape)
+    assert "access tokens" not in capsys.readouterr().out  # the runner's own service gets it
+    target = "http://127.0.0.1:9"
+    with_shape_defaults(RunOptions(shape="short", shapes_file=path, target=target), shape)
+    assert f"{target} keeps its own lifetime" in capsys.readouterr().out
+    for bad in ("0", "1.5", '"2m"'):
+        write(bad)
+        with pytest.raises(ConfigError, match=r"access_token_ttl_s is"):
+            load_shape("short", path)
+
+
+def test_the_project_s_refresh_shapes_outlive_their_access_tokens() -> None:
+    from scenarios.shapes import load_shapes
+
+    shapes = load_shapes(ROOT / "fixtures" / "shapes.toml")
+    for name in ("soak", "sessions-refresh"):
+        shape = shapes[name]
+        assert shape.access_token_ttl_s is not None
+        # every user's session outlives its token several times over what is judged
+        assert shape.duration_s - shape.warmup_s >= 3 * shape.access_token_ttl_s
+    assert shapes["sessions-refresh"].duration_s >= 600
+    assert shapes["sessions-refresh"].access_token_ttl_s == 120
+
+
 def test_a_bad_shape_value_is_named(tmp_path: Path) -> None:
     path = tmp_path / "shapes.toml"
     path.write_text(

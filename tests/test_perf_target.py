@@ -123,3 +123,28 @@ def test_postgres_gets_a_database_of_its_own_dropped_after(
     assert exists()
     service.stop()
     assert not exists()
+
+
+def test_the_shape_s_access_token_lifetime_reaches_the_reference_service(tmp_path: Path) -> None:
+    import json
+
+    import httpx
+
+    service = _service(
+        tmp_path,
+        use_redis=False,
+        access_token_ttl_s=120,
+        seed_users=2,
+        seed_teams=1,
+        seed_projects=2,
+    )
+    with service:
+        service.prepare()
+        service.start()
+        fixtures = json.loads(service.fixtures_path.read_text())  # type: ignore[union-attr]
+        body = {"email": fixtures["users"][0]["email"], "password": fixtures["password"]}
+        with httpx.Client(base_url=service.url + "/api/v1", timeout=10) as client:
+            pair = client.post("/auth/login", json=body).json()
+            assert pair["expires_in"] == 120
+            rotated = client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+            assert rotated.json()["expires_in"] == 120

@@ -1,6 +1,7 @@
 """``velro``: serve the reference service and manage its data.
 
     velro serve [--host 127.0.0.1] [--port 8000] [--workers N] [--profile fixed|degraded]
+                [--access-token-ttl SECONDS] [--refresh-token-ttl SECONDS]
     velro db init
     velro keys create --name NAME | list | revoke ID
     velro seed --users N --teams T --projects P [--out FILE]

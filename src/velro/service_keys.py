@@ -272,7 +272,7 @@ class ServiceKeys:
                 self.live = False
                 self.forget(_FLUSH)
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py stub gap
+                    await pubsub.aclose()
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)

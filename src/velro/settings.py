@@ -43,7 +43,12 @@ class Settings:
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     jwt_issuer: str = "velro"
     jwt_audience: str = "velro-api"
+    # the access token's lifetime (velro serve --access-token-ttl)
     token_ttl_s: int = 900
+    # each refresh token's, from its issue: a sliding lifetime, since every refresh issues a
+    # new one (velro serve --refresh-token-ttl; velro.refresh). 14 days, as a session of a
+    # client that is used every week or two stays signed in.
+    refresh_token_ttl_s: int = 14 * 86400
 
     # OWASP Password Storage Cheat Sheet, argon2id minimum: m=19 MiB, t=2, p=1.
     argon2_memory_kib: int = 19456

@@ -7,7 +7,9 @@ namespace ``"user"`` so that a warm ``GET /auth/me`` makes no database call.
 
 A cached record holds ``token_version``; logout bumps it in the database and then
 invalidates the cache entry, so earlier tokens stop working at once in this process and, in
-the others, when the cache's invalidation reaches them (within the L1 TTL at worst).
+the others, when the cache's invalidation reaches them (within the L1 TTL at worst). In the
+same transaction it revokes the user's refresh-token families (``velro.refresh``), which the
+database alone decides, so that revocation is at once in every process.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
+from velro import refresh
 from velro.db.schema import users
 from velro.errors import ApiError
 from velro.services import Services
@@ -34,6 +37,7 @@ __all__ = [
     "logout",
     "public",
     "register",
+    "revoke_sessions",
     "set_password_hash",
 ]
 
@@ -164,7 +168,13 @@ async def cached_user(svc: Services, user_id: str) -> UserRecord | None:
     return record
 
 
+def revoke_sessions(conn: Connection, user_id: str) -> None:
+    """Every access token (the version) and every refresh-token family, in one transaction."""
+    bump_token_version(conn, user_id)
+    refresh.revoke_user(conn, user_id, datetime.now(UTC))
+
+
 async def logout(svc: Services, user_id: str) -> None:
-    """Revoke every token issued so far: bump the version, then drop the cached record."""
-    await svc.db_call(bump_token_version, user_id)
+    """Revoke every token issued so far, access and refresh, then drop the cached record."""
+    await svc.db_call(revoke_sessions, user_id)
     await svc.cache.invalidate("user", user_id)

@@ -121,6 +121,7 @@ def _prepare_service(state: RunState, opts: RunOptions) -> None:
             seed_teams=shape.seed_teams,
             seed_projects=shape.seed_projects,
             startup_timeout_s=opts.startup_timeout_s,
+            access_token_ttl_s=shape.access_token_ttl_s,
         )
     )
     state.service.prepare()

@@ -131,6 +131,11 @@ def with_shape_defaults(opts: RunOptions, shape: ShapeInfo) -> RunOptions:
             f"shape {shape.name}: {' and '.join(picked)}, what holds it on this machine "
             "(fixtures/shapes.toml; --processes and --workers override)"
         )
+    if shape.access_token_ttl_s is not None and opts.target is not None:
+        say(
+            f"shape {shape.name} asks for access tokens of {shape.access_token_ttl_s} s; "
+            f"{opts.target} keeps its own lifetime"
+        )
     return dataclasses.replace(opts, processes=processes, workers=workers)
 
 
@@ -222,6 +227,9 @@ def initial_config(
         },
         "warmup_s": shape.warmup_s,
         "service_workers": opts.workers if target is None else None,
+        # the shape's access-token lifetime, given to the reference service; a target keeps its
+        # own (null)
+        "access_token_ttl_s": shape.access_token_ttl_s if target is None else None,
         "database": None if target else redact_url(opts.database or "sqlite"),
         "database_url": None,
         "redis": None,

@@ -31,6 +31,7 @@ class ShapeInfo:
     processes: int | None = None  # the shape's default Locust processes
     service_workers: int | None = None  # the shape's default reference-service workers
     peak_users: int | None = None  # the most users at once in any stage
+    access_token_ttl_s: int | None = None  # the reference service's, when the shape sets it
 
 
 def load_shape(name: str, path: Path) -> ShapeInfo:
@@ -55,4 +56,5 @@ def load_shape(name: str, path: Path) -> ShapeInfo:
         processes=shape.processes,
         service_workers=shape.service_workers,
         peak_users=shape.peak_users,
+        access_token_ttl_s=shape.access_token_ttl_s,
     )

@@ -172,6 +172,7 @@ class ServiceOptions:
     seed_teams: int = 10
     seed_projects: int = 100
     startup_timeout_s: float = 60.0
+    access_token_ttl_s: int | None = None  # None: the service's default
 
 
 @dataclass
@@ -239,6 +240,8 @@ class ReferenceService:
         if opts.workers > 1:
             argv += ["--workers", str(opts.workers)]
         argv += ["--profile", opts.profile, "--keep-alive", str(KEEP_ALIVE_S)]
+        if opts.access_token_ttl_s is not None:
+            argv += ["--access-token-ttl", str(opts.access_token_ttl_s)]
         self._process = spawn(
             "velro serve", argv, env=env, log_path=self.log_path, nice=SERVICE_NICE
         )

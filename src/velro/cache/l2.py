@@ -210,7 +210,7 @@ class InvalidationListener:
                 self.subscribed.clear()
                 self._attempted.set()
             finally:
-                await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                await _quietly(pubsub.aclose())
                 await _quietly(client.aclose())
             await asyncio.sleep(self._retry_s)
 

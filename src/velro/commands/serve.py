@@ -30,12 +30,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--profile", choices=["fixed", "degraded"], help="overrides VELRO_PROFILE")
     p.add_argument("--keep-alive", type=int, default=KEEP_ALIVE_S, help="seconds (default 75)")
+    p.add_argument(
+        "--access-token-ttl",
+        type=int,
+        metavar="SECONDS",
+        help="access tokens' lifetime; overrides VELRO_TOKEN_TTL_S (default 900)",
+    )
+    p.add_argument(
+        "--refresh-token-ttl",
+        type=int,
+        metavar="SECONDS",
+        help="refresh tokens' lifetime; overrides VELRO_REFRESH_TOKEN_TTL_S (default 14 days)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.profile:
         os.environ["VELRO_PROFILE"] = args.profile
+    # through the environment, as every setting: each worker process reads it (worker_app)
+    for option, value, variable in (
+        ("--access-token-ttl", args.access_token_ttl, "VELRO_TOKEN_TTL_S"),
+        ("--refresh-token-ttl", args.refresh_token_ttl, "VELRO_REFRESH_TOKEN_TTL_S"),
+    ):
+        if value is None:
+            continue
+        if value < 1:
+            raise ServiceConfigError(f"{option} is {value}; give a number of seconds, 1 or more")
+        os.environ[variable] = str(value)
     # Every worker process must sign and verify with the same key.
     os.environ.setdefault("VELRO_JWT_SECRET", secrets.token_urlsafe(32))
     if args.workers < 1:

@@ -26,6 +26,7 @@ __all__ = [
     "grants",
     "metadata",
     "projects",
+    "refresh_tokens",
     "service_keys",
     "team_members",
     "teams",
@@ -57,6 +58,27 @@ service_keys = Table(
     Column("key_sha256", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# One row per refresh token ever issued (velro.refresh): a family is the chain of tokens
+# rotated from one login. A consumed row stays, so that the token presented again is known
+# as a replay and its family revoked (RFC 9700 4.14.2); an unknown hash is just unknown.
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    # SHA-256 hex of the token: the token itself goes to the client only. The primary key is
+    # the one indexed read of a rotation.
+    Column("token_sha256", String(64), primary_key=True),
+    Column("family_id", String(UUID_LEN), nullable=False),
+    Column("user_id", String(UUID_LEN), ForeignKey("users.id"), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    # set once, by the conditional UPDATE of the rotation that consumed the token
+    Column("consumed_at", DateTime(timezone=True), nullable=True),
+    # set on every row of a family on a replay, and of the user's families on logout
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_refresh_tokens_family", "family_id"),
+    Index("ix_refresh_tokens_user", "user_id"),
 )
 
 teams = Table(

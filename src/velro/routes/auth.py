@@ -1,4 +1,4 @@
-"""The contract's authentication section: register, login, me, logout.
+"""The contract's authentication section: register, login, refresh, me, logout.
 
 Bodies are Pydantic models that ignore unknown fields but refuse a wrong type (an email as a
 number, a password as an object) with 422, never a 500; emails are trimmed and lower-cased
@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.requests import Request
 
+from velro import refresh as refresh_tokens
 from velro import users
 from velro.errors import ApiError
 from velro.headers import CLEAR_SITE_DATA
 from velro.security import CurrentUser, client_address, current_user
 from velro.services import Services, services
 
-__all__ = ["LoginIn", "RegisterIn", "Text", "normalise_email", "router", "text"]
+__all__ = ["LoginIn", "RefreshIn", "RegisterIn", "Text", "normalise_email", "router", "text"]
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -76,6 +77,26 @@ class LoginIn(BaseModel):
     password: Text
 
 
+class RefreshIn(BaseModel):
+    # a token velro issued is 43 characters; anything else is simply unknown (401), but a
+    # body that is not even a string of sane length is a malformed request (422)
+    refresh_token: Text = Field(min_length=1, max_length=512)
+
+
+def _token_pair(svc: Services, user_id: str, version: int, refresh_token: str) -> JSONResponse:
+    """Login's and refresh's answer: RFC 6749 5.1, beside the contract's fields."""
+    return JSONResponse(
+        {
+            "access_token": svc.tokens.issue(user_id, version),
+            "token_type": "bearer",
+            "expires_in": svc.tokens.ttl_s,
+            "refresh_token": refresh_token,
+            "refresh_expires_in": svc.settings.refresh_token_ttl_s,
+        },
+        headers={"Pragma": "no-cache"},  # RFC 6749 5.1, beside Cache-Control: no-store
+    )
+
+
 @router.post("/register", status_code=201)
 async def register(body: RegisterIn, svc: Annotated[Services, Depends(services)]) -> JSONResponse:
     record = await users.register(svc, body.email, body.password, body.full_name)
@@ -96,14 +117,14 @@ async def login(
         # one body for "no such account" and "wrong password" (no account enumeration)
         raise ApiError(401, "invalid_credentials", "The email or the password is wrong.")
     user_id, version = found
-    return JSONResponse(
-        {
-            "access_token": svc.tokens.issue(user_id, version),
-            "token_type": "bearer",
-            "expires_in": svc.tokens.ttl_s,
-        },
-        headers={"Pragma": "no-cache"},  # RFC 6749 5.1, beside Cache-Control: no-store
-    )
+    return _token_pair(svc, user_id, version, await refresh_tokens.issue(svc, user_id))
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshIn, svc: Annotated[Services, Depends(services)]) -> JSONResponse:
+    # no rate limit: 256 random bits are not guessed, and a refusal costs one indexed read
+    rotated, token = await refresh_tokens.rotate(svc, body.refresh_token)
+    return _token_pair(svc, rotated.user_id, rotated.token_version, token)
 
 
 @router.get("/me")
