@@ -139,10 +139,11 @@ def with_shape_defaults(opts: RunOptions, shape: ShapeInfo) -> RunOptions:
     return dataclasses.replace(opts, processes=processes, workers=workers)
 
 
-# The master's measured ceiling at one core, in samples a second (benchmarks/master_ceiling.py;
-# the measurement, its command and commit are in docs/performance-scale.md). `--samples auto`
-# records exactly below it and switches to histograms above.
-MASTER_CEILING_SPS = 0.0
+# The master's measured ceiling, in samples a second: the highest rate it kept up with on one
+# core (1,000,000/s with 8 workers; at 2,000,000/s it fell 20 s behind), measured by
+# benchmarks/master_ceiling.py --arrow at commit 6773c62 (docs/performance-scale.md).
+# `--samples auto` records exactly below it and switches to histograms above.
+MASTER_CEILING_SPS = 1_000_000.0
 
 
 def expected_rate(opts: RunOptions, shape: ShapeInfo) -> float | None:
