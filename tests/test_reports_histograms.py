@@ -11,6 +11,8 @@ from hdrh.histogram import HdrHistogram
 from reports.histograms import RESOLUTION, buckets, encode_many, new_histogram, to_units
 from reports.samples import SampleStore
 from scenarios.recorder import SampleRecorder
+from velro_perf.runplan import MASTER_CEILING_SPS, RunOptions, samples_mode
+from velro_perf.shapes import ShapeInfo
 
 ENDPOINTS = ("GET /api/v1/auth/me", "GET /api/v1/authz/check", "POST /api/v1/auth/login")
 TIMING = 'app;dur=1.5, db;dur=0.5, cache;desc="L1"'
@@ -88,3 +90,13 @@ def test_a_histogram_filled_at_once_is_the_one_filled_value_by_value() -> None:
     expected_values, expected_counts = buckets(one_by_one.encode())
     assert values.tolist() == expected_values.tolist()
     assert counts.tolist() == expected_counts.tolist()
+
+
+def test_auto_records_exactly_below_the_masters_ceiling_and_histograms_above() -> None:
+    shape = ShapeInfo("s", 10.0, 10, 2, 10, 60.0, wait_s=(0.5, 1.0), peak_users=100)
+    assert MASTER_CEILING_SPS > 0
+    assert samples_mode(RunOptions(shape="s"), shape) == "exact"  # 100 users / 0.5 s
+    above = RunOptions(shape="s", open_rate=MASTER_CEILING_SPS * 1.5)
+    assert samples_mode(above, shape) == "histogram"
+    assert samples_mode(RunOptions(shape="s", samples="histogram"), shape) == "histogram"
+    assert samples_mode(RunOptions(shape="s", samples="exact", open_rate=2e6), shape) == "exact"
