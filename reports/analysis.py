@@ -230,6 +230,7 @@ def _judge(b: Budget, data: RunData, budgets: Budgets) -> BudgetResult:
         "samples": 0,
         "verdict": BudgetVerdict.NOT_APPLICABLE,
         "note": "",
+        "outside_prd": not b.prd,
     }
     if b.kind == "microbenchmark":
         base["note"] = "judged by the microbenchmarks (velro-perf bench), not by a load run"

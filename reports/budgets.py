@@ -23,6 +23,7 @@ KINDS = ("latency", "hit_rate", "error_rate", "users", "microbenchmark")
 _ID = re.compile(r"^[a-z0-9_.]+$")
 _KNOWN_KEYS = {
     "id",
+    "prd",
     "requirement",
     "description",
     "kind",
@@ -53,6 +54,8 @@ class Budget:
     operations: tuple[str, ...] = ()
     shapes: tuple[str, ...] | None = None
     benchmarks: tuple[str, ...] = ()
+    # False: a budget of the suite's own, outside the PRD's rows (the report says so)
+    prd: bool = True
 
     @property
     def bound(self) -> dict[str, float]:
@@ -177,6 +180,12 @@ def _parse_one(entry: Any, index: int) -> Budget:
     if kind == "microbenchmark" and not benchmarks:
         raise BudgetError(f'budget {bid!r} lists no benchmarks; give benchmarks = ["test_l1_hit"]')
     shapes = _strings(entry, "shapes", bid) if "shapes" in entry else None
+    prd = entry.get("prd", True)
+    if not isinstance(prd, bool):
+        raise BudgetError(
+            f"budget {bid!r} prd is {prd!r}; give false for a budget of the suite's own "
+            "(outside the PRD's rows), or leave it out"
+        )
     return Budget(
         id=bid,
         requirement=entry["requirement"],
@@ -189,6 +198,7 @@ def _parse_one(entry: Any, index: int) -> Budget:
         operations=operations,
         shapes=shapes,
         benchmarks=benchmarks,
+        prd=prd,
     )
 
 

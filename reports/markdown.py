@@ -70,8 +70,11 @@ def render_markdown(summary: Summary) -> str:
         state = _MARK.get(str(b.get("verdict")), str(b.get("verdict")))
         if b.get("verdict") in ("not_applicable", "no_data") and b.get("note"):
             state += f": {b['note']}"
+        name = str(b.get("id")) + (
+            " (the suite's own, not a PRD row)" if b.get("outside_prd") else ""
+        )
         lines.append(
-            f"| {_cell(b.get('id'))} | {_cell(b.get('bound_text', ''))} | {_cell(measured)} | "
+            f"| {_cell(name)} | {_cell(b.get('bound_text', ''))} | {_cell(measured)} | "
             f"{_cell(interval)} | {_cell(state)} |"
         )
     lines += phase_table(summary)

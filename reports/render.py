@@ -151,11 +151,14 @@ def _requirements(summary: Summary) -> list[dict[str, str]]:
     out = []
     for name, items in groups.items():
         worst = min((BudgetVerdict(b["verdict"]) for b in items), key=lambda v: v.severity)
+        sentence = " ".join(b.get("sentence", "") for b in items)
+        if any(b.get("outside_prd") for b in items):
+            sentence += " (A budget of the suite's own, outside the PRD's rows.)"
         out.append(
             {
                 "requirement": name,
                 "verdict": worst,
-                "sentence": " ".join(b.get("sentence", "") for b in items),
+                "sentence": sentence,
             }
         )
     return out

@@ -221,6 +221,7 @@ class BudgetResult(TypedDict):
     verdict: BudgetVerdict
     note: str  # where the figure came from, or why there is none
     sentence: NotRequired[str]  # the line a stakeholder reads
+    outside_prd: NotRequired[bool]  # a budget of the suite's own, not one of the PRD's rows
 
 
 class LocustFigures(TypedDict, total=False):

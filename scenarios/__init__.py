@@ -8,7 +8,7 @@ patching. The Locust users and event hooks live in `scenarios.users` and
 
 from __future__ import annotations
 
-from scenarios.checks import SECURITY_HEADERS, Expect, Verdict, verify
+from scenarios.checks import SECURITY_HEADERS, Checked, Expect, verify
 from scenarios.errors import ProvisioningError, ScenarioConfigError, ScenarioError
 from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel, combine_reports
@@ -22,6 +22,7 @@ __all__ = [
     "CATEGORIES",
     "COLUMNS",
     "SECURITY_HEADERS",
+    "Checked",
     "Expect",
     "IdentitySource",
     "OpenModel",
@@ -34,7 +35,6 @@ __all__ = [
     "ServerTiming",
     "Shape",
     "Stage",
-    "Verdict",
     "Workload",
     "combine_reports",
     "load_seed",

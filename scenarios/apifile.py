@@ -14,15 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.apimodel import (
+    AUTHS,
     OPERATION_KINDS,
     OPERATIONS,
     PLACEHOLDER_RE,
     PLACEHOLDERS,
     PROMISES,
+    TOKEN_KINDS,
     ApiFile,
+    Client,
     Operation,
-    Outcome,
+    OperationKey,
+    Refusal,
+    values_problem,
 )
+from scenarios.checks import Expect
 from scenarios.errors import ScenarioConfigError
 
 __all__ = ["load_api", "parse_api"]
@@ -30,11 +36,17 @@ __all__ = ["load_api", "parse_api"]
 _OP_KEYS = frozenset(
     {
         "method", "path", "name", "body", "fields", "auth", "success", "returns", "values",
-        "one_of", "id", "email", "token", "expires_in", "allowed", "after",
+        "one_of", "id", "email", "token", "refresh_token", "expires_in", "allowed", "after",
     }
 )  # fmt: skip
-_OUTCOME_KEYS = frozenset({"status", "error", "headers"})
-_TOP_KEYS = frozenset({"api", "token", "service_key", "operations"})
+_OUTCOME_KEYS = frozenset({"status", "error", "headers", "values"})
+_TOP_KEYS = frozenset({"api", "token", "service_key", "client", "service_client", "operations"})
+# a failure's possible shapes, for the messages that refuse a wrong one
+_OUTCOME_FIX = (
+    "give a status (401), a list of statuses ([401, 403]) or a table { status = 401, error = "
+    '"..." }; a bad_token may also be told apart by what was sent: { missing = 401, '
+    "malformed = 403 }"
+)
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -92,10 +104,22 @@ def _status(value: Any, where: str) -> int:
     return value
 
 
-def _outcome(value: Any, where: str) -> Outcome:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Outcome(_status(value, where))
-    table = _table(value, where, 'give a status (401) or a table { status = 401, error = "..." }')
+def _statuses(value: Any, where: str) -> tuple[int, ...]:
+    """A status or a non-empty list of them."""
+    if isinstance(value, list):
+        if not value:
+            raise _error(f"{where} is []; {_OUTCOME_FIX}")
+        return tuple(_status(item, where) for item in value)
+    return (_status(value, where),)
+
+
+def _answers(value: Any, where: str) -> tuple[Expect, ...]:
+    """One described failure without kinds: a status, a list of them, or a table."""
+    if not isinstance(value, Mapping):
+        if not isinstance(value, int | list) or isinstance(value, bool):
+            raise _error(f"{where} is {value!r}; {_OUTCOME_FIX}")
+        return tuple(Expect(status) for status in _statuses(value, where))
+    table = value
     _unknown(table, _OUTCOME_KEYS, where)
     if "status" not in table:
         raise _error(f"{where} has no status; give status = 401 (say)")
@@ -116,7 +140,39 @@ def _outcome(value: Any, where: str) -> Outcome:
                 '(".*" accepts any value)'
             ) from None
         headers[name] = text
-    return Outcome(_status(table["status"], f"{where}.status"), error, headers)
+    values = _table(table.get("values", {}), f"{where}.values", "give { field = 'value' }")
+    for name, wanted in values.items():
+        _string(wanted, f"{where}.values.{name}", "give the value the field must have, a string")
+    body = None
+    words = ""
+    if values:
+        fixed = dict(values)
+        body = lambda data: values_problem("the", data, fixed)  # noqa: E731
+        words = " ".join(f"{name}={wanted}" for name, wanted in fixed.items())
+    return tuple(
+        Expect(status, error=error, body=body, headers=headers, body_words=words)
+        for status in _statuses(table["status"], f"{where}.status")
+    )
+
+
+def _outcome(name: str, value: Any, where: str) -> Refusal:
+    """A described failure; a bad_token's may name the answer to each kind of token sent."""
+    if name != "bad_token" or not isinstance(value, Mapping):
+        return Refusal(_answers(value, where))
+    kinds = {kind: value[kind] for kind in TOKEN_KINDS if kind in value}
+    if not kinds:
+        return Refusal(_answers(value, where))
+    rest = {key: item for key, item in value.items() if key not in kinds}
+    by_kind = {kind: _answers(item, f"{where}.{kind}") for kind, item in kinds.items()}
+    if rest:
+        return Refusal(_answers(rest, where), by_kind)
+    unnamed = [kind for kind in TOKEN_KINDS if kind not in kinds]
+    if unnamed:
+        raise _error(
+            f"{where} names no answer to {', '.join(unnamed)} tokens; give each, or a status "
+            "for the rest: { missing = 401, status = 403 }"
+        )
+    return Refusal(by_kind["missing"], by_kind)
 
 
 def _placeholders(template: str, where: str) -> None:
@@ -164,11 +220,9 @@ def _request(table: Mapping[str, Any], where: str, default_auth: str) -> dict[st
         raise _error(f"{where}.body is {body!r}; give json, form (OAuth2 password flow) or none")
     if body == "none" and fields:
         raise _error(f"{where}.body is 'none' but fields are given; give body = json or form")
-    auth = _string(
-        table.get("auth", default_auth), f"{where}.auth", "give none, token or service_key"
-    )
-    if auth not in {"none", "token", "service_key"}:
-        raise _error(f"{where}.auth is {auth!r}; give none, token or service_key")
+    auth = table.get("auth", default_auth)
+    if auth not in AUTHS:
+        raise _error(f"{where}.auth is {auth!r}; give {', '.join(AUTHS)}")
     return {"method": method.upper(), "path": path, "body": body, "fields": fields, "auth": auth}
 
 
@@ -207,10 +261,15 @@ def _answer(key: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
             f"{where}.after is {after!r}; give the number of wrong passwords after which the "
             "rate limit must answer (1 or more)"
         )
-    if key == "login" and optional_field("token") is None:
+    if key in ("login", "refresh", "client_token") and optional_field("token") is None:
         raise _error(
             f"{where} has no token; give the answer's field that holds it, e.g. "
             'token = "access_token"'
+        )
+    if key == "refresh" and optional_field("refresh_token") is None:
+        raise _error(
+            f"{where} has no refresh_token; give the answer's field that holds the new refresh "
+            'token (rotation), e.g. refresh_token = "refresh_token"'
         )
     return {
         "success_statuses": success,
@@ -220,13 +279,14 @@ def _answer(key: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
         "id_field": optional_field("id"),
         "email_field": optional_field("email"),
         "token_field": optional_field("token"),
+        "refresh_field": optional_field("refresh_token"),
         "expires_in_field": optional_field("expires_in"),
         "allowed_field": optional_field("allowed"),
         "after": after,
     }
 
 
-def _operation(key: str, raw: Any, source: str, base: str) -> Operation:
+def _operation(key: OperationKey, raw: Any, source: str, base: str) -> Operation:
     where = _where(source, f"operations.{key}")
     table = _table(raw, where, f"give a table [operations.{key}] with method, path and success")
     outcomes_known, default_auth, _ = OPERATION_KINDS[key]
@@ -246,7 +306,7 @@ def _operation(key: str, raw: Any, source: str, base: str) -> Operation:
         **sent,
         **_answer(key, table, where),
         outcomes={
-            outcome: _outcome(table[outcome], f"{where}.{outcome}")
+            outcome: _outcome(outcome, table[outcome], f"{where}.{outcome}")
             for outcome in outcomes_known
             if outcome in table
         },
@@ -281,20 +341,49 @@ def _head(data: Mapping[str, Any], source: str) -> dict[str, Any]:
             f"promises on every response, from {list(PROMISES)} ([] for none)"
         )
     lacks = _table(head.get("lacks", {}), _where(source, "api.lacks"), "give { op = 'reason' }")
+    lacked: dict[OperationKey, str] = {}
     for key, reason in lacks.items():
-        if key not in OPERATION_KINDS:
-            raise _error(
-                f"{_where(source, 'api.lacks')} names {key!r}, not an operation; use "
-                f"{', '.join(OPERATIONS)}"
-            )
-        _string(reason, _where(source, f"api.lacks.{key}"), "give the reason, a sentence")
+        operation = _operation_key(key, f"{_where(source, 'api.lacks')} names {key!r}")
+        lacked[operation] = _string(
+            reason, _where(source, f"api.lacks.{key}"), "give the reason, a sentence"
+        )
     return {
         "name": name,
         "base": base,
         "promises": frozenset(promises),
-        "lacks": dict(lacks),
+        "lacks": lacked,
         "setup_concurrency": concurrency,
     }
+
+
+def _operation_key(name: str, where: str) -> OperationKey:
+    for key in OPERATIONS:
+        if key == name:
+            return key
+    raise _error(f"{where}, not an operation the suite drives; use {', '.join(OPERATIONS)}")
+
+
+def _client(data: Mapping[str, Any], name: str, source: str) -> Client | None:
+    """An OAuth2 client table ([client] or [service_client]): id, secret, auth."""
+    if name not in data:
+        return None
+    where = _where(source, name)
+    table = _table(data[name], where, f'give [{name}] with id = "..." and secret = "..."')
+    _unknown(table, {"id", "secret", "auth"}, where)
+    for key in ("id", "secret"):
+        if key not in table:
+            raise _error(f"{where} has no {key}; give the OAuth2 client's {key} (docs/api-file.md)")
+    auth = table.get("auth", "basic")
+    if auth not in ("basic", "body"):
+        raise _error(
+            f"{where}.auth is {auth!r}; give basic (HTTP Basic) or body (client_id and "
+            "client_secret fields), RFC 6749 section 2.3.1"
+        )
+    return Client(
+        id=_string(table["id"], f"{where}.id", "give the client id, a string"),
+        secret=_string(table["secret"], f"{where}.secret", "give the client secret, a string"),
+        auth=auth,
+    )
 
 
 def _credentials(data: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -324,6 +413,8 @@ def _credentials(data: Mapping[str, Any], source: str) -> dict[str, Any]:
             _where(source, "service_key.header"),
             "give the header the key is sent in",
         ),
+        "client": _client(data, "client", source),
+        "service_client": _client(data, "service_client", source),
     }
 
 
@@ -337,13 +428,12 @@ def parse_api(data: Mapping[str, Any], *, source: str = "<api>", sha256: str = "
         _where(source, "operations"),
         "give one [operations.<name>] table per operation the backend has",
     )
-    for key in raw_ops:
-        if key not in OPERATION_KINDS:
-            raise _error(
-                f"{_where(source, 'operations')} has {key!r}, not an operation the suite drives; "
-                f"use {', '.join(OPERATIONS)}"
-            )
-    operations = {key: _operation(key, raw_ops[key], source, head["base"]) for key in raw_ops}
+    operations = {
+        key: _operation(key, raw_ops[key], source, head["base"])
+        for key in (
+            _operation_key(name, f"{_where(source, 'operations')} has {name!r}") for name in raw_ops
+        )
+    }
     if "login" not in operations:
         raise _error(
             f"{source} has no [operations.login]; every scenario signs in, so describe the "
@@ -355,10 +445,46 @@ def parse_api(data: Mapping[str, Any], *, source: str = "<api>", sha256: str = "
                 f"{_where(source, 'api.lacks')} names {key!r}, which [operations.{key}] "
                 "describes; drop one of the two"
             )
+    _check_grants(operations, credentials, source)
     api = ApiFile(source=source, sha256=sha256, operations={}, **head, **credentials)
     bound = {key: _bind(op, api) for key, op in operations.items()}
     object.__setattr__(api, "operations", bound)
     return api
+
+
+def _check_grants(
+    operations: Mapping[OperationKey, Operation], credentials: Mapping[str, Any], source: str
+) -> None:
+    """What the OAuth2 operations need of each other and of the [client] tables."""
+    for key, op in operations.items():
+        where = _where(source, f"operations.{key}")
+        if op.auth == "client" and credentials["client"] is None:
+            raise _error(
+                f"{where}.auth is 'client' but the file has no [client]; give [client] with the "
+                "OAuth2 client's id and secret"
+            )
+        if op.auth == "client_token" and "client_token" not in operations:
+            raise _error(
+                f"{where}.auth is 'client_token' but the file has no [operations.client_token]; "
+                "describe the client-credentials grant the service gets its token by"
+            )
+    refresh = operations.get("refresh")
+    if refresh is not None and not _sends(refresh, "refresh_token"):
+        raise _error(
+            f"{_where(source, 'operations.refresh')} sends no {{refresh_token}}; give fields = "
+            '{ grant_type = "refresh_token", refresh_token = "{refresh_token}" } (an OAuth2 '
+            'form) or { refresh_token = "{refresh_token}" }'
+        )
+    if refresh is not None and operations["login"].refresh_field is None:
+        raise _error(
+            f"{_where(source, 'operations.login')} has no refresh_token, so there is no refresh "
+            'token to refresh with; give refresh_token = "refresh_token" (the answer\'s field)'
+        )
+
+
+def _sends(op: Operation, placeholder: str) -> bool:
+    texts = [op.path, *(value for value in op.fields.values() if isinstance(value, str))]
+    return any(placeholder in PLACEHOLDER_RE.findall(text) for text in texts)
 
 
 def _bind(op: Operation, api: ApiFile) -> Operation:

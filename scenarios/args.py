@@ -68,6 +68,12 @@ def _add_run_arguments(parser: Any) -> None:
         default="",
         help="fixtures JSON from `velro seed --out`; empty: provision the seed through the API",
     )
+    parser.add_argument(
+        "--velro-users-file",
+        default="",
+        help="CSV of existing users (email,password[,id]) to sign in as instead of creating "
+        "users; see scenarios/usersfile.py",
+    )
 
 
 def _add_open_model_arguments(parser: Any) -> None:
@@ -156,6 +162,7 @@ class Options:
     open_late_s: float = DEFAULT_LATE_S
     open_max_late_share: float = DEFAULT_MAX_LATE_SHARE
     samples: str = "exact"
+    users_file: str = ""  # a CSV of users to sign in as; "": create them (or --velro-fixtures)
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> Options:
@@ -211,4 +218,5 @@ class Options:
             open_late_s=late_s,
             open_max_late_share=late_share,
             samples=samples,
+            users_file=str(get("velro_users_file", "")),
         )

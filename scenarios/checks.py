@@ -13,18 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "ALL_PROMISES",
     "FORBIDDEN_HEADERS",
+    "PROMISES",
     "RETRY_AFTER",
     "SECURITY_HEADERS",
+    "Checked",
     "Expect",
-    "Verdict",
-    "authz_body",
+    "describe_all",
     "header_value",
-    "project_body",
-    "team_body",
-    "token_body",
-    "user_body",
     "verify",
 ]
 
@@ -55,9 +51,9 @@ FORBIDDEN_HEADERS = ("Server", "X-Powered-By")
 RETRY_AFTER = r"^\s*(\d+|[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT)\s*$"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _APP_TIMING = re.compile(r"(^|,)\s*app\s*;[^,]*\bdur=", re.IGNORECASE)
-_CACHE_TIERS = {"L1", "L2", "L3", "db"}
-# what CONTRACT.md promises on every response (scenarios/apimodel.py PROMISES names the same)
-ALL_PROMISES = frozenset({"request_id", "server_timing", "security_headers", "error_shape"})
+# What a backend may promise beyond its own statuses: the checks CONTRACT.md adds to every
+# response, each run only where the backend's API file lists it (all of them by default).
+PROMISES = ("request_id", "server_timing", "security_headers", "error_shape")
 
 
 def retry_after_s(headers: Any) -> float | None:
@@ -93,112 +89,34 @@ def header_value(headers: Any, name: str) -> str | None:
 class Expect:
     """One answer a scenario accepts: a status, an error code for 4xx/5xx, a body check and
     headers the answer must carry (value: None = any, else a regular expression searched
-    case-insensitively)."""
+    case-insensitively). An API file's described failures are Expects too (apimodel)."""
 
     status: int
     error: str | None = None
     body: BodyCheck | None = None
     headers: Mapping[str, str | None] = field(default_factory=dict)
+    # what `body` checks, in words, for messages ("active=false")
+    body_words: str = ""
 
     def describe(self) -> str:
-        return f"{self.status} {self.error}" if self.error else str(self.status)
+        words = " ".join(part for part in (self.error, self.body_words) if part)
+        return f"{self.status} {words}" if words else str(self.status)
+
+
+def describe_all(expects: Sequence[Expect]) -> str:
+    return " or ".join(item.describe() for item in expects)
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Checked:
+    """One response judged against the answers a scenario accepts."""
+
     ok: bool
     message: str
     expect: Expect | None
     data: Any
     # a refusal's Retry-After in seconds (delay-seconds form), when it gave one
     retry_after_s: float | None = None
-
-
-# the canonical text form str(uuid.UUID(x)) gives: 8-4-4-4-12 hex digits, lower case; a
-# regular expression costs a fraction of constructing a UUID on every response
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _is_uuid(value: Any) -> bool:
-    return isinstance(value, str) and _UUID.fullmatch(value.lower()) is not None
-
-
-def _missing(data: Any, keys: Sequence[str], what: str) -> str | None:
-    if not isinstance(data, dict):
-        return f"{what} body is not a JSON object"
-    absent = [key for key in keys if key not in data]
-    return f"{what} body lacks {absent}" if absent else None
-
-
-def user_body(user_id: str | None = None, email: str | None = None) -> BodyCheck:
-    """`{"id", "email", "full_name", "created_at"}`, optionally this user."""
-
-    def check(data: Any) -> str | None:
-        problem = _missing(data, ("id", "email", "full_name", "created_at"), "user")
-        if problem:
-            return problem
-        if not _is_uuid(data["id"]):
-            return "user id is not a canonical UUID"
-        if user_id is not None and data["id"] != user_id:
-            return "user body is another user's (id differs)"
-        if email is not None and str(data["email"]).lower() != email.strip().lower():
-            return "user body has another email than the one registered"
-        return None
-
-    return check
-
-
-def token_body(data: Any) -> str | None:
-    """`{"access_token", "token_type": "bearer", "expires_in"}`."""
-    problem = _missing(data, ("access_token", "token_type", "expires_in"), "token")
-    if problem:
-        return problem
-    if not isinstance(data["access_token"], str) or data["access_token"].count(".") != 2:
-        return "access_token is not a JWT (three dot-separated parts)"
-    if str(data["token_type"]).lower() != "bearer":
-        return f"token_type is {data['token_type']!r}, expected 'bearer'"
-    if isinstance(data["expires_in"], bool) or not isinstance(data["expires_in"], int | float):
-        return "expires_in is not a number"
-    return None
-
-
-def project_body(project_id: str | None = None) -> BodyCheck:
-    """`{"id", "name", "owner_id", "created_at"}`, optionally this project."""
-
-    def check(data: Any) -> str | None:
-        problem = _missing(data, ("id", "name", "owner_id", "created_at"), "project")
-        if problem:
-            return problem
-        if project_id is not None and data["id"] != project_id:
-            return "project body is another project's (id differs)"
-        return None
-
-    return check
-
-
-def team_body(data: Any) -> str | None:
-    """`{"id", "name", "owner_id"}`."""
-    problem = _missing(data, ("id", "name", "owner_id"), "team")
-    if problem:
-        return problem
-    return None if _is_uuid(data["id"]) else "team id is not a canonical UUID"
-
-
-def authz_body(allowed: bool) -> BodyCheck:
-    """`{"allowed", "role", "source"}` with the decision the seed implies."""
-
-    def check(data: Any) -> str | None:
-        problem = _missing(data, ("allowed", "role", "source"), "authz check")
-        if problem:
-            return problem
-        if data["allowed"] is not allowed:
-            got = json.dumps(data["allowed"])
-            return f"expected allowed={str(allowed).lower()}, got allowed={got}"
-        if data["source"] not in _CACHE_TIERS:
-            return f"source is {data['source']!r}, expected one of {sorted(_CACHE_TIERS)}"
-        return None
-
-    return check
 
 
 def _error_body(data: Any, code: str | None, request_id: str) -> str | None:
@@ -254,8 +172,8 @@ def verify(
     body: bytes | None,
     request_id: str,
     expects: Sequence[Expect],
-    promises: Collection[str] = ALL_PROMISES,
-) -> Verdict:
+    promises: Collection[str] = PROMISES,
+) -> Checked:
     """Judge one response against the answers a scenario accepts.
 
     The status picks the `Expect`; then the common headers and the error shape for 4xx/5xx
@@ -266,8 +184,7 @@ def verify(
     error_shape = "error_shape" in promises
     expect = next((item for item in expects if item.status == status), None)
     if status == 0 or expect is None:
-        wanted = " or ".join(item.describe() for item in expects)
-        return Verdict(False, _unexpected(status, body, wanted), None, None)
+        return Checked(False, _unexpected(status, body, describe_all(expects)), None, None)
     data: Any = None
     # CONTRACT.md: "Everything is JSON" goes with its error shape; another backend's body is
     # read as JSON only where a check needs it
@@ -277,7 +194,7 @@ def verify(
             data = json.loads(body)
         except ValueError:
             if needs_json:
-                return Verdict(
+                return Checked(
                     False,
                     f"expected {expect.describe()} with a JSON body, got {_snippet(body)!r}",
                     expect,
@@ -291,8 +208,8 @@ def verify(
     if problem is None and expect.body is not None:
         problem = expect.body(data)
     if problem is not None:
-        return Verdict(False, f"{expect.describe()}: {problem}", expect, data)
-    return Verdict(True, "", expect, data)
+        return Checked(False, f"{expect.describe()}: {problem}", expect, data)
+    return Checked(True, "", expect, data)
 
 
 def _unexpected(status: int, body: bytes, wanted: str) -> str:
@@ -304,6 +221,11 @@ def _unexpected(status: int, body: bytes, wanted: str) -> str:
         parsed = json.loads(body) if body else None
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
             detail = f" {parsed['error'].get('code')}"
+        elif isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+            # OAuth2's error answer (RFC 6749 section 5.2): {"error", "error_description"}
+            detail = f" {parsed['error']}"
+            if isinstance(parsed.get("error_description"), str):
+                detail += f" ({parsed['error_description'][:80]})"
         elif isinstance(parsed, dict) and isinstance(parsed.get("detail"), str):
             detail = f" {parsed['detail']}"  # FastAPI's own error body
     except ValueError:

@@ -26,6 +26,7 @@ import gevent
 import psutil
 
 from scenarios.api import BackendApi
+from scenarios.apimodel import ApiFile
 from scenarios.args import Options, add_arguments
 from scenarios.errors import ScenarioError
 from scenarios.health import GeneratorHealth, set_heartbeat_liveness
@@ -36,6 +37,7 @@ from scenarios.recorder import encode_batch
 from scenarios.runtime import Role, Runtime
 from scenarios.seed import Seed, load_seed, parse_seed
 from scenarios.users import USER_CLASSES
+from scenarios.usersfile import load_users_file, users_seed
 
 __all__ = ["install", "setup"]
 
@@ -93,8 +95,8 @@ def _flush(runtime: Runtime) -> None:
     _write_reports(runtime)
 
 
-def _service_key_known(options: Options) -> bool:
-    if options.service_key:
+def _service_key_known(options: Options, api: ApiFile) -> bool:
+    if options.service_key or api.service_by_grant:
         return True
     if options.fixtures:
         return bool(load_seed(options.fixtures).service_key)
@@ -111,12 +113,21 @@ def _weigh_user_classes(environment: Any, runtime: Runtime) -> None:
         for category, user_class in USER_CLASSES.items()
         if user_class.__name__ in present
     }
-    if runtime.workload.users["service_key"].enabled and not _service_key_known(runtime.options):
+    if runtime.workload.users["service_key"].enabled and not _service_key_known(
+        runtime.options, runtime.api
+    ):
         log.warning(
             "service-key users disabled: no service key (give --velro-fixtures from `velro seed` "
             "with a key, or --velro-service-key / VELRO_PERF_SERVICE_KEY)"
         )
         classes.pop("service_key", None)
+    if runtime.options.users_file and "authorization" in classes:
+        # a users file brings users only: nothing of theirs to read, share or decide on
+        log.warning(
+            "authorization users off: the users file %s brings users, no resources to read",
+            runtime.options.users_file,
+        )
+        classes.pop("authorization")
     for category in list(classes):
         off = runtime.api.category_off(category)
         if off is not None and runtime.workload.users[category].enabled:
@@ -131,6 +142,8 @@ def _weigh_user_classes(environment: Any, runtime: Runtime) -> None:
 
 def _obtain_seed(environment: Any, runtime: Runtime) -> Seed:
     options = runtime.options
+    if options.users_file:
+        return users_seed(options.users_file, runtime.shape.seed_users, options.service_key or None)
     if options.fixtures:
         seed = load_seed(options.fixtures)
         if options.service_key and not seed.service_key:
@@ -170,7 +183,9 @@ def _prepare_seed(environment: Any, runtime: Runtime) -> None:
     """Load or provision the seed once per (host, fixtures) and keep it across tests."""
     key = (
         str(environment.host),
-        runtime.options.fixtures or f"provision:{runtime.shape.name}:{runtime.api.sha256}",
+        runtime.options.users_file
+        or runtime.options.fixtures
+        or f"provision:{runtime.shape.name}:{runtime.api.sha256}",
     )
     seeds = runtime.seeds
     if seeds.key == key and seeds.source is not None:
@@ -369,6 +384,9 @@ def setup(environment: Any) -> Runtime:
     """
     role = _role(environment)
     runtime = _build(environment, role)
+    if runtime.options.users_file and role.writes:
+        # a users file that cannot serve the shape stops the run before any load (exit 2)
+        load_users_file(runtime.options.users_file, runtime.shape.seed_users)
     runtime.attach(environment)
     if role.writes:
         _weigh_user_classes(environment, runtime)
@@ -380,7 +398,7 @@ def setup(environment: Any) -> Runtime:
         runtime.api.source,
         runtime.workload_file,
         options.out or "(no samples)",
-        options.fixtures or "provisioned through the API",
+        options.users_file or options.fixtures or "provisioned through the API",
         f"open ({options.open_rate:g} rps)" if options.open_rate else "closed",
     )
     return runtime

@@ -24,20 +24,17 @@ from urllib.parse import urlsplit
 import gevent.local
 from geventhttpclient import HTTPClient
 
-from scenarios.checks import (
-    ALL_PROMISES,
-    Expect,
-    Verdict,
-    header_value,
-    retry_after_s,
-    verify,
-)
+from scenarios.apimodel import Prepared
+from scenarios.checks import PROMISES, Checked, Expect, header_value, retry_after_s, verify
 from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
 
-__all__ = ["Answer", "Channel", "Transport"]
+__all__ = ["UNSLOTTED", "Answer", "Channel", "Transport"]
 
+# Requests that keep a user going (its sign-in, its token's refresh) and are never the
+# measured request of an open-model slot: the task's own request that follows is.
+UNSLOTTED = frozenset({"setup", "refresh"})
 # FastHttpSession's defaults: a stalled target is waited for, never cut short by the client
 TIMEOUT_S = 60.0
 _JSON = {"Content-Type": "application/json"}
@@ -141,51 +138,38 @@ class Channel:
         self.open_model = open_model
         self.slot = gevent.local.local()
 
-    def _request(
-        self,
-        request_id: str,
-        json: Any,
-        data: str | None,
-        token: str | None,
-        headers: Mapping[str, str] | None,
-    ) -> tuple[dict[str, str], bytes | None]:
+    def _request(self, request_id: str, prepared: Prepared) -> tuple[dict[str, str], bytes | None]:
         """The headers and body to send (`data`: a body already encoded, e.g. a form)."""
-        sent = {"X-Request-ID": request_id, **self.headers, **(headers or {})}
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        if json is not None:
+        sent = {"X-Request-ID": request_id, **self.headers, **prepared.headers}
+        if prepared.json is not None:
             sent.update(_JSON)
-            return sent, jsonlib.dumps(json, separators=(",", ":")).encode()
-        return sent, None if data is None else data.encode()
+            return sent, jsonlib.dumps(prepared.json, separators=(",", ":")).encode()
+        return sent, None if prepared.data is None else prepared.data.encode()
 
     def send(
         self,
-        method: str,
-        url: str,
+        prepared: Prepared,
         *,
-        name: str,
         expects: Sequence[Expect],
+        name: str | None = None,
         category: str | None = None,
-        json: Any = None,
-        data: str | None = None,
-        token: str | None = None,
-        headers: Mapping[str, str] | None = None,
         label: str | None = None,
-        promises: Collection[str] = ALL_PROMISES,
-    ) -> Verdict:
+        promises: Collection[str] = PROMISES,
+    ) -> Checked:
         """Send one request, judge it, report it to Locust and record its row.
 
         An answer the scenario expects (an expected 401, 404 or 429 too) is a Locust success;
         anything else is a Locust failure whose message says what was expected and what came.
         With an intended start (open model) the latency Locust and samples.csv record is
         counted from the intended start, not from the moment the request could be sent.
-        `data` is a body already encoded (a form, with its Content-Type in `headers`);
-        `promises` are the checks the backend's API file promises on every answer.
+        `name` is the request's name when not the prepared one's; `promises` are the checks
+        the backend's API file promises on every answer.
         """
         category = category or self.category
+        method, url, name = prepared.method, prepared.path, name or prepared.name
         intended = self._take_slot(category)
         request_id = self.identity.request_id()
-        sent, body = self._request(request_id, json, data, token, headers)
+        sent, body = self._request(request_id, prepared)
         if intended is not None and self.open_model is not None:
             self.open_model.began(intended, time.time())
         answer = self.transport.send(method, url, body, sent)
@@ -220,7 +204,7 @@ class Channel:
 
     def _take_slot(self, category: str) -> float | None:
         """The open-model slot this request is for, if it is the task's measured one."""
-        if category == "setup":
+        if category in UNSLOTTED:
             return None
         intended: float | None = getattr(self.slot, "value", None)
         self.slot.value = None
@@ -228,8 +212,8 @@ class Channel:
 
     @staticmethod
     def _failed(
-        verdict: Verdict, answer: Answer, label: str | None
-    ) -> tuple[Verdict, CatchResponseError]:
+        verdict: Checked, answer: Answer, label: str | None
+    ) -> tuple[Checked, CatchResponseError]:
         """The verdict of an unexpected answer (with a refusal's Retry-After) and its Locust
         failure; `label` names the variant when one request name covers several."""
         if answer.status in (429, 503):

@@ -16,7 +16,7 @@ from typing import Any
 import gevent.pool
 
 from scenarios.api import BackendApi
-from scenarios.checks import Verdict
+from scenarios.checks import Checked
 from scenarios.errors import ProvisioningError
 from scenarios.identity import IdentitySource
 from scenarios.seed import Seed, SeedUser
@@ -110,7 +110,7 @@ class _Steps:
         rows = list(zip(*columns, strict=True))
         return list(self._pool.imap(lambda args: function(*args), rows))
 
-    def _ok(self, step: str, verdict: Verdict) -> Verdict:
+    def _ok(self, step: str, verdict: Checked) -> Checked:
         if not verdict.ok:
             source = self.api.described.source
             raise ProvisioningError(
@@ -128,7 +128,7 @@ class _Steps:
         verdict = self._ok("log users in", self.api.login(email, self.password))
         token = self.api.token_of(verdict)
         assert token is not None  # a login verdict that is ok carries the token field
-        return token[0]
+        return token.token
 
     def team(self, token: str, name: str) -> str:
         verdict = self._ok("create teams", self.api.create_team(token, name))
@@ -174,7 +174,10 @@ def provision(
         SeedUser(
             id=ids[index],
             email=emails[index],
-            **{name: tuple(project_ids[j] for j in items) for name, items in relations.items()},
+            own=tuple(project_ids[j] for j in relations["own"]),
+            shared=tuple(project_ids[j] for j in relations["shared"]),
+            team=tuple(project_ids[j] for j in relations["team"]),
+            denied=tuple(project_ids[j] for j in relations["denied"]),
         )
         for index, relations in enumerate(layout.all_relations())
     )

@@ -4,6 +4,9 @@ same structure built by provisioning through the API (scenarios/provision.py)::
     {"password": "...", "service_key": "..." | null,
      "users": [{"id", "email", "own": [..], "shared": [..], "team": [..], "denied": [..]}]}
 
+or the users of a users file (scenarios/usersfile.py), each with a `password` of its own and
+the seed's `password` empty.
+
 `own` projects are owned by the user; `shared` are granted to the user directly and `team`
 through a team, both at least viewer; `denied` are projects the user may not read.
 """
@@ -31,6 +34,8 @@ class SeedUser:
     shared: tuple[str, ...] = ()
     team: tuple[str, ...] = ()
     denied: tuple[str, ...] = ()
+    # a users file's user signs in with its own password; "" means the seed's
+    password: str = ""
 
     def projects(self, relation: str) -> tuple[str, ...]:
         return tuple(getattr(self, relation))
@@ -51,6 +56,7 @@ class Seed:
                 {
                     "id": user.id,
                     "email": user.email,
+                    **({"password": user.password} if user.password else {}),
                     **{rel: list(user.projects(rel)) for rel in _RELATIONS},
                 }
                 for user in self.users
@@ -65,14 +71,17 @@ def parse_seed(data: Any, source: str = "<fixtures>") -> Seed:
             f"{source} is not a JSON object; give the file `velro seed --out` wrote"
         )
     password = data.get("password")
-    if not isinstance(password, str) or not password:
+    raw_users = data.get("users")
+    own_passwords = isinstance(raw_users, list) and all(
+        isinstance(raw, Mapping) and raw.get("password") for raw in raw_users
+    )
+    if not isinstance(password, str) or not (password or own_passwords):
         raise ScenarioConfigError(
             f"{source}: 'password' is {password!r}; give the seeded users' password"
         )
     key = data.get("service_key")
     if key is not None and (not isinstance(key, str) or not key):
         raise ScenarioConfigError(f"{source}: 'service_key' is {key!r}; give a key string or null")
-    raw_users = data.get("users")
     if not isinstance(raw_users, list) or not raw_users:
         raise ScenarioConfigError(
             f"{source}: 'users' is {raw_users!r}; give a non-empty list of users"
@@ -96,7 +105,10 @@ def parse_seed(data: Any, source: str = "<fixtures>") -> Seed:
                     f"{where}.{relation} is {value!r}; give a list of project ids"
                 )
             lists[relation] = tuple(value)
-        users.append(SeedUser(id=raw["id"], email=raw["email"], **lists))
+        own = raw.get("password", "")
+        if not isinstance(own, str):
+            raise ScenarioConfigError(f"{where}.password is {own!r}; give a string")
+        users.append(SeedUser(id=raw["id"], email=raw["email"], password=own, **lists))
     return Seed(password=password, service_key=key, users=tuple(users))
 
 

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import gevent
+import gevent.lock
 import gevent.pool
 
-from scenarios.api import BackendApi
-from scenarios.checks import Verdict
-from scenarios.http import Channel, Transport
+from scenarios.api import BackendApi, Issued
+from scenarios.checks import Checked
+from scenarios.http import UNSLOTTED, Channel, Transport
 from scenarios.runtime import Runtime, SeedSource
 from scenarios.seed import SeedUser
 from scenarios.tokens import BAD_TOKEN_KINDS, bad_token
@@ -44,8 +45,13 @@ U = TypeVar("U", bound="VelroUser")
 SEED_WAIT_S = 300.0
 # the window of the failed-login limit the abuse user probes (the contract's "a minute")
 LIMIT_WINDOW_S = 60.0
-# renew a token this long before it expires, so a soak never sends an expired one
+# renew a token this long before it expires (a quarter of a shorter lifetime), so a soak
+# never sends an expired one
 TOKEN_MARGIN_S = 30.0
+# the samples.csv category of the refreshes a user makes to keep its session: judged (the
+# refresh budget), and never the measured request of an open-model slot (http.UNSLOTTED)
+REFRESH_CATEGORY = "refresh"
+assert REFRESH_CATEGORY in UNSLOTTED
 # Locust starts floor(spawn_rate) users at once every floor(spawn_rate)/spawn_rate seconds
 # (about 1 s; locust/dispatch.py), and each signs in as it starts: a ramp of 20 users a
 # second is a burst of 20 argon2id hashes each second, which a service's sign-in queue bound
@@ -105,6 +111,10 @@ class VelroUser(User):
         self.api = BackendApi(self.channel, self.velro.api)
         self.token: str | None = None
         self.token_expires = 0.0
+        self.token_margin_s = TOKEN_MARGIN_S
+        # the session's refresh token (rotated at each refresh), where the backend has one
+        self.refresh_token: str | None = None
+        self.renewing = gevent.lock.BoundedSemaphore(1)
         self.sign_in_after = 0.0  # a refused sign-in's Retry-After, honoured
         self.next_slot = 0.0
 
@@ -136,8 +146,9 @@ class VelroUser(User):
         if source is None:
             self.velro.retire("no seed: see the fixtures or provisioning error logged before")
         self.seeds: SeedSource = source
-        self.password = source.seed.password
         self.account: SeedUser = source.next_user()
+        # a users file gives each user a password of its own; a provisioned seed one for all
+        self.password = self.account.password or source.seed.password
         self.prepare()
         if self.needs_token:
             self.ensure_token()
@@ -148,27 +159,53 @@ class VelroUser(User):
     def prepare(self) -> None:
         """Per-class setup before the first task."""
 
-    def login(self, user: SeedUser, category: str) -> Verdict:
-        verdict = self.api.login(user.email, self.password, category=category)
-        issued = self.api.token_of(verdict)
+    def login(self, user: SeedUser, category: str) -> Checked:
+        checked = self.api.login(user.email, self.password, category=category)
+        issued = self.api.token_of(checked)
         if issued is not None:
-            self.token = issued[0]
-            self.token_expires = time.time() + issued[1]
-        elif verdict.retry_after_s is not None:
+            self.hold(issued)
+        elif checked.retry_after_s is not None:
             # as a well-behaved client does: not before Retry-After, spread over up to twice
             # it, so refused users do not come back together
-            self.sign_in_after = time.time() + verdict.retry_after_s * random.uniform(1.0, 2.0)
-        return verdict
+            self.sign_in_after = time.time() + checked.retry_after_s * random.uniform(1.0, 2.0)
+        return checked
+
+    def hold(self, issued: Issued) -> None:
+        self.token = issued.token
+        self.token_expires = time.time() + issued.lifetime_s
+        self.token_margin_s = min(TOKEN_MARGIN_S, issued.lifetime_s / 4)
+        self.refresh_token = issued.refresh_token
+
+    def renew(self) -> bool:
+        """The refresh-token grant for this session's token (category `refresh`, judged);
+        False when the backend has none or refused it (the user then logs in again)."""
+        if self.refresh_token is None or not self.api.described.refreshes:
+            return False
+        checked = self.api.refresh(self.refresh_token, category=REFRESH_CATEGORY)
+        issued = self.api.token_of(checked, "refresh")
+        if issued is None:
+            self.refresh_token = None
+            return False
+        self.hold(issued)
+        return True
 
     def ensure_token(self) -> str | None:
-        """The bearer token, after a login (category setup) when there is none or it is about
-        to expire; None when that login failed or was refused with a Retry-After that has
-        not passed (the task then sends nothing)."""
-        if self.token is None or time.time() > self.token_expires - TOKEN_MARGIN_S:
-            self.token = None
-            if time.time() >= self.sign_in_after:
-                self.login(self.account, "setup")
+        """The bearer token: renewed through the API file's `refresh` when it is about to
+        expire, else after a login (category setup) when there is none or it could not be
+        renewed; None when that login failed or was refused with a Retry-After that has not
+        passed (the task then sends nothing)."""
+        if self._expiring():
+            # in the open model a user's slots run at once: one renews, the others wait for
+            # its token (two refreshes of one refresh token would be a reuse, and revoke it)
+            with self.renewing:
+                if self._expiring() and (self.token is None or not self.renew()):
+                    self.token = None
+                    if time.time() >= self.sign_in_after:
+                        self.login(self.account, "setup")
         return self.token
+
+    def _expiring(self) -> bool:
+        return self.token is None or time.time() > self.token_expires - self.token_margin_s
 
 
 class TokenAuthUser(VelroUser):
@@ -252,24 +289,40 @@ class RegistrationUser(VelroUser):
 
 
 class ServiceKeyUser(VelroUser):
-    """Service keys: `GET /internal/users/{id}` with `X-Service-Key`."""
+    """Services: `GET /internal/users/{id}` with `X-Service-Key`, or, where the API file says
+    so (`service_user.auth = "client_token"`), with the token the service gets by the OAuth2
+    client-credentials grant, asked for again before it expires (category setup)."""
 
     category = "service_key"
 
     def prepare(self) -> None:
-        key = self.seeds.seed.service_key
-        if not key:
+        self.by_grant = self.api.described.service_by_grant
+        self.key = self.seeds.seed.service_key or ""
+        if not self.by_grant and not self.key:
             self.velro.retire("service-key users have no service key (the seed has none)")
-        self.key = key
+        self.users = [user for user in self.seeds.seed.users if user.id]
+        if not self.users:
+            self.velro.retire("service users have no user ids to look up (the users file has none)")
+
+    def service_token(self) -> str | None:
+        if self.token is None or time.time() > self.token_expires - self.token_margin_s:
+            self.token = None
+            issued = self.api.token_of(self.api.client_token(category="setup"), "client_token")
+            if issued is not None:
+                self.hold(issued)
+        return self.token
 
     @velro_task()
     def lookup(self) -> None:
-        self.api.internal_user(self.key, random.choice(self.seeds.seed.users).id)
+        credential = self.service_token() if self.by_grant else self.key
+        if credential:
+            self.api.internal_user(credential, random.choice(self.users).id)
 
 
 class AbuseUser(VelroUser):
     """Abuse: wrong passwords until 429 with Retry-After; missing, malformed, tampered and
-    `alg: none` tokens; a wrong service key. Every refusal the contract promises is a success.
+    `alg: none` tokens; a wrong service key; a consumed refresh token replayed, then the
+    newest token of its family. Every refusal the API file describes is a success.
     """
 
     category = "abuse"
@@ -306,7 +359,7 @@ class AbuseUser(VelroUser):
         after = login.after or self.velro.workload.max_wrong_passwords
         verdict = self.api.wrong_password(self.victim, may_refuse=len(self.refused_at) < after)
         answered = verdict.expect.status if verdict.expect is not None else None
-        if limit is not None and answered == limit.status:
+        if limit is not None and answered in limit.statuses():
             self.refused_at.clear()
         elif verdict.expect is not None:
             self.refused_at.append(now)
@@ -321,6 +374,24 @@ class AbuseUser(VelroUser):
         # tampering needs a JWT's three parts; an opaque token is sent missing or mangled only
         kind = random.choice(BAD_TOKEN_KINDS if token.count(".") == 2 else BAD_TOKEN_KINDS[:2])
         self.api.bad_bearer(bad_token(kind, token), kind)
+
+    @velro_task(1)
+    def replay_refresh(self) -> None:
+        """A session of its own (log in, refresh once), then the consumed refresh token sent
+        again: refused, and its family revoked, so the newest token is refused too."""
+        if "refresh_replay" not in self.probes or time.time() < self.sign_in_after:
+            return
+        # its own requests, named apart: a probe's sign-in is not a user signing in again
+        probe = " [replay probe]"
+        issued = self.api.token_of(self.api.login(self.account.email, self.password, suffix=probe))
+        if issued is None or issued.refresh_token is None:
+            return
+        first = issued.refresh_token
+        rotated = self.api.token_of(self.api.refresh(first, suffix=probe), "refresh")
+        if rotated is None or rotated.refresh_token is None:
+            return
+        self.api.refresh_refused(first, "consumed refresh token")
+        self.api.refresh_refused(rotated.refresh_token, "refresh token of a revoked family")
 
     @velro_task(1)
     def bad_service_key(self) -> None:

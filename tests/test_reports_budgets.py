@@ -36,7 +36,10 @@ def budget_file(tmp_path: Path):
 
 def test_the_project_budgets_file_holds_every_prd_budget() -> None:
     budgets = load_budgets(PROJECT / "fixtures" / "budgets.toml")
-    ids = {b.id for b in budgets}
+    ids = {b.id for b in budgets if b.prd}
+    # beyond the PRD's rows, the suite's own (PRD: "budgets of the suite's own")
+    assert {b.id for b in budgets if not b.prd} == {"refresh.p95"}
+    assert budgets.by_id("refresh.p95").max == 100.0
     assert ids == {
         "authentication.p95",
         "authentication.p99",
@@ -55,6 +58,14 @@ def test_the_project_budgets_file_holds_every_prd_budget() -> None:
     assert budgets.by_id("users.concurrent").shapes == ("ramp-10k",)
     assert budgets.by_id("tier.l3.p99").benchmarks == ("test_l3_hit_sqlite", "test_l3_hit_postgres")
     assert budgets.by_id("cache.hit_rate").min == 0.95
+
+
+def test_a_budget_outside_the_prd_says_so_and_prd_must_be_a_boolean(budget_file) -> None:
+    own = GOOD.replace('id = "authz.p95"', 'id = "authz.p95"\nprd = false')
+    (budget,) = load_budgets(budget_file(own))
+    assert budget.prd is False
+    with pytest.raises(BudgetError, match=r"prd is 'no'; give false"):
+        load_budgets(budget_file(GOOD.replace('id = "authz.p95"', 'id = "authz.p95"\nprd = "no"')))
 
 
 def test_a_valid_file_loads_in_file_order(budget_file) -> None:

@@ -54,3 +54,12 @@ def test_an_invalid_run_says_why_first() -> None:
     )
     assert text.startswith("### velro-perf: ⛔ invalid (exit 3)")
     assert "**Invalid run:** only 20 requests after warm-up" in text
+
+
+def test_a_budget_of_the_suites_own_is_marked_outside_the_prd() -> None:
+    refresh = {
+        "id": "refresh.p95", "kind": "latency", "bound_text": "< 100 ms", "measured": 12.0,
+        "ci_low": 11.0, "ci_high": 13.0, "verdict": "pass", "note": "", "outside_prd": True,
+    }  # fmt: skip
+    text = render_markdown(_summary(budgets=[refresh]))
+    assert "| refresh.p95 (the suite's own, not a PRD row) | < 100 ms | 12.0 ms |" in text

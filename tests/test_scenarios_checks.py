@@ -7,17 +7,12 @@ from typing import Any
 
 import pytest
 
-from scenarios.checks import (
-    RETRY_AFTER,
-    SECURITY_HEADERS,
-    Expect,
-    authz_body,
-    header_value,
-    project_body,
-    token_body,
-    user_body,
-    verify,
-)
+from scenarios.apifile import load_api
+from scenarios.args import DEFAULT_API, resolve
+from scenarios.checks import RETRY_AFTER, SECURITY_HEADERS, Expect, header_value, verify
+
+# the contract's API file: the one model of what the reference answers
+CONTRACT = load_api(resolve(DEFAULT_API))
 
 RID = "vp-abc-1"
 USER_ID = "3f0c6a52-8a8e-4d6e-9a55-1e4d2b7c9f10"
@@ -61,7 +56,7 @@ USER = {
 
 def test_a_conforming_success_passes_and_returns_the_parsed_body() -> None:
     verdict = verify(
-        200, contract_headers(), body(USER), RID, [Expect(200, body=user_body(USER_ID))]
+        200, contract_headers(), body(USER), RID, CONTRACT.op("me").success(same_id=USER_ID)
     )
     assert verdict.ok
     assert verdict.data == USER
@@ -216,31 +211,59 @@ def test_a_body_that_is_not_json_fails() -> None:
     assert "JSON body" in verdict.message
 
 
-def test_user_body_checks_keys_and_identity() -> None:
-    assert user_body()({"id": USER_ID}) == "user body lacks ['email', 'full_name', 'created_at']"
-    assert (
-        user_body("6a1e5a1e-0000-4000-8000-000000000000")(USER)
-        == "user body is another user's (id differs)"
+def _problem(expects: list[Expect], data: Any) -> str | None:
+    (expect,) = expects
+    assert expect.body is not None
+    return expect.body(data)
+
+
+def test_the_contract_file_checks_a_user_answer_keys_and_identity() -> None:
+    me = CONTRACT.op("me")
+    assert _problem(me.success(), {"id": USER_ID}) == (
+        "me answer lacks ['email', 'full_name', 'created_at'] (it has ['id'])"
     )
-    assert user_body(email=" A@Example.com ")(USER) is None
-    assert user_body()({**USER, "id": "42"}) == "user id is not a canonical UUID"
+    other = "6a1e5a1e-0000-4000-8000-000000000000"
+    assert _problem(me.success(same_id=other), USER) == (
+        "me answer is about another object (id differs)"
+    )
+    register = CONTRACT.op("register")
+    assert _problem(register.success(same_email=" A@Example.com "), USER) is None
 
 
-def test_token_body_wants_a_bearer_jwt() -> None:
-    good = {"access_token": "a.b.c", "token_type": "bearer", "expires_in": 900}
-    assert token_body(good) is None
-    assert token_body({**good, "token_type": "mac"}) == "token_type is 'mac', expected 'bearer'"
-    assert token_body({**good, "access_token": "opaque"}) is not None
+def test_the_contract_file_wants_a_bearer_token_with_a_lifetime() -> None:
+    login = CONTRACT.op("login")
+    good = {
+        "access_token": "a.b.c", "token_type": "bearer", "expires_in": 900,
+        "refresh_token": "r", "refresh_expires_in": 86400,
+    }  # fmt: skip
+    assert _problem(login.success(), good) is None
+    assert _problem(login.success(), {**good, "refresh_token": ""}) == (
+        "login answer's refresh_token is not a non-empty string"
+    )
+    assert _problem(login.success(), {**good, "token_type": "mac"}) == (
+        "login answer has token_type='mac', expected 'bearer'"
+    )
+    assert _problem(login.success(), {**good, "expires_in": "soon"}) == (
+        "login answer's expires_in is not a number"
+    )
 
 
-def test_authz_body_compares_the_decision() -> None:
+def test_the_contract_file_compares_the_decision_and_its_tier() -> None:
+    check = CONTRACT.op("authz_check")
     data = {"allowed": True, "role": "owner", "source": "L1"}
-    assert authz_body(True)(data) is None
-    assert authz_body(False)(data) == "expected allowed=false, got allowed=true"
-    assert authz_body(True)({**data, "source": "L9"}) is not None
+    assert _problem(check.success(allowed=True), data) is None
+    assert _problem(check.success(allowed=False), data) == (
+        "expected allowed=false, got allowed=True"
+    )
+    assert _problem(check.success(allowed=True), {**data, "source": "L9"}) == (
+        "authz_check answer has source='L9', expected one of ['L1', 'L2', 'L3', 'db']"
+    )
 
 
-def test_project_body_checks_the_id() -> None:
+def test_the_contract_file_checks_a_project_answer_is_the_one_asked_for() -> None:
+    read = CONTRACT.op("project_read")
     project = {"id": USER_ID, "name": "p", "owner_id": USER_ID, "created_at": "x"}
-    assert project_body(USER_ID)(project) is None
-    assert project_body("other")(project) == "project body is another project's (id differs)"
+    assert _problem(read.success(same_id=USER_ID), project) is None
+    assert _problem(read.success(same_id="other"), project) == (
+        "project_read answer is about another object (id differs)"
+    )

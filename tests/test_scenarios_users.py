@@ -339,3 +339,46 @@ def test_users_started_in_one_spawn_batch_sign_in_spread_over_its_second(
     # not a burst at once: spread over (most of) the second after the batch
     assert sign_ins[-1] - sign_ins[0] > 0.3
     assert sign_ins[-1] - began < 1.0 + 0.5
+
+
+def test_a_user_refreshes_its_token_before_it_expires_instead_of_signing_in_again(
+    environment: Build,
+) -> None:
+    env = environment()
+    Runtime.of(env).recorder.enabled = True
+    user = _user(env, TokenAuthUser)
+    user.on_start()
+    first_token, first_refresh = user.token, user.refresh_token
+    assert first_refresh is not None
+    user.token_expires = time.time() + 1  # about to expire: the next task renews it
+    user.who_am_i()
+    user.who_am_i()
+    rows = _rows(env)
+    assert [(row[1], row[2], row[4], row[5]) for row in rows] == [
+        ("POST /api/v1/auth/login", "setup", 200, 1),
+        ("POST /api/v1/auth/refresh", "refresh", 200, 1),
+        ("GET /api/v1/auth/me", "authentication", 200, 1),
+        ("GET /api/v1/auth/me", "authentication", 200, 1),
+    ]
+    # a new pair: the refresh token sent was consumed and a new one kept (rotation)
+    assert user.token != first_token
+    assert user.refresh_token not in (None, first_refresh)
+
+
+def test_the_abuse_user_replays_a_consumed_refresh_token_then_its_familys_newest(
+    environment: Build,
+) -> None:
+    env = environment()
+    Runtime.of(env).recorder.enabled = True
+    user = _user(env, AbuseUser)
+    user.on_start()
+    _rows(env)
+    user.replay_refresh()
+    rows = [(row[1], row[2], row[4], row[5]) for row in _rows(env)]
+    assert rows == [
+        ("POST /api/v1/auth/login [replay probe]", "abuse", 200, 1),
+        ("POST /api/v1/auth/refresh [replay probe]", "abuse", 200, 1),
+        ("POST /api/v1/auth/refresh [replayed refresh]", "abuse", 401, 1),
+        ("POST /api/v1/auth/refresh [replayed refresh]", "abuse", 401, 1),
+    ]
+    assert env.stats.total.num_failures == 0

@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         "CONTRACT.md); see docs/api-file.md",
     )
     run.add_argument(
+        "--users-file",
+        type=Path,
+        metavar="FILE",
+        help="CSV of existing users (email,password[,id]) to sign in as instead of creating "
+        "them, for a backend without open sign-up; see docs/api-file.md",
+    )
+    run.add_argument(
         "--service-profile",
         choices=["fixed", "degraded"],
         help="profile of the reference service (default fixed)",
@@ -197,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("api_file", type=Path, metavar="FILE")
     check.add_argument("--target", required=True, metavar="URL", help="a loopback URL")
     check.add_argument(
+        "--users-file",
+        type=Path,
+        metavar="FILE",
+        help="CSV of existing users (email,password[,id]): sign in as two of them instead of "
+        "signing two up",
+    )
+    check.add_argument(
         "--service-key",
         default=os.environ.get("VELRO_PERF_SERVICE_KEY") or None,
         metavar="KEY",
@@ -218,6 +232,7 @@ def _run(args: argparse.Namespace) -> int:
             shape=args.shape,
             target=args.target,
             api_file=args.api,
+            users_file=args.users_file,
             service_profile=args.service_profile,
             processes=args.processes,
             out=args.out,
@@ -240,7 +255,8 @@ def _api(args: argparse.Namespace) -> int:
     from velro_perf.target import require_loopback
 
     target = require_loopback(args.target)
-    return run_api_check(str(args.api_file), target, args.service_key, sys.stdout)
+    users = str(args.users_file) if args.users_file else None
+    return run_api_check(str(args.api_file), target, args.service_key, sys.stdout, users_file=users)
 
 
 def _gate(args: argparse.Namespace) -> int:

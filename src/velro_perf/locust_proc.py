@@ -30,6 +30,7 @@ class LocustOptions:
     shapes_file: Path | None = None  # None: the locustfile's default, fixtures/shapes.toml
     api_file: Path | None = None  # None: the locustfile's default, targets/contract.toml
     samples: str = "exact"  # exact | histogram (scenarios.recorder)
+    users_file: Path | None = None  # existing users to sign in as (scenarios/usersfile.py)
 
 
 def locust_argv(opts: LocustOptions) -> list[str]:
@@ -56,6 +57,8 @@ def locust_argv(opts: LocustOptions) -> list[str]:
         argv += ["--velro-api", str(opts.api_file.resolve())]
     if opts.fixtures is not None:
         argv += ["--velro-fixtures", str(opts.fixtures)]
+    if opts.users_file is not None:
+        argv += ["--velro-users-file", str(opts.users_file.resolve())]
     if opts.open_rate is not None:
         argv += ["--velro-open-rate", f"{opts.open_rate:g}"]
     if opts.samples != "exact":

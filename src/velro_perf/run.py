@@ -25,6 +25,7 @@ from velro_perf.runexec import RunState, load_and_clean_up
 from velro_perf.runmeta import make_run_id
 from velro_perf.runplan import (
     RunOptions,
+    check_users_file,
     initial_config,
     initial_meta,
     load_run_api,
@@ -43,6 +44,7 @@ def execute_run(opts: RunOptions) -> int:
     validate(opts)
     api = load_run_api(opts)
     shape = resolve_shape(opts)
+    check_users_file(opts, shape)
     opts = with_shape_defaults(opts, shape)
     budgets = gate.load_budgets(opts.budgets_file)
     target = require_loopback(opts.target) if opts.target else None

@@ -165,6 +165,7 @@ def _load(state: RunState, opts: RunOptions, target: str | None) -> None:
             shapes_file=opts.shapes_file,
             api_file=Path(state.config["api_file"]),
             samples=str(state.config.get("samples_mode") or "exact"),
+            users_file=opts.users_file,
         )
     )
     state.meta["measured_from"] = locust_started + shape.warmup_s

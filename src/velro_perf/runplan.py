@@ -13,6 +13,7 @@ from typing import Any
 from scenarios.apifile import load_api
 from scenarios.apimodel import ApiFile
 from scenarios.errors import ScenarioConfigError
+from scenarios.usersfile import load_users_file
 from velro_perf.errors import ConfigError, UsageError
 from velro_perf.paths import api_file as default_api_file
 from velro_perf.paths import budgets_file as default_budgets_file
@@ -24,6 +25,7 @@ from velro_perf.target import check_port_free, redact_url, require_loopback
 
 __all__ = [
     "RunOptions",
+    "check_users_file",
     "expected_rate",
     "initial_config",
     "initial_meta",
@@ -62,11 +64,23 @@ class RunOptions:
     seed_teams: int | None = None
     seed_projects: int | None = None
     samples: str = "auto"  # exact | histogram | both | auto (samples_mode)
+    # a CSV of existing users (email,password[,id]) the scenarios sign in as
+    users_file: Path | None = None
 
 
 def say(message: str) -> None:
     """One line of the runner's output, at once."""
     print(message, flush=True)
+
+
+def check_users_file(opts: RunOptions, shape: ShapeInfo) -> None:
+    """A users file that cannot serve the shape is exit 2 before anything starts."""
+    if opts.users_file is None:
+        return
+    try:
+        load_users_file(opts.users_file, shape.seed_users)
+    except ScenarioConfigError as exc:
+        raise ConfigError(f"{exc} (--users-file)") from None
 
 
 def load_run_api(opts: RunOptions) -> ApiFile:
@@ -79,6 +93,12 @@ def load_run_api(opts: RunOptions) -> ApiFile:
 
 def validate(opts: RunOptions) -> None:
     """Refuse what the run must not do, before anything is created or started."""
+    if opts.users_file is not None and opts.target is None:
+        raise UsageError(
+            f"--users-file {opts.users_file} names users of a backend of yours, and without "
+            "--target the reference service is started with users of its own; give --target "
+            "URL or drop --users-file"
+        )
     if opts.target is not None:
         require_loopback(opts.target)
         for name, value in (
@@ -221,6 +241,7 @@ def initial_config(
         "shapes_sha256": _file_sha256(opts.shapes_file),
         "workload_file": str(workload),
         "workload_sha256": _file_sha256(workload),
+        "users_file": str(opts.users_file.resolve()) if opts.users_file else None,
         "seed": {
             "users": shape.seed_users,
             "teams": shape.seed_teams,
