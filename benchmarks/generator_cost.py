@@ -37,7 +37,6 @@ Measured, not asserted: exit 0 when every phase ran, 1 when one failed.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -56,6 +55,7 @@ import httpx
 import numpy as np
 import psutil
 
+from reports.samples import SampleStore
 from reports.stats import percentiles
 from velro_perf.locust_proc import LocustOptions, locust_argv
 from velro_perf.target import free_port, wait_healthy
@@ -158,16 +158,12 @@ def _quantiles(values: list[float], prefix: str) -> dict[str, float | None]:
 def _suite_latency(run_dir: Path, t0: float, t1: float) -> dict[str, Any]:
     """The suite's latency of the window's requests, the service's own time of each, and
     their difference request by request (what the generator and the loopback added)."""
-    latency: list[float] = []
-    app: list[float] = []
-    added: list[float] = []
-    with (run_dir / "samples.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["category"] == "authentication" and t0 <= float(row["ts"]) <= t1:
-                latency.append(float(row["latency_ms"]))
-                if row["st_app"]:
-                    app.append(float(row["st_app"]))
-                    added.append(float(row["latency_ms"]) - float(row["st_app"]))
+    frame = SampleStore(run_dir).frame(("ts", "category", "latency_ms", "st_app"))
+    picked = frame[(frame["category"] == "authentication") & frame["ts"].between(t0, t1)]
+    latency = [float(v) for v in picked["latency_ms"]]
+    timed = picked.dropna(subset=["st_app"])
+    app = [float(v) for v in timed["st_app"]]
+    added = [float(a - b) for a, b in zip(timed["latency_ms"], timed["st_app"], strict=True)]
     return {
         "requests_recorded": len(latency),
         **_quantiles(latency, ""),

@@ -24,7 +24,6 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 
 from reports.budgets import Budget, Budgets
 from reports.counters import cache_counters
@@ -41,12 +40,11 @@ from reports.runfiles import (
     Verdict,
 )
 from reports.sentences import bound_text, sentence
-from reports.stats import Interval, clopper_pearson, percentile_ci, percentiles, wilson
+from reports.stats import Interval, clopper_pearson, wilson
 from reports.validity import generator_health, invalid_reasons, measured_duration
 
 __all__ = [
     "ENDPOINT_QS",
-    "endpoint_latencies",
     "judge_interval",
     "summarize",
     "summarize_data",
@@ -57,8 +55,6 @@ USERS_WINDOW_S = 10  # the users budget judges latency in windows of this many s
 USERS_WINDOW_MIN = 20  # a window with fewer samples of a budget's endpoints says nothing of it
 ENDPOINT_QS = (50.0, 90.0, 95.0, 99.0, 99.9)
 LOCUST_QS = {"p50": "50%", "p90": "90%", "p95": "95%", "p99": "99%", "p999": "99.9%", "max": "100%"}
-
-FloatArray = NDArray[np.float64]
 
 
 def summarize(run_dir: Path, budgets: Budgets) -> Summary:
@@ -91,10 +87,9 @@ def _json_safe(value: Any) -> Any:
 
 def summarize_data(data: RunData, budgets: Budgets) -> Summary:
     """summarize() on an already opened run, so the report reads samples.csv once."""
-    judged = data.judged
-    by_endpoint = endpoint_latencies(judged)
+    totals = data.judged_totals
     generator = generator_health(data)
-    results = [_judge(b, data, by_endpoint, budgets) for b in budgets]
+    results = [_judge(b, data, budgets) for b in budgets]
     invalid = invalid_reasons(data, generator)
     verdict = Verdict.of((r["verdict"] for r in results), invalid=bool(invalid))
     duration = measured_duration(data)
@@ -120,10 +115,12 @@ def summarize_data(data: RunData, budgets: Budgets) -> Summary:
         "started_at": meta.get("started_at"),
         "measured_from": data.measured_from,
         "duration_s": duration,
-        "requests": len(judged),
-        "rps": (len(judged) / duration) if duration else None,
+        "requests": totals.n,
+        "rps": (totals.n / duration) if duration else None,
+        "samples_mode": data.samples.mode,
+        "samples_source": data.samples.source,
         "budgets": results,
-        "endpoints": _endpoint_rows(data, by_endpoint),
+        "endpoints": _endpoint_rows(data),
         "generator": generator,
         "config": config,
         "meta": meta,
@@ -154,57 +151,23 @@ def _api_named(config: RunConfig) -> ApiNamed | None:
 # ---------------------------------------------------------------- latencies by endpoint
 
 
-def endpoint_latencies(judged: pd.DataFrame) -> dict[str, FloatArray]:
-    """Sorted latencies of each endpoint, from one lexsort (cheaper than a mask per endpoint)."""
-    if judged.empty:
-        return {}
-    cat = judged["endpoint"].astype("category")
-    codes = cat.cat.codes.to_numpy()
-    lat = judged["latency_ms"].to_numpy(dtype=np.float64)
-    order = np.lexsort((lat, codes))
-    lat_sorted = lat[order]
-    counts = np.bincount(codes[codes >= 0], minlength=len(cat.cat.categories))
-    out: dict[str, FloatArray] = {}
-    start = int((codes < 0).sum())  # NaN endpoints sort first; skip them
-    for name, count in zip(cat.cat.categories, counts, strict=True):
-        if count:
-            out[str(name)] = lat_sorted[start : start + count]
-        start += int(count)
-    return out
-
-
-def _pooled(by_endpoint: dict[str, FloatArray], endpoints: tuple[str, ...]) -> FloatArray:
-    parts = [by_endpoint[e] for e in endpoints if e in by_endpoint]
-    if not parts:
-        return np.empty(0)
-    if len(parts) == 1:
-        return parts[0]
-    return np.sort(np.concatenate(parts), kind="mergesort")
-
-
-def _endpoint_rows(data: RunData, by_endpoint: dict[str, FloatArray]) -> list[EndpointRow]:
-    judged = data.judged
-    if judged.empty:
-        return []
-    grouped = judged.groupby("endpoint", observed=True)
-    failures = grouped["expected"].apply(lambda s: int((s == 0).sum()))
-    category = grouped["category"].first()
+def _endpoint_rows(data: RunData) -> list[EndpointRow]:
     locust = data.locust_stats
     rows: list[EndpointRow] = []
-    for endpoint, lat in by_endpoint.items():
-        p50, p90, p95, p99, p999 = percentiles(lat, ENDPOINT_QS)
+    for e in data.samples.endpoint_stats(ENDPOINT_QS):
+        p50, p90, p95, p99, p999 = e.quantiles
         row: EndpointRow = {
-            "endpoint": endpoint,
-            "category": str(category.get(endpoint, "")),
-            "requests": len(lat),
-            "failures": int(failures.get(endpoint, 0)),
+            "endpoint": e.endpoint,
+            "category": e.category,
+            "requests": e.n,
+            "failures": e.failures,
             "p50": p50,
             "p90": p90,
             "p95": p95,
             "p99": p99,
             "p999": p999,
-            "max": float(lat[-1]),
-            "locust": _locust_row(locust, endpoint),
+            "max": e.max_ms,
+            "locust": _locust_row(locust, e.endpoint),
         }
         rows.append(row)
     rows.sort(key=lambda r: (r["category"], r["endpoint"]))
@@ -251,9 +214,7 @@ def judge_interval(iv: Interval, budget: Budget) -> BudgetVerdict:
     return BudgetVerdict.INCONCLUSIVE
 
 
-def _judge(
-    b: Budget, data: RunData, by_endpoint: dict[str, FloatArray], budgets: Budgets
-) -> BudgetResult:
+def _judge(b: Budget, data: RunData, budgets: Budgets) -> BudgetResult:
     base: BudgetResult = {
         "id": b.id,
         "requirement": b.requirement,
@@ -280,15 +241,17 @@ def _judge(
         if not endpoints:
             base["note"] = lacking
         else:
-            lat = _pooled(by_endpoint, endpoints)
             assert b.percentile is not None  # validated by load_budgets
-            _put(base, percentile_ci(lat, b.percentile), b)
-            base["note"] = f"from samples.csv: {len(lat):,} requests to {', '.join(endpoints)}"
+            iv = data.samples.interval(endpoints, b.percentile)
+            _put(base, iv, b)
+            base["note"] = (
+                f"from {data.samples.source}: {iv.n:,} requests to {', '.join(endpoints)}"
+            )
     elif b.kind == "error_rate":
-        judged = data.judged
-        k = int((judged["expected"].to_numpy() == 0).sum())
-        _put(base, clopper_pearson(k, len(judged)), b)
-        base["note"] = f"from samples.csv: {k:,} unexpected of {len(judged):,} responses"
+        totals = data.judged_totals
+        k = totals.unexpected
+        _put(base, clopper_pearson(k, totals.n), b)
+        base["note"] = f"from {data.samples.source}: {k:,} unexpected of {totals.n:,} responses"
     elif b.kind == "hit_rate":
         hits, lookups = cache_counters(data.metrics, data.measured_from)
         if lookups is None:
@@ -346,25 +309,22 @@ def _judge_users(base: BudgetResult, b: Budget, data: RunData, budgets: Budgets)
     of the window's percentile; a window with too few samples of a budget does not count
     against it)."""
     users = _users_series(data)
-    judged = data.judged
-    if users.empty or judged.empty:
+    n = data.judged_totals.n
+    if users.empty or n == 0:
         base["verdict"] = BudgetVerdict.NO_DATA
         base["note"] = "no user counts (locust_stats_history.csv or generator.jsonl)"
         return
     t0 = data.measured_from
-    win = ((judged["ts"].to_numpy() - t0) // USERS_WINDOW_S).astype(np.int64)
-    windows = np.unique(win)
+    store = data.samples
+    windows = np.array(store.windows(t0, USERS_WINDOW_S), dtype=np.int64)
     holds = pd.Series(True, index=windows)
     for lb in budgets.of_kind("latency"):
         if not lb.applies_to(data.shape) or lb.max is None or lb.percentile is None:
             continue
-        mask = judged["endpoint"].isin(lb.endpoints).to_numpy()
-        if not mask.any():
-            continue
-        g = pd.Series(judged["latency_ms"].to_numpy()[mask]).groupby(win[mask])
-        q = g.quantile(lb.percentile / 100.0, interpolation="higher")
-        n = g.size()
-        bad = q[(q >= lb.max) & (n >= USERS_WINDOW_MIN)].index
+        per_window = store.window_percentiles(lb.endpoints, lb.percentile, t0, USERS_WINDOW_S)
+        bad = [
+            w for w, (q, count) in per_window.items() if q >= lb.max and count >= USERS_WINDOW_MIN
+        ]
         holds.loc[holds.index.intersection(bad)] = False
     uwin = ((users["ts"].to_numpy() - t0) // USERS_WINDOW_S).astype(np.int64)
     held_users = pd.Series(users["users"].to_numpy()).groupby(uwin).min()
@@ -372,11 +332,11 @@ def _judge_users(base: BudgetResult, b: Budget, data: RunData, budgets: Budgets)
     peak = float(users.loc[users["ts"] >= t0, "users"].max()) if (users["ts"] >= t0).any() else 0.0
     measured = float(ok.max()) if len(ok) else 0.0
     base.update({"measured": measured, "ci_low": measured, "ci_high": measured})
-    base["samples"] = len(judged)
+    base["samples"] = n
     assert b.min is not None
     base["verdict"] = BudgetVerdict.PASS if measured >= b.min else BudgetVerdict.FAIL
     base["note"] = (
-        f"from locust_stats_history.csv and samples.csv: peak {peak:,.0f} users, "
+        f"from locust_stats_history.csv and {store.source}: peak {peak:,.0f} users, "
         f"{int(holds.sum())} of {len(holds)} {USERS_WINDOW_S}-s windows within every latency budget"
     )
 

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_POINTS",
     "Chart",
     "bar_compare",
+    "bin_width",
     "cache_tiers",
     "cdf_by_group",
     "failures_over_time",
@@ -34,7 +35,6 @@ __all__ = [
     "latency_over_time",
     "server_timing",
     "stalls_beside_latency",
-    "time_bins",
     "trend",
     "users_and_rps",
 ]
@@ -68,10 +68,9 @@ def _figure(height: float = 3.2, nrows: int = 1, ncols: int = 1) -> tuple[Figure
     return fig, [ax for row in axes for ax in row]
 
 
-def time_bins(ts: NDArray[np.float64], t0: float, duration: float) -> tuple[NDArray[np.int64], int]:
-    """Integer bin of each timestamp (seconds from t0, grouped so there are <= MAX_POINTS)."""
-    width = max(1, math.ceil(max(duration, 1.0) / MAX_POINTS))
-    return ((ts - t0) // width).astype(np.int64), width
+def bin_width(duration: float) -> int:
+    """Seconds per time bin, so that a run of `duration` seconds has <= MAX_POINTS bins."""
+    return max(1, math.ceil(max(duration, 1.0) / MAX_POINTS))
 
 
 def _plain_log(axis: Any) -> None:
@@ -146,20 +145,20 @@ def latency_over_time(
 
 
 def cdf_by_group(
-    groups: Mapping[str, NDArray[np.float64]], caption: str, title: str = ""
+    groups: Mapping[str, tuple[int, Sequence[float]]],
+    probs: NDArray[np.float64],
+    caption: str,
+    title: str = "",
 ) -> Chart | None:
-    """Empirical CDF of sorted latencies per group, log x; drawn from <= ~600 points each."""
-    groups = {k: v for k, v in groups.items() if len(v)}
+    """Empirical CDF per group, log x: each group's (count, its values at the fractions
+    `probs`), exact order statistics drawn as steps."""
+    groups = {k: v for k, v in groups.items() if v[0]}
     if not groups:
         return None
     fig, (ax,) = _figure(height=3.6)
-    for i, (name, lat) in enumerate(groups.items()):
-        n = len(lat)
-        # even steps through the body, then ever finer steps into the tail (p99, p99.9, ...)
-        probs = np.unique(np.concatenate([np.linspace(0, 1, 300), 1 - np.geomspace(1, 1 / n, 300)]))
-        idx = np.clip(np.ceil(probs * n).astype(np.int64) - 1, 0, n - 1)
+    for i, (name, (n, values)) in enumerate(groups.items()):
         ax.step(
-            lat[idx],
+            np.asarray(values, dtype=np.float64),
             probs,
             where="post",
             color=_COLORS[i % len(_COLORS)],

@@ -21,14 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
 from scipy import stats as sps
 
 from reports import charts
-from reports.analysis import endpoint_latencies
 from reports.loading import RunData, load_run
-from reports.stats import percentile_ci
 
 __all__ = [
     "ALPHA",
@@ -88,10 +84,25 @@ class Comparison:
 def compare_runs(baseline_dir: Path, current_dir: Path) -> Comparison:
     """Compare the judged samples (after warm-up, setup excluded) of two run directories."""
     base, cur = load_run(baseline_dir), load_run(current_dir)
-    b_lat, c_lat = endpoint_latencies(base.judged), endpoint_latencies(cur.judged)
+    b_n = {e.endpoint: e.n for e in base.samples.endpoint_stats(())}
+    c_n = {e.endpoint: e.n for e in cur.samples.endpoint_stats(())}
     cmp = Comparison(_run_id(base), _run_id(cur), warnings=_warnings(base, cur))
-    for endpoint in sorted(set(b_lat) | set(c_lat)):
-        cmp.rows.append(_compare_endpoint(endpoint, b_lat.get(endpoint), c_lat.get(endpoint)))
+    for endpoint in sorted(set(b_n) | set(c_n)):
+        if endpoint in b_n and endpoint in c_n:
+            cmp.rows.append(_compare_endpoint(endpoint, base, cur))
+        else:
+            only = "baseline" if endpoint in b_n else "current"
+            cmp.rows.append(
+                EndpointChange(
+                    endpoint,
+                    b_n.get(endpoint, 0),
+                    c_n.get(endpoint, 0),
+                    {},
+                    None,
+                    "not_compared",
+                    f"requests only in the {only} run",
+                )
+            )
     cmp.regressed = any(r.verdict == "regressed" for r in cmp.rows)
     return cmp
 
@@ -117,29 +128,13 @@ def _warnings(base: RunData, cur: RunData) -> list[str]:
     return out
 
 
-def _subsample(x: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
-    if len(x) <= MW_MAX_SAMPLES:
-        return x
-    return rng.choice(x, size=MW_MAX_SAMPLES, replace=False)
-
-
-def _compare_endpoint(
-    endpoint: str, b: NDArray[np.float64] | None, c: NDArray[np.float64] | None
-) -> EndpointChange:
-    if b is None or c is None or len(b) == 0 or len(c) == 0:
-        only = "baseline" if c is None or len(c) == 0 else "current"
-        return EndpointChange(
-            endpoint,
-            0 if b is None else len(b),
-            0 if c is None else len(c),
-            {},
-            None,
-            "not_compared",
-            f"requests only in the {only} run",
-        )
+def _compare_endpoint(endpoint: str, base: RunData, cur: RunData) -> EndpointChange:
     quantiles = {}
+    n_base = n_cur = 0
     for name, q in QS:
-        ib, ic = percentile_ci(b, q, 0.975), percentile_ci(c, q, 0.975)
+        ib = base.samples.interval((endpoint,), q, 0.975)
+        ic = cur.samples.interval((endpoint,), q, 0.975)
+        n_base, n_cur = ib.n, ic.n
         assert ib.value is not None
         assert ic.value is not None
         delta = ic.value - ib.value
@@ -147,13 +142,13 @@ def _compare_endpoint(
         high = ic.high - ib.low if ic.high is not None and ib.low is not None else None
         rel = delta / ib.value if ib.value > 0 else None
         quantiles[name] = QuantileChange(ib.value, ic.value, delta, low, high, rel)
-    rng = np.random.default_rng(_SEED)
-    test = sps.mannwhitneyu(
-        _subsample(b, rng), _subsample(c, rng), alternative="two-sided", method="asymptotic"
-    )
+    # every sample up to MW_MAX_SAMPLES, else a seeded reservoir sample of that many
+    b = base.samples.latencies(endpoint, MW_MAX_SAMPLES, _SEED)
+    c = cur.samples.latencies(endpoint, MW_MAX_SAMPLES, _SEED)
+    test = sps.mannwhitneyu(b, c, alternative="two-sided", method="asymptotic")
     p = float(test.pvalue)
     verdict, reason = _verdict(p, quantiles)
-    return EndpointChange(endpoint, len(b), len(c), quantiles, p, verdict, reason)
+    return EndpointChange(endpoint, n_base, n_cur, quantiles, p, verdict, reason)
 
 
 def _verdict(p: float, quantiles: dict[str, QuantileChange]) -> tuple[str, str]:
@@ -190,7 +185,7 @@ def render_comparison(cmp: Comparison, out: Path) -> Path:
         (f"baseline {cmp.baseline_id}", f"current {cmp.current_id}"),
         "p95 (ms, log scale)",
         "p95 per endpoint, baseline against current",
-        "from the two runs' samples.csv, every request after warm-up, setup excluded",
+        "from the two runs' samples, every request after warm-up, setup excluded",
     )
     context: dict[str, Any] = {"cmp": cmp, "chart": chart, "qs": [n for n, _ in QS]}
     html = environment().get_template("compare.html.j2").render(**context)

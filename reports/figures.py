@@ -16,45 +16,38 @@ from reports.charts import Chart
 from reports.counters import TIERS, counter_increases
 from reports.loading import RunData
 from reports.runfiles import Summary
+from reports.samples import SampleStore
 from reports.validity import CPU_SATURATED
 
-__all__ = ["category_latencies", "run_charts"]
+__all__ = ["run_charts"]
+# the CDF's fractions: even steps through the body, then ever finer ones into the tail
+CDF_PROBS = np.unique(
+    np.concatenate([np.linspace(0.005, 1, 100), 1 - np.geomspace(0.1, 1e-6, 100)])
+)
 
 FloatArray = NDArray[np.float64]
 
 
-def category_latencies(judged: pd.DataFrame) -> dict[str, FloatArray]:
-    """Sorted latencies of each category of the judged samples."""
-    out: dict[str, FloatArray] = {}
-    if judged.empty:
-        return out
-    lat = judged["latency_ms"].to_numpy(dtype=np.float64)
-    cats = judged["category"].astype("category")
-    codes = cats.cat.codes.to_numpy()
-    for i, name in enumerate(cats.cat.categories):
-        sel = lat[codes == i]
-        if len(sel):
-            out[str(name)] = np.sort(sel)
-    return out
-
-
 def run_charts(data: RunData, summary: Summary) -> dict[str, Chart | None]:
     """Every chart of one run's report, keyed by section; a chart without data is None."""
-    judged = data.judged
-    n = len(judged)
+    store = data.samples
+    n = data.judged_totals.n
     t0 = data.measured_from
     duration = summary["duration_s"] or 0.0
     after = f"{n:,} requests after warm-up, setup excluded"
+    source = store.source
     out: dict[str, Chart | None] = {}
     out["users"] = _users(data)
     if n:
-        bins, width = charts.time_bins(judged["ts"].to_numpy(), t0, duration)
-        out["latency_time"] = _latency_time(judged, bins, width, after)
+        width = charts.bin_width(duration)
+        out["latency_time"] = _latency_time(store, t0, width, f"from {source}: {after}")
         out["cdf"] = charts.cdf_by_group(
-            category_latencies(judged), f"from samples.csv: {after}; exact, every request"
+            store.category_quantiles(CDF_PROBS.tolist()),
+            CDF_PROBS,
+            f"from {source}: {after}; exact order statistics of every request",
         )
-        out["failures"] = _failures(judged, bins, width, after)
-        out["server_timing"] = _server_timing(judged)
+        out["failures"] = _failures(store, t0, width, f"from {source}: {after}")
+        out["server_timing"] = _server_timing(store, source)
     out["cache"] = _cache(data)
     out["generator"] = _generator(data)
     out["stalls"] = _stalls(data, summary)
@@ -66,15 +59,12 @@ def _stalls(data: RunData, summary: Summary) -> Chart | None:
     if not figures or not figures["stalls"]:
         return None
     t0 = data.measured_from
-    judged = data.judged
-    t = np.array([], dtype=np.float64)
-    p99 = np.array([], dtype=np.float64)
-    if len(judged):
-        ts = judged["ts"].to_numpy(dtype=np.float64)
-        bins, width = charts.time_bins(ts, t0, summary["duration_s"] or 0.0)
-        q = pd.Series(judged["latency_ms"].to_numpy()).groupby(bins).quantile(0.99)
-        t, p99 = q.index.to_numpy(dtype=np.float64) * width, q.to_numpy(dtype=np.float64)
-    across = data.across_stalls
+    store = data.samples
+    width = charts.bin_width(summary["duration_s"] or 0.0)
+    binned = store.binned_percentiles(t0, width, (99.0,), by_category=False).sort_values("bin")
+    t = binned["bin"].to_numpy(dtype=np.float64) * width
+    p99 = binned["99.0"].to_numpy(dtype=np.float64)
+    across = store.frame(("ts", "latency_ms"), scope="across_stalls")
     rows = figures["stalls"]
     return charts.stalls_beside_latency(
         t,
@@ -85,7 +75,7 @@ def _stalls(data: RunData, summary: Summary) -> Chart | None:
         ),
         [(r["worker"], r["start"] - t0, r["length_s"]) for r in rows],
         f"from generator_health.json: {len(rows)} stalls over {figures['stall_s'] or 0:g} s of "
-        f"{len({r['worker'] for r in rows})} process(es); from samples.csv: the judged p99 per "
+        f"{len({r['worker'] for r in rows})} process(es); from {store.source}: the judged p99 per "
         f"bin and the {len(across):,} requests in flight across a stall, left out",
     )
 
@@ -109,62 +99,42 @@ def _users(data: RunData) -> Chart | None:
     )
 
 
-def _latency_time(
-    judged: pd.DataFrame, bins: NDArray[np.int64], width: int, after: str
-) -> Chart | None:
-    # integer category codes, not strings: a million Python str objects would cost ~60 MB
-    cats = judged["category"].astype("category")
-    frame = pd.DataFrame(
-        {"category": cats.cat.codes.to_numpy(), "bin": bins, "lat": judged["latency_ms"].to_numpy()}
-    )
-    q = frame.groupby(["category", "bin"])["lat"].quantile([0.5, 0.95, 0.99])  # type: ignore[arg-type]
-    table = q.unstack()
-    table.columns = ["p50", "p95", "p99"]
-    names = [str(c) for c in cats.cat.categories]
+def _latency_time(store: SampleStore, t0: float, width: int, after: str) -> Chart | None:
+    table = store.binned_percentiles(t0, width, (50.0, 95.0, 99.0))
+    if table.empty:
+        return None
+    table.columns = ["category", "bin", "p50", "p95", "p99"]
     series = {}
-    for code in sorted(set(table.index.get_level_values(0)), key=lambda c: names[c]):
-        part = table.loc[code]
-        part.index = part.index.to_numpy() * width
-        series[names[code]] = part
+    for name, part in sorted(table.groupby("category"), key=lambda kv: str(kv[0])):
+        part = part.sort_values("bin")
+        frame = part[["p50", "p95", "p99"]].set_index(part["bin"].to_numpy() * width)
+        series[str(name)] = frame
     return charts.latency_over_time(
-        series, width, f"from samples.csv: {after}; percentiles of each {width}-s bin"
+        series, width, f"{after}; percentiles (nearest rank) of each {width}-s bin"
     )
 
 
-def _failures(
-    judged: pd.DataFrame, bins: NDArray[np.int64], width: int, after: str
-) -> Chart | None:
-    length = int(bins.max()) + 1 if len(bins) else 0
-    unexpected = np.bincount(
-        bins, weights=(judged["expected"].to_numpy() == 0), minlength=length
-    ).astype(np.float64)
-    no_resp = np.bincount(
-        bins, weights=(judged["status"].to_numpy() == 0), minlength=length
-    ).astype(np.float64)
+def _failures(store: SampleStore, t0: float, width: int, after: str) -> Chart | None:
+    table = store.binned_failures(t0, width)
+    if table.empty:
+        return None
+    length = int(table["bin"].max()) + 1
+    unexpected = np.zeros(length)
+    no_resp = np.zeros(length)
+    bins = table["bin"].to_numpy(dtype=np.int64).clip(min=0)
+    unexpected[bins] = table["unexpected"].to_numpy(dtype=np.float64)
+    no_resp[bins] = table["no_response"].to_numpy(dtype=np.float64)
     t = np.arange(length, dtype=np.float64) * width
     k = int(unexpected.sum())
     return charts.failures_over_time(
-        t,
-        unexpected,
-        no_resp,
-        width,
-        f"from samples.csv: {k:,} unexpected responses among {after}",
+        t, unexpected, no_resp, width, f"{after}; {k:,} unexpected responses"
     )
 
 
-def _server_timing(judged: pd.DataFrame) -> Chart | None:
-    if "st_app" not in judged or judged["st_app"].isna().all():
+def _server_timing(store: SampleStore, source: str) -> Chart | None:
+    means, carried = store.server_timing_means()
+    if not carried:
         return None
-    has = judged[judged["st_app"].notna()]
-    frame = pd.DataFrame(
-        {
-            "endpoint": has["endpoint"].astype("category"),
-            "app": has["st_app"].to_numpy(dtype=np.float64),
-            "db": has["st_db"].fillna(0).to_numpy(dtype=np.float64),
-            "hash": has["st_hash"].fillna(0).to_numpy(dtype=np.float64),
-        }
-    )
-    means = frame.groupby("endpoint", observed=True).mean()
     table = pd.DataFrame(
         {
             "database": means["db"],
@@ -175,7 +145,7 @@ def _server_timing(judged: pd.DataFrame) -> Chart | None:
     # means, not medians: means of the parts add up to the mean of the whole
     return charts.server_timing(
         table,
-        f"from samples.csv Server-Timing (app, db, hash): {len(has):,} responses that carried "
+        f"from {source} Server-Timing (app, db, hash): {carried:,} responses that carried "
         "it; means per request, app = the whole handler",
     )
 

@@ -1,8 +1,7 @@
-"""Reading a run directory (docs/run-format.md) into pandas, tolerant of absent files.
+"""Reading a run directory (docs/run-format.md), tolerant of absent files.
 
-samples.csv of a one-hour run holds a million rows or more: it is read once, with explicit
-dtypes and only the columns needed (the C parser, categorical endpoint/category columns), which
-keeps a million rows near 60 MB. Every other file is small. A file that is absent gives an empty
+The samples (millions of rows in a long run) are never loaded: reports.samples queries them in
+place. Every other file is small and read into pandas. A file that is absent gives an empty
 frame or {} so that a run against a backend without /performance/metrics still renders.
 """
 
@@ -20,37 +19,17 @@ import pandas as pd
 
 from reports.errors import RunDirError
 from reports.runfiles import RunConfig, RunMeta, read_config, read_json, read_meta
+from reports.samples import SampleStore, Totals
 from reports.stalls import StallSet, stall_set
 
 __all__ = [
-    "SAMPLE_COLUMNS",
     "RunData",
     "load_run",
     "read_json",
     "read_jsonl",
     "read_locust_history",
     "read_locust_stats",
-    "read_samples",
 ]
-
-SAMPLE_COLUMNS: dict[str, Any] = {
-    "ts": "float64",
-    "endpoint": "category",
-    "category": "category",
-    "latency_ms": "float64",
-    "status": "int32",
-    "expected": "int8",
-    "worker": "category",
-    "st_app": "float32",
-    "st_db": "float32",
-    "st_hash": "float32",
-    "st_cache": "category",
-}
-# the columns every analysis needs; Server-Timing ones are read only when present, and
-# `worker` to join the generator's stalls (reports/stalls.py)
-_CORE = ("ts", "endpoint", "category", "latency_ms", "status", "expected")
-_OPTIONAL = ("st_app", "st_db", "st_hash", "st_cache")
-_WORKER = "worker"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -70,43 +49,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             if isinstance(obj, dict):
                 out.append(obj)
     return out
-
-
-def read_samples(path: Path) -> pd.DataFrame:
-    """samples.csv with explicit dtypes, only the known columns; empty frame if absent."""
-    if not path.exists():
-        return _empty_samples()
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-    except (OSError, ValueError, pd.errors.EmptyDataError):
-        return _empty_samples()
-    missing = [c for c in _CORE if c not in header]
-    if missing:
-        raise RunDirError(
-            f"{path} lacks column {missing[0]!r}; it must have the header of docs/run-format.md"
-        )
-    cols = [c for c in (*_CORE, _WORKER, *_OPTIONAL) if c in header]
-    dtypes = {c: SAMPLE_COLUMNS[c] for c in cols}
-    # status/expected may be empty on a truncated row: read as float then cast
-    dtypes["status"] = "float32"
-    dtypes["expected"] = "float32"
-    try:
-        df = pd.read_csv(path, usecols=cols, dtype=dtypes, engine="c", on_bad_lines="skip")
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path} cannot be parsed ({exc}); check the file") from exc
-    df = df.dropna(subset=["ts", "latency_ms"])
-    df["status"] = df["status"].fillna(0).astype("int32")
-    df["expected"] = df["expected"].fillna(0).astype("int8")
-    if _WORKER not in df:
-        df[_WORKER] = pd.Series("local", index=df.index, dtype="category")
-    for c in _OPTIONAL:
-        if c not in df:
-            df[c] = pd.Series(np.nan, index=df.index, dtype="float32") if c != "st_cache" else None
-    return df.reset_index(drop=True)
-
-
-def _empty_samples() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in SAMPLE_COLUMNS.items()})
 
 
 def read_locust_stats(path: Path) -> pd.DataFrame:
@@ -167,45 +109,36 @@ class RunData:
         return read_meta(self.run_dir)
 
     @cached_property
-    def samples(self) -> pd.DataFrame:
-        return read_samples(self.run_dir / "samples.csv")
+    def samples(self) -> SampleStore:
+        """The run's samples, queried in place (reports.samples); its `judged` view holds the
+        ones the budgets are judged on: after warm-up, never `setup`, never one in flight across
+        a stall of its generator process (reports/stalls.py: the view `across_stalls`)."""
+        store = SampleStore(self.run_dir)
+        crossed = [(s.worker, s.start, s.end) for s in self.stalls.stalls]
+        store.judge_from(self.measured_from_in(store), stalls=crossed)
+        return store
+
+    def measured_from_in(self, store: SampleStore) -> float:
+        value = self.meta.get("measured_from")
+        if isinstance(value, int | float) and math.isfinite(value):
+            return float(value)
+        first = store.totals("samples").ts_min
+        return float(first) if first is not None else 0.0
 
     @cached_property
     def measured_from(self) -> float:
         """The end of warm-up; the first sample when meta.json does not say."""
-        value = self.meta.get("measured_from")
-        if isinstance(value, int | float) and math.isfinite(value):
-            return float(value)
-        ts = self.samples["ts"]
-        return float(ts.min()) if len(ts) else 0.0
+        return self.measured_from_in(self.samples)
 
     @cached_property
-    def judged(self) -> pd.DataFrame:
-        """The samples the budgets are judged on: after warm-up, never `setup`, never one in
-        flight across a stall of its generator process (reports/stalls.py)."""
-        s = self.samples
-        mask = (s["ts"].to_numpy() >= self.measured_from) & (s["category"] != "setup").to_numpy()
-        return s.loc[mask & ~self._across_stalls].reset_index(drop=True)
-
-    @cached_property
-    def _across_stalls(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        return self.stalls.in_flight(self.samples)
-
-    @cached_property
-    def across_stalls(self) -> pd.DataFrame:
-        """The samples after warm-up (setup excepted) left out for a stall of their process."""
-        s = self.samples
-        mask = (s["ts"].to_numpy() >= self.measured_from) & (s["category"] != "setup").to_numpy()
-        return s.loc[mask & self._across_stalls].reset_index(drop=True)
+    def judged_totals(self) -> Totals:
+        """Counts of the judged samples (many parts ask for them)."""
+        return self.samples.totals("judged")
 
     @cached_property
     def health(self) -> dict[str, Any]:
         """generator_health.json; {} when absent or unreadable."""
-        try:
-            loaded = json.loads((self.run_dir / "generator_health.json").read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
+        return self.json_file("generator_health.json") or {}
 
     @cached_property
     def stalls(self) -> StallSet:

@@ -41,6 +41,8 @@ def render_markdown(summary: Summary) -> str:
         sha = str(api.get("sha256"))[:12]
         about += f", API `{api.get('name')}` (`{api.get('file')}`, sha256 `{sha}`)"
     about += f"; {summary.get('requests') or 0:,} judged requests"
+    if summary.get("samples_mode") == "histogram":
+        about += " (measured as HdrHistograms, 3 significant digits)"
     if summary.get("rps"):
         about += f" at {summary['rps']:.0f}/s"
     about += f"; run `{summary.get('run_id')}`, config `{str(summary.get('config_hash'))[:12]}`."

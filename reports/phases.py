@@ -18,14 +18,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from reports.loading import RunData
 from reports.runfiles import PhaseRow
-from reports.stats import percentiles
+from reports.samples import SampleStore, SpanStats
 
 __all__ = ["LatencyBound", "phase_rows"]
 
@@ -60,20 +59,17 @@ def phase_rows(data: RunData, bounds: Sequence[LatencyBound]) -> list[PhaseRow]:
         return []
     users = users[["ts", "users"]].dropna().sort_values("ts")
     spans = _split_at(_spans(users), data.measured_from, users)
-    setup = (data.samples["category"] == "setup").to_numpy()
-    samples, sign_ins = data.samples.loc[~setup], data.samples.loc[setup]
-    rows: list[PhaseRow] = []
-    for i, span in enumerate(spans):
-        edge: Literal["both", "left"] = "both" if i == len(spans) - 1 else "left"
-        inside = samples.loc[samples["ts"].between(span.start, span.end, edge)]
-        refused = sign_ins.loc[sign_ins["ts"].between(span.start, span.end, edge)]
-        rows.append(_row(span, inside, int((refused["status"] == 503).sum()), bounds, data))
+    store = data.samples
+    figures = store.span_stats(
+        [(s.start, s.end, i == len(spans) - 1) for i, s in enumerate(spans)],
+        [(b.endpoints, b.percentile) for b in bounds],
+    )
+    rows = [_row(span, f, bounds, data) for span, f in zip(spans, figures, strict=True)]
     for i, (before, span) in enumerate(itertools.pairwise(spans), start=1):
         if span.kind == "hold" and before.users_from > span.users_to:
             # the burst ended where the users began to fall: the last second at the high count
             burst_end = before.start if before.kind == "ramp" else before.end
-            window = samples.loc[samples["ts"].between(burst_end, span.end)]
-            rows[i]["recovery_s"] = _recovery_s(window, bounds, burst_end)
+            rows[i]["recovery_s"] = _recovery_s(store, bounds, burst_end, span.end)
     return rows
 
 
@@ -118,16 +114,8 @@ def _split_at(spans: list[_Span], measured_from: float, users: pd.DataFrame) -> 
     return out
 
 
-def _row(
-    span: _Span,
-    samples: pd.DataFrame,
-    sign_ins_refused: int,
-    bounds: Sequence[LatencyBound],
-    data: RunData,
-) -> PhaseRow:
+def _row(span: _Span, f: SpanStats, bounds: Sequence[LatencyBound], data: RunData) -> PhaseRow:
     duration = max(span.end - span.start, 1e-9)
-    latency = samples["latency_ms"].to_numpy(dtype=float)
-    status = samples["status"].to_numpy()
     name = (
         f"hold {span.users_from:,}"
         if span.kind == "hold"
@@ -141,41 +129,34 @@ def _row(
         "judged": bool(span.start >= data.measured_from),
         "users_from": span.users_from,
         "users_to": span.users_to,
-        "requests": len(samples),
-        "rps": float(len(samples) / duration),
-        "unexpected": int((samples["expected"] == 0).sum()),
-        "refused": int(((status == 503) | (status == 429)).sum()),
-        "no_response": int((status == 0).sum()),
-        "sign_ins_refused": sign_ins_refused,
-        "max_ms": float(latency.max()) if len(latency) else None,
-        "latency": {b.id: _percentile(samples, b) for b in bounds},
+        "requests": f.requests,
+        "rps": float(f.requests / duration),
+        "unexpected": f.unexpected,
+        "refused": f.refused,
+        "no_response": f.no_response,
+        "sign_ins_refused": f.sign_ins_refused,
+        "max_ms": f.max_ms,
+        # each budget's percentile as the budgets define it (nearest rank, reports.samples)
+        "latency": {b.id: v for b, v in zip(bounds, f.percentiles, strict=True)},
         "recovery_s": None,
     }
 
 
-def _percentile(samples: pd.DataFrame, bound: LatencyBound) -> float | None:
-    """The phase's percentile as the budgets define it (nearest rank, reports/stats.py)."""
-    values = samples.loc[samples["endpoint"].isin(bound.endpoints), "latency_ms"]
-    return percentiles(np.sort(values.to_numpy(dtype=float)), (bound.percentile,))[0]
-
-
 def _recovery_s(
-    samples: pd.DataFrame, bounds: Sequence[LatencyBound], burst_end: float
+    store: SampleStore, bounds: Sequence[LatencyBound], burst_end: float, end: float
 ) -> float | None:
     """Seconds from the burst's end to the first window after which every window held."""
-    if samples.empty:
+    between = (burst_end, end)
+    windows = store.windows(burst_end, RECOVERY_WINDOW_S, "requests", between)
+    if not windows:
         return None
-    win = ((samples["ts"].to_numpy(dtype=float) - burst_end) // RECOVERY_WINDOW_S).astype(int)
-    last = int(win.max())  # the hold's last window: failing there, they never held again
+    last = windows[-1]  # the hold's last window: failing there, they never held again
     failing: set[int] = set()
     for b in bounds:
-        mask = samples["endpoint"].isin(b.endpoints).to_numpy()
-        if not mask.any():
-            continue
-        grouped = pd.Series(samples["latency_ms"].to_numpy(dtype=float)[mask]).groupby(win[mask])
-        q = grouped.quantile(b.percentile / 100.0, interpolation="higher")
-        n = grouped.size()
-        failing.update(int(w) for w in q[(q >= b.max_ms) & (n >= WINDOW_MIN)].index)
+        per_window = store.window_percentiles(
+            b.endpoints, b.percentile, burst_end, RECOVERY_WINDOW_S, "requests", between
+        )
+        failing.update(w for w, (q, n) in per_window.items() if q >= b.max_ms and n >= WINDOW_MIN)
     if not failing:
         return 0.0
     worst = max(failing)

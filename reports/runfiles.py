@@ -165,6 +165,7 @@ class RunConfig(TypedDict, total=False):
     service_profile: str  # degraded | fixed | external
     processes: int
     open_model_rate: float | None
+    samples_mode: str  # exact | histogram (velro-perf run --samples)
     api_file: str  # the API file the scenarios drove (targets/contract.toml by default)
     api: ApiDescribed
     budgets_file: str
@@ -379,6 +380,10 @@ class Summary(TypedDict):
     duration_s: float | None
     requests: int
     rps: float | None
+    # what measured the run: "exact" (a row per request: samples/ or samples.csv) or
+    # "histogram" (HdrHistograms of 3 significant digits: histograms/)
+    samples_mode: NotRequired[str]
+    samples_source: NotRequired[str]
     budgets: list[BudgetResult]
     endpoints: list[EndpointRow]
     generator: GeneratorHealth

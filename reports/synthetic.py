@@ -7,16 +7,24 @@ nothing here pretends to be a measurement: the run's config says `target = "synt
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
+from reports.histograms import encode_many
 from reports.runfiles import RunConfig, RunMeta
+from reports.samplefiles import HIST_SCHEMA, HISTOGRAMS_DIR, LEGACY_CSV, SCHEMA, samples_dir
 
 __all__ = ["DEFAULT_ENDPOINTS", "EndpointSpec", "write_synthetic_run"]
+
+CHUNK = 1_000_000  # requests drawn and written at a time
+THIN = 10  # Locust's figures (locust_stats.csv) from every THIN-th latency of an endpoint
 
 
 @dataclass(frozen=True)
@@ -63,65 +71,159 @@ class SyntheticRun:
 
 
 def write_synthetic_run(run_dir: Path, **kwargs: object) -> Path:
-    """Write a complete run directory; keyword arguments override SyntheticRun's fields."""
+    """Write a complete run directory; keyword arguments override SyntheticRun's fields.
+
+    The samples go to samples/ in chunks of CHUNK requests (memory stays flat at any n);
+    ``samples_format="csv"`` writes the samples.csv of runs recorded before instead, and
+    ``"histogram"`` the histograms/ of histogram mode (reports.histograms)."""
+    samples_format = str(kwargs.pop("samples_format", "parquet"))
+    if samples_format not in ("parquet", "csv", "histogram"):
+        raise ValueError(f"samples_format {samples_format!r}; give 'parquet', 'csv' or 'histogram'")
     spec = SyntheticRun(**kwargs)  # type: ignore[arg-type]
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
-    samples = _samples(spec, rng)
-    samples.to_csv(run_dir / "samples.csv", index=False, float_format="%.4f")
-    _write_config_and_meta(run_dir, spec)
     seconds = np.arange(int(spec.duration_s) + 1, dtype=np.float64)
-    judged_ts = samples["ts"].to_numpy()[spec.setup_requests :]
-    per_second = np.bincount((judged_ts - spec.start).astype(np.int64), minlength=len(seconds))
+    per_second = np.zeros(len(seconds), dtype=np.int64)
+    by_endpoint: dict[str, list[np.ndarray]] = {}
+    failures: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    csv_writer: pacsv.CSVWriter | None = None
+    for i, chunk in enumerate(_sample_chunks(spec, rng)):
+        if samples_format == "csv":
+            if csv_writer is None:
+                csv_writer = pacsv.CSVWriter(run_dir / LEGACY_CSV, chunk.schema)
+            csv_writer.write_table(chunk)
+        elif samples_format == "histogram":
+            folder = run_dir / HISTOGRAMS_DIR
+            folder.mkdir(exist_ok=True)
+            pq.write_table(_histograms(chunk), folder / f"seg-{i + 1:08d}-{i + 1:08d}.parquet")
+        else:
+            folder = samples_dir(run_dir)
+            folder.mkdir(exist_ok=True)
+            pq.write_table(chunk, folder / f"seg-{i + 1:08d}-{i + 1:08d}.parquet")
+        _tally(chunk, spec, per_second, by_endpoint, failures, counts)
+    if csv_writer is not None:
+        csv_writer.close()
+    _write_config_and_meta(run_dir, spec)
     users = np.round(spec.users * np.minimum(1.0, (seconds + 1) / max(spec.warmup_s, 1.0)))
     series = _PerSecond(seconds, users, per_second)
     _write_history(run_dir, spec, series)
-    _write_locust_stats(run_dir, samples)
+    _write_locust_stats(run_dir, by_endpoint, failures, counts)
     _write_generator(run_dir, spec, series)
     if spec.hit_rate is not None:
         _write_metrics(run_dir, spec, seconds, rng)
     return run_dir
 
 
-def _samples(spec: SyntheticRun, rng: np.random.Generator) -> pd.DataFrame:
-    """samples.csv's rows: `setup_requests` setup rows, then `n` drawn requests in time order."""
+def _histograms(chunk: pa.Table) -> pa.Table:
+    """A chunk's requests as histogram mode records them: per second, endpoint, category,
+    status and expected, one HdrHistogram (HIST_SCHEMA)."""
+    frame = chunk.to_pandas()
+    frame["second"] = np.floor(frame["ts"].to_numpy()).astype(np.int64)
+    keys = ["second", "endpoint", "category", "status", "expected"]
+    columns: dict[str, list[object]] = {name: [] for name in HIST_SCHEMA.names}
+    for key, group in frame.groupby(keys, observed=True, sort=True):
+        second, endpoint, category, status, expected = key
+        latency = group["latency_ms"].to_numpy(dtype=np.float64)
+        carried = group["st_app"].notna().to_numpy()
+        for name, value in zip(
+            HIST_SCHEMA.names,
+            (
+                int(second), str(endpoint), str(category), int(status), int(expected), "local",
+                len(latency), encode_many(latency), float(latency.max()), int(carried.sum()),
+                float(group["st_app"].sum()), float(group["st_db"].fillna(0)[carried].sum()),
+                float(group["st_hash"].fillna(0)[carried].sum()),
+            ),
+            strict=True,
+        ):  # fmt: skip
+            columns[name].append(value)
+    return pa.table(columns, schema=HIST_SCHEMA)
+
+
+def _tally(
+    chunk: pa.Table,
+    spec: SyntheticRun,
+    per_second: np.ndarray,
+    by_endpoint: dict[str, list[np.ndarray]],
+    failures: dict[str, int],
+    counts: dict[str, int],
+) -> None:
+    """Requests a second (setup excluded), and a thinned sample of each endpoint's latencies
+    for Locust's own, rounded figures (they need not be exact: Locust's are not)."""
+    frame = chunk.select(["ts", "endpoint", "category", "latency_ms", "expected"]).to_pandas()
+    judged = frame[frame["category"] != "setup"]
+    second = (judged["ts"].to_numpy() - spec.start).astype(np.int64).clip(0, len(per_second) - 1)
+    per_second += np.bincount(second, minlength=len(per_second))[: len(per_second)]
+    for endpoint, group in frame.groupby("endpoint", observed=True):
+        name = str(endpoint)
+        by_endpoint.setdefault(name, []).append(group["latency_ms"].to_numpy()[::THIN])
+        failures[name] = failures.get(name, 0) + int((group["expected"] == 0).sum())
+        counts[name] = counts.get(name, 0) + len(group)
+
+
+def _sample_chunks(spec: SyntheticRun, rng: np.random.Generator) -> Iterator[pa.Table]:
+    """The samples in time order: `setup_requests` setup rows, then `n` drawn requests, in
+    tables of at most CHUNK rows (each chunk a slice of the run's time)."""
+    chunks = max(1, -(-spec.n // CHUNK))
+    for i in range(chunks):
+        size = spec.n // chunks + (1 if i < spec.n % chunks else 0)
+        span = spec.duration_s / chunks
+        table = _drawn(spec, rng, size, spec.start + i * span, span)
+        if i == 0 and spec.setup_requests:
+            setup = table.slice(0, min(spec.setup_requests, table.num_rows))
+            setup = setup.set_column(
+                setup.schema.get_field_index("category"),
+                "category",
+                pa.array(["setup"] * setup.num_rows, pa.string()),
+            ).set_column(
+                setup.schema.get_field_index("endpoint"),
+                "endpoint",
+                pa.array(["POST /api/v1/auth/register"] * setup.num_rows, pa.string()),
+            )
+            table = pa.concat_tables([setup, table])
+        yield table
+
+
+def _drawn(
+    spec: SyntheticRun, rng: np.random.Generator, n: int, start: float, span: float
+) -> pa.Table:
     names = list(spec.endpoints)
     weights = np.array([spec.endpoints[e].weight for e in names], dtype=np.float64)
-    which = rng.choice(len(names), size=spec.n, p=weights / weights.sum())
+    which = rng.choice(len(names), size=n, p=weights / weights.sum())
     medians = np.array([spec.endpoints[e].median_ms for e in names])[which]
     sigmas = np.array([spec.endpoints[e].sigma for e in names])[which]
-    latency = medians * spec.latency_scale * np.exp(sigmas * rng.standard_normal(spec.n))
-    ts = np.sort(spec.start + rng.uniform(0, spec.duration_s, spec.n))
+    # four decimals, as a CSV of them would hold: the two formats hold the same numbers
+    latency = np.round(medians * spec.latency_scale * np.exp(sigmas * rng.standard_normal(n)), 4)
+    ts = np.round(np.sort(start + rng.uniform(0, span, n)), 4)
     unexpected_p = np.array([spec.endpoints[e].unexpected for e in names])[which]
-    expected = (rng.uniform(size=spec.n) >= unexpected_p).astype(np.int8)
+    expected = (rng.uniform(size=n) >= unexpected_p).astype(np.int8)
     status = np.where(expected == 1, 200, 500).astype(np.int32)
-    categories = np.array([spec.endpoints[e].category for e in names], dtype=object)[which]
-    cache = rng.choice(
-        np.array(["L1", "L2", "L3", "miss"], dtype=object), size=spec.n, p=[0.8, 0.1, 0.05, 0.05]
-    )
-    samples = pd.DataFrame(
+    category_of = np.array([spec.endpoints[e].category for e in names], dtype=object)
+    is_login = np.isin(category_of, ["login"])[which]
+    hashes = np.isin(category_of, ["login", "registration"])[which]
+    tiers = rng.choice(4, size=n, p=[0.8, 0.1, 0.05, 0.05])
+    return pa.table(
         {
             "ts": ts,
-            "endpoint": np.array(names, dtype=object)[which],
-            "category": categories,
+            "endpoint": pa.DictionaryArray.from_arrays(
+                pa.array(which.astype(np.int32)), pa.array(names)
+            ).cast(pa.string()),
+            "category": pa.DictionaryArray.from_arrays(
+                pa.array(which.astype(np.int32)), pa.array(list(category_of), pa.string())
+            ).cast(pa.string()),
             "latency_ms": latency,
             "status": status,
             "expected": expected,
-            "worker": "local",
-            "st_app": latency * 0.8,
-            "st_db": np.where(categories == "login", np.nan, latency * 0.3),
-            "st_hash": np.where(
-                np.isin(categories, ["login", "registration"]), latency * 0.5, np.nan
-            ),
-            "st_cache": cache,
-        }
+            "worker": pa.repeat(pa.scalar("local", pa.string()), n),
+            "st_app": np.round(latency * 0.8, 4),
+            "st_db": pa.array(np.round(latency * 0.3, 4), mask=is_login),
+            "st_hash": pa.array(np.round(latency * 0.5, 4), mask=~hashes),
+            "st_cache": pa.DictionaryArray.from_arrays(
+                pa.array(tiers.astype(np.int32)), pa.array(["L1", "L2", "L3", "miss"])
+            ).cast(pa.string()),
+        },
+        schema=SCHEMA,
     )
-    if not spec.setup_requests:
-        return samples
-    setup = samples.iloc[: spec.setup_requests].copy()
-    setup["category"] = "setup"
-    setup["endpoint"] = "POST /api/v1/auth/register"
-    return pd.concat([setup, samples], ignore_index=True)
 
 
 def _write_config_and_meta(run_dir: Path, spec: SyntheticRun) -> None:
@@ -200,19 +302,24 @@ def _write_generator(run_dir: Path, spec: SyntheticRun, series: _PerSecond) -> N
     _write_jsonl(run_dir / "generator.jsonl", gen)
 
 
-def _write_locust_stats(run_dir: Path, samples: pd.DataFrame) -> None:
+def _write_locust_stats(
+    run_dir: Path,
+    by_endpoint: dict[str, list[np.ndarray]],
+    failures: dict[str, int],
+    counts: dict[str, int],
+) -> None:
     rows = []
-    for endpoint, g in samples.groupby("endpoint"):
-        method, name = str(endpoint).split(" ", 1)
-        lat = g["latency_ms"].to_numpy()
+    for endpoint, parts in sorted(by_endpoint.items()):
+        method, name = endpoint.split(" ", 1)
+        lat = np.concatenate(parts)
         # Locust rounds its percentiles to two significant figures (stats.py, "rounded")
         rnd = {q: float(f"{np.percentile(lat, q):.2g}") for q in (50, 90, 95, 99, 99.9)}
         rows.append(
             {
                 "Type": method,
                 "Name": name,
-                "Request Count": len(g),
-                "Failure Count": int((g["expected"] == 0).sum()),
+                "Request Count": counts[endpoint],
+                "Failure Count": failures.get(endpoint, 0),
                 "50%": rnd[50],
                 "90%": rnd[90],
                 "95%": rnd[95],

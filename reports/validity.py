@@ -69,7 +69,7 @@ def generator_health(data: RunData) -> GeneratorHealth:
             out["achieved_rps"] = float(achieved.mean())
     if out["achieved_rps"] is None:
         d = measured_duration(data)
-        out["achieved_rps"] = (len(data.judged) / d) if d else None
+        out["achieved_rps"] = (data.judged_totals.n / d) if d else None
     out["health"] = cast(WorkerHealth | None, data.health or None)
     out["stalls"] = stall_figures(data)
     out["open_model"] = cast(OpenModelFigures | None, _open_model(data))
@@ -79,8 +79,8 @@ def generator_health(data: RunData) -> GeneratorHealth:
 def stall_figures(data: RunData) -> StallFigures:
     """The stalls over the measured time: from the end of warm-up to the last request."""
     t0 = data.measured_from
-    ts = data.samples["ts"].to_numpy(dtype=np.float64)
-    t1 = float(ts.max()) if len(ts) else t0
+    last = data.samples.totals("samples").ts_max
+    t1 = float(last) if last is not None else t0
     rows: list[StallRow] = [
         {"worker": s.worker, "start": s.start, "length_s": s.length_s, "source": s.source}
         for s in data.stalls.within(t0, t1)
@@ -92,7 +92,7 @@ def stall_figures(data: RunData) -> StallFigures:
         "measured_s": max(0.0, t1 - t0),
         "stalls": rows,
         "shares": data.stalls.shares(t0, t1),
-        "excluded": len(data.across_stalls),
+        "excluded": data.samples.totals("across_stalls").n,
         "loops": dict(data.health.get("loops") or {}),
     }
 
@@ -174,13 +174,14 @@ def _health_reasons(generator: GeneratorHealth, measured_from: float) -> list[st
 
 def invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
     reasons = []
-    n = len(data.judged)
+    totals = data.judged_totals
+    n = totals.n
     if n == 0:
-        reasons.append("no samples after warm-up: samples.csv is absent, empty or all warm-up")
+        reasons.append("no samples after warm-up: the samples are absent, empty or all warm-up")
     elif n < MIN_SAMPLES:
         reasons.append(f"only {n} requests after warm-up (fewer than {MIN_SAMPLES})")
     else:
-        share = float((data.judged["status"].to_numpy() == 0).mean())
+        share = totals.no_response / n
         if share >= UNREACHABLE_SHARE:
             reasons.append(f"target unreachable: {share:.0%} of requests got no response")
     if generator["saturated"]:
@@ -207,8 +208,8 @@ def invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
 
 
 def measured_duration(data: RunData) -> float | None:
-    ts = data.judged["ts"]
-    if len(ts) < 2:
+    totals = data.judged_totals
+    if totals.n < 2 or totals.ts_max is None:
         return None
-    d = float(ts.max()) - data.measured_from
+    d = float(totals.ts_max) - data.measured_from
     return d if d > 0 else None

@@ -21,6 +21,7 @@ from reports.analysis import summarize_data
 from reports.budgets import Budgets
 from reports.loading import RunData
 from reports.runfiles import RunConfig, RunMeta, Summary
+from reports.samples import SampleStore
 
 __all__ = ["WindowRun", "judge_window"]
 
@@ -32,7 +33,6 @@ class WindowRun(RunData):
     start: float = 0.0
     end: float = 0.0
     shape_name: str | None = None  # the budgets' `shapes` see this name (None: the run's)
-    all_samples: pd.DataFrame | None = None  # samples.csv already read (None: read it here)
 
     @cached_property
     def meta(self) -> RunMeta:
@@ -54,9 +54,13 @@ class WindowRun(RunData):
         return self.start
 
     @cached_property
-    def samples(self) -> pd.DataFrame:
-        every = self.all_samples if self.all_samples is not None else super().samples
-        return _before(every, self.end)
+    def samples(self) -> SampleStore:
+        """The samples started before `end`, judged from `start` (the stalls left out as in a
+        run of its own)."""
+        store = SampleStore(self.run_dir, window=(0.0, self.end))
+        crossed = [(s.worker, s.start, s.end) for s in self.stalls.stalls]
+        store.judge_from(self.start, stalls=crossed)
+        return store
 
     @cached_property
     def metrics(self) -> list[dict[str, Any]]:
@@ -129,10 +133,7 @@ def judge_window(
     end: float,
     *,
     shape_name: str | None = None,
-    samples: pd.DataFrame | None = None,
 ) -> Summary:
     """Every budget judged on [start, end) of the run in `run_dir` (a summary.json's content)."""
-    window = WindowRun(
-        Path(run_dir), start=start, end=end, shape_name=shape_name, all_samples=samples
-    )
+    window = WindowRun(Path(run_dir), start=start, end=end, shape_name=shape_name)
     return summarize_data(window, budgets)

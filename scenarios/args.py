@@ -53,7 +53,15 @@ def _add_run_arguments(parser: Any) -> None:
     parser.add_argument(
         "--velro-out",
         default="",
-        help="run directory for samples.csv and friends; empty: record nothing",
+        help="run directory for the samples and friends; empty: record nothing",
+    )
+    parser.add_argument(
+        "--velro-samples",
+        default="exact",
+        choices=("exact", "histogram", "both"),
+        help="exact: one row per request (samples/); histogram: per second and endpoint an "
+        "HdrHistogram of 3 significant digits (histograms/), for rates past the master's "
+        "ceiling (docs/performance-scale.md); both: the two of the same requests",
     )
     parser.add_argument(
         "--velro-capacity-plan",
@@ -160,6 +168,7 @@ class Options:
     open_late_s: float = DEFAULT_LATE_S
     open_max_late_share: float = DEFAULT_MAX_LATE_SHARE
     capacity_plan: str = ""  # velro-perf capacity: the level comes from this file
+    samples: str = "exact"
     users_file: str = ""  # a CSV of users to sign in as; "": create them (or --velro-fixtures)
 
     @classmethod
@@ -196,6 +205,11 @@ class Options:
                 f"{late_share:g}; give seconds above 0 and a share from 0 to 1"
             )
         workload = str(get("velro_workload", ""))
+        samples = str(get("velro_samples", "exact"))
+        if samples not in ("exact", "histogram", "both"):
+            raise ScenarioConfigError(
+                f"--velro-samples is {samples!r}; give exact, histogram or both"
+            )
         return cls(
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),
@@ -211,5 +225,6 @@ class Options:
             open_late_s=late_s,
             open_max_late_share=late_share,
             capacity_plan=str(get("velro_capacity_plan", "")),
+            samples=samples,
             users_file=str(get("velro_users_file", "")),
         )

@@ -2,9 +2,9 @@
 
 Who does what:
 
-- local (one process): everything, writes <out>/samples.csv itself (worker = `local`);
+- local (one process): everything, writes <out>/samples/ itself (worker = `local`);
 - master: loads or provisions the seed once and sends it to each worker that asks
-  (custom messages `velro_hello` / `velro_setup`), appends the workers' rows to samples.csv
+  (custom messages `velro_hello` / `velro_setup`), writes the workers' rows to samples/
   (`events.worker_report`), writes open_model.json and generator_actions.json;
 - worker: asks for the seed at test start, generates load, hands its rows, open-model
   figures and GC actions to the master (`events.report_to_master`).
@@ -34,6 +34,7 @@ from scenarios.health import GeneratorHealth, set_heartbeat_liveness
 from scenarios.http import Channel, Transport
 from scenarios.openmodel import combine_reports
 from scenarios.provision import provision
+from scenarios.recorder import encode_batch
 from scenarios.runtime import Role, Runtime
 from scenarios.seed import Seed, load_seed, parse_seed
 from scenarios.stalls import HeartbeatGaps, LoopWatch
@@ -351,12 +352,16 @@ class _Hooks:
     def on_quitting(self, environment: Any, **_kwargs: Any) -> None:
         if self.runtime.role.writes:
             self.flush()
+            self.runtime.recorder.close()
         gevent.killall(self.greenlets, block=False)
         self.loop.stop()
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
         runtime = self.runtime
-        data["velro_samples"] = runtime.recorder.take()
+        if runtime.recorder.histogram:
+            data["velro_histograms"] = runtime.recorder.take_histograms()
+        if runtime.recorder.exact:
+            data["velro_samples"] = encode_batch(runtime.recorder.take())
         data["velro_open"] = runtime.open_model.report()
         data["velro_gc"] = runtime.gc.actions
         data["velro_stalls"] = {"stalls": self.loop.take(), "loop": self.loop.report()}
@@ -366,6 +371,9 @@ class _Hooks:
         rows = data.get("velro_samples")
         if rows:
             runtime.recorder.write(rows, client_id)
+        histograms = data.get("velro_histograms")
+        if histograms:
+            runtime.recorder.write_histograms(histograms, client_id)
         if "velro_open" in data:
             runtime.open_reports[client_id] = data["velro_open"]
         if "velro_gc" in data:

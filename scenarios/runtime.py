@@ -175,7 +175,7 @@ class Runtime:
             role=role,
             api=load_api(options.api_file),
         )
-        runtime.recorder.configure(options.out, writes=role.writes)
+        runtime.recorder.configure(options.out, writes=role.writes, mode=options.samples)
         runtime.gc.rss_limit_mb = options.gc_rss_limit_mb
         runtime.in_flight = SlotRunners(options.open_max_in_flight)
         runtime.open_model.max_in_flight = options.open_max_in_flight

@@ -24,7 +24,9 @@ START = 1_764_000_000.0
 @pytest.fixture
 def two_levels(tmp_path: Path) -> Path:
     """A run whose first 120 s are fast and whose next 120 s are 30 times slower."""
-    run = write_synthetic_run(tmp_path / "run", n=8000, duration_s=120.0, start=START)
+    run = write_synthetic_run(
+        tmp_path / "run", n=8000, duration_s=120.0, start=START, samples_format="csv"
+    )
     samples = pd.read_csv(run / "samples.csv")
     slow = samples[samples["category"] != "setup"].copy()
     slow["ts"] += 120.0

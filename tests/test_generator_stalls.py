@@ -80,7 +80,7 @@ def _with_stalls(run: Path, stalls: list[dict[str, object]]) -> None:
 
 
 def test_a_run_with_a_short_stall_is_judged_without_its_requests(tmp_path: Path) -> None:
-    run = write_synthetic_run(tmp_path / "run", n=20_000)
+    run = write_synthetic_run(tmp_path / "run", n=20_000, samples_format="csv")
     data = load_run(run)
     t0 = data.measured_from + 30
     _with_stalls(run, [{"worker": "local", "start": t0, "length_s": 0.5}])

@@ -10,7 +10,6 @@ malformed), as `OAuth2PasswordBearer` answers. `velro-perf` runs as a user runs 
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reports.samples import SampleStore
 from tests.helpers import BIN, free_port, server_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,14 +209,10 @@ def test_django_oauth_toolkit_gets_a_judged_smoke_report_from_its_files_alone(
     endpoints = {e["endpoint"]: e for e in summary["endpoints"]}
     # the services signed in by the client-credentials grant, then read users with its token
     assert endpoints["GET /api/users/{id}"]["failures"] == 0
-    with (run_dir / "samples.csv").open() as samples:
-        grants = [
-            row
-            for row in csv.DictReader(samples)
-            if row["endpoint"] == "POST /o/token/ [client_credentials]"
-        ]
+    rows = SampleStore(run_dir).frame(("endpoint", "expected")).to_dict("records")
+    grants = [row for row in rows if row["endpoint"] == "POST /o/token/ [client_credentials]"]
     assert grants
-    assert all(row["expected"] == "1" for row in grants)
+    assert all(row["expected"] == 1 for row in grants)
     # the abuse user's replayed refresh tokens were refused as the file says; nothing else
     # came unexpected either
     assert endpoints["POST /o/token/ [refresh_token] [replayed refresh]"]["requests"] > 0

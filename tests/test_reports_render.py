@@ -7,13 +7,15 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from reports.analysis import summarize, write_summary
 from reports.budgets import load_budgets
 from reports.history import append_history
 from reports.render import render_report
+from reports.samplefiles import SCHEMA, sample_files
 from reports.synthetic import write_synthetic_run
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -84,9 +86,10 @@ def rich_report(tmp_path_factory: pytest.TempPathFactory) -> str:
         for i in range(3)
     ]
     current = runs[-1]
-    samples = pd.read_csv(current / "samples.csv")
+    (segment,) = sample_files(current)
+    samples = pq.read_table(segment).to_pandas()
     samples.loc[samples.index[-50:], "endpoint"] = EVIL
-    samples.to_csv(current / "samples.csv", index=False)
+    pq.write_table(pa.Table.from_pandas(samples, schema=SCHEMA, preserve_index=False), segment)
     for r in runs:
         append_history(r.parent, summarize(r, BUDGETS))
     (current.parent / "bench").mkdir()

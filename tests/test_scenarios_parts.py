@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import multiprocessing
 from pathlib import Path
 
 import gevent
 import gevent.event
+import pyarrow.parquet as pq
 import pytest
 
+from reports.samplefiles import sample_files
 from scenarios.errors import ScenarioConfigError
 from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel, SlotRunners, combine_reports
 from scenarios.provision import plan
-from scenarios.recorder import COLUMNS, SampleRecorder
+from scenarios.recorder import COLUMNS, SampleRecorder, encode_batch
 from scenarios.seed import Seed, SeedUser, parse_seed
 from scenarios.tokens import alg_none, bad_token, tampered
 
@@ -37,33 +38,42 @@ def test_the_recorder_writes_one_exact_row_per_request(tmp_path: Path) -> None:
     recorder.record(1700000000.0, "POST /api/v1/auth/login", "login", 3.0, 0, False, None)
     recorder.flush("local")
     recorder.write([[1.0, "GET /x", "setup", 1.0, 200, 1, None, None, None, None]], "worker-7")
-    with (tmp_path / "samples.csv").open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    assert tuple(rows[0]) == COLUMNS
-    assert rows[1] == [
-        "1700000000.125",
-        "GET /api/v1/projects/{id}",
-        "authorization",
-        "12.345678901",
-        "404",
-        "1",
-        "local",
-        "1.5",
-        "0.25",
-        "",
-        "L1",
-    ]
+    # a worker's rows arrive as one encoded batch
+    recorder.write(
+        encode_batch([[2.0, "GET /y", "login", 2.5, 200, 1, 1.0, None, None, "L2"]]), "w-2"
+    )
+    recorder.close()
+    files = sample_files(tmp_path)
+    # the flush's part, then the workers' rows as one part at the end, compacted into one
+    assert [f.name for f in files] == ["seg-00000001-00000002.parquet"]
+    table = pq.read_table(files[0])
+    assert tuple(table.column_names) == COLUMNS
+    rows = table.to_pylist()
+    assert rows[0] == {
+        "ts": 1700000000.125,
+        "endpoint": "GET /api/v1/projects/{id}",
+        "category": "authorization",
+        "latency_ms": 12.345678901,
+        "status": 404,
+        "expected": 1,
+        "worker": "local",
+        "st_app": 1.5,
+        "st_db": 0.25,
+        "st_hash": None,
+        "st_cache": "L1",
+    }
     # the open model's intended start is the row's ts; a failure is expected=0, status 0
-    assert rows[2][:7] == [
-        "1700000000.0",
+    assert [rows[1][c] for c in COLUMNS[:7]] == [
+        1700000000.0,
         "POST /api/v1/auth/login",
         "login",
-        "3.0",
-        "0",
-        "0",
+        3.0,
+        0,
+        0,
         "local",
     ]
-    assert rows[3][6] == "worker-7"
+    assert rows[2]["worker"] == "worker-7"
+    assert (rows[3]["worker"], rows[3]["st_cache"], rows[3]["latency_ms"]) == ("w-2", "L2", 2.5)
     assert len(rows) == 4
 
 
@@ -79,7 +89,7 @@ def test_a_workers_recorder_buffers_for_the_master(tmp_path: Path) -> None:
     recorder.configure(str(tmp_path), writes=False)
     recorder.record(1.0, "GET /", "login", 1.0, 200, True, None)
     assert len(recorder.take()) == 1
-    assert not (tmp_path / "samples.csv").exists()
+    assert not sample_files(tmp_path)
 
 
 def test_the_provisioning_plan_gives_every_user_each_relation() -> None:

@@ -23,6 +23,8 @@ import gevent
 import httpx
 import pytest
 
+from reports.samplefiles import SCHEMA
+from reports.samples import SampleStore
 from scenarios.errors import ScenarioConfigError
 from scenarios.hooks import setup
 from scenarios.runtime import Runtime
@@ -215,9 +217,13 @@ def test_an_unexpected_answer_is_a_locust_failure_and_a_row_marked_unexpected(
     user.on_start()
     user.log_in()
     Runtime.of(env).recorder.flush("local")
-    lines = (tmp_path / "run" / "samples.csv").read_text().splitlines()
-    row = lines[1].split(",")
-    assert (row[1], row[2], row[4], row[5]) == ("POST /api/v1/auth/login", "login", "401", "0")
+    (row,) = SampleStore(tmp_path / "run").frame(SCHEMA.names).to_dict("records")
+    assert (row["endpoint"], row["category"], row["status"], row["expected"]) == (
+        "POST /api/v1/auth/login",
+        "login",
+        401,
+        0,
+    )
     errors = list(env.stats.errors.values())
     assert len(errors) == 1
     assert "expected 200, got 401 invalid_credentials" in str(errors[0].error)

@@ -1,4 +1,4 @@
-"""The `velro-perf` command line: run, gate, report, compare, calibrate and bench.
+"""The `velro-perf` command line: run, gate, report, export, compare, calibrate and bench.
 
 Exit codes (docs/run-format.md): 0 every judged budget passes, 1 a budget fails or is
 inconclusive, 2 bad usage or configuration, 3 an invalid run. User errors are one line on
@@ -106,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="open model: start requests at this rate whatever the latency",
     )
     run.add_argument(
+        "--samples",
+        choices=["exact", "histogram", "both", "auto"],
+        default="auto",
+        help="exact: every request as a row; histogram: per second and endpoint an HdrHistogram "
+        "(3 significant digits) from each worker; both: the two of the same requests (the "
+        "report uses the rows); auto (default): exact below the master's measured ceiling "
+        "(docs/performance-scale.md)",
+    )
+    run.add_argument(
         "--database",
         metavar="sqlite|postgres|URL",
         help="reference service database: sqlite in the run folder (default), postgres "
@@ -156,6 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--bench-json", type=Path, metavar="FILE", help="pytest-benchmark JSON")
     report.add_argument("--out", type=Path, metavar="FILE", help="where to write the HTML")
+
+    export = sub.add_parser("export", help="write a run's samples in another format")
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        nargs="?",
+        const=Path("-"),
+        required=True,
+        help="write every sample as CSV (the columns of docs/run-format.md) to FILE, "
+        "by default RUN_DIR/samples.csv",
+    )
 
     compare = sub.add_parser("compare", help="compare two runs; exit 1 on a regression")
     compare.add_argument("baseline", type=Path, metavar="BASELINE")
@@ -376,6 +398,7 @@ def _run(args: argparse.Namespace) -> int:
             use_redis=args.use_redis,
             startup_timeout_s=args.startup_timeout,
             max_duration_s=args.max_duration,
+            samples=args.samples,
         )
     )
 
@@ -405,6 +428,23 @@ def _report(args: argparse.Namespace) -> int:
     against = check_run_dir(args.against) if args.against is not None else None
     written = render_run(run_dir, out=args.out, story_baseline=against, bench_json=args.bench_json)
     print(f"report: {written}")
+    return EXIT_PASS
+
+
+def _export(args: argparse.Namespace) -> int:
+    from reports.samplefiles import sample_files, samples_csv
+    from reports.samples import SampleStore
+    from velro_perf.gate import check_run_dir
+
+    run_dir = check_run_dir(args.run_dir)
+    if not sample_files(run_dir):
+        raise UsageError(
+            f"{run_dir} has no samples/ folder of Parquet samples; give a run recorded by "
+            "velro-perf run (a run with samples.csv already has its CSV)"
+        )
+    out = samples_csv(run_dir) if args.csv == Path("-") else args.csv
+    rows = SampleStore(run_dir).export_csv(out)
+    print(f"samples: {rows:,} rows written to {out}")
     return EXIT_PASS
 
 
@@ -441,6 +481,7 @@ _COMMANDS = {
     "gate": _gate,
     "report": _report,
     "compare": _compare,
+    "export": _export,
     "bench": _bench,
     "calibrate": _calibrate,
     "capacity": _capacity,

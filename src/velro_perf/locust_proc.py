@@ -31,6 +31,7 @@ class LocustOptions:
     api_file: Path | None = None  # None: the locustfile's default, targets/contract.toml
     workload_file: Path | None = None  # None: the shape's own workload, else workload.toml
     capacity_plan: Path | None = None  # velro-perf capacity: the level comes from this file
+    samples: str = "exact"  # exact | histogram (scenarios.recorder)
     users_file: Path | None = None  # existing users to sign in as (scenarios/usersfile.py)
 
 
@@ -66,6 +67,8 @@ def locust_argv(opts: LocustOptions) -> list[str]:
         argv += ["--velro-users-file", str(opts.users_file.resolve())]
     if opts.open_rate is not None:
         argv += ["--velro-open-rate", f"{opts.open_rate:g}"]
+    if opts.samples != "exact":
+        argv += ["--velro-samples", opts.samples]
     if opts.processes != 1:
         argv += ["--processes", str(opts.processes)]
     return argv

@@ -172,6 +172,7 @@ def _load(state: RunState, opts: RunOptions, target: str | None, follow: Follow)
             api_file=Path(state.config["api_file"]),
             workload_file=opts.workload_file,
             capacity_plan=opts.capacity_plan,
+            samples=str(state.config.get("samples_mode") or "exact"),
             users_file=opts.users_file,
         )
     )

@@ -26,10 +26,12 @@ from velro_perf.target import check_port_free, redact_url, require_loopback
 __all__ = [
     "RunOptions",
     "check_users_file",
+    "expected_rate",
     "initial_config",
     "initial_meta",
     "load_run_api",
     "resolve_shape",
+    "samples_mode",
     "say",
     "validate",
     "with_shape_defaults",
@@ -67,6 +69,7 @@ class RunOptions:
     seed_users: int | None = None
     seed_teams: int | None = None
     seed_projects: int | None = None
+    samples: str = "auto"  # exact | histogram | both | auto (samples_mode)
     # a CSV of existing users (email,password[,id]) the scenarios sign in as
     users_file: Path | None = None
 
@@ -122,6 +125,10 @@ def validate(opts: RunOptions) -> None:
         raise UsageError(
             f"--processes {opts.processes} is invalid; give 1 or more (or -1: one per core)"
         )
+    if opts.samples not in ("exact", "histogram", "both", "auto"):
+        raise UsageError(
+            f"--samples {opts.samples!r} is invalid; give exact, histogram, both or auto"
+        )
     if opts.open_rate is not None and opts.open_rate <= 0:
         raise UsageError(f"--open-rate {opts.open_rate:g} is invalid; give requests per second > 0")
     if opts.workers is not None and opts.workers < 1:
@@ -156,6 +163,38 @@ def with_shape_defaults(opts: RunOptions, shape: ShapeInfo) -> RunOptions:
             f"{opts.target} keeps its own lifetime"
         )
     return dataclasses.replace(opts, processes=processes, workers=workers)
+
+
+# The master's measured ceiling, in samples a second: the highest rate it kept up with on one
+# core (1,000,000/s with 8 workers; at 2,000,000/s it fell 20 s behind), measured by
+# benchmarks/master_ceiling.py --arrow at commit 6773c62 (docs/performance-scale.md).
+# `--samples auto` records exactly below it and switches to histograms above.
+MASTER_CEILING_SPS = 1_000_000.0
+
+
+def expected_rate(opts: RunOptions, shape: ShapeInfo) -> float | None:
+    """Requests a second the run should reach at its peak: the open model's rate, else every
+    user at the shortest think time (a closed-model bound); None when not known."""
+    if opts.open_rate:
+        return opts.open_rate
+    if shape.peak_users and shape.wait_s:
+        return shape.peak_users / max(shape.wait_s[0], 1e-3)
+    return None
+
+
+def samples_mode(opts: RunOptions, shape: ShapeInfo) -> str:
+    """exact or histogram: as asked, or by the expected rate against the master's ceiling."""
+    if opts.samples != "auto":
+        return opts.samples
+    rate = expected_rate(opts, shape)
+    if rate is not None and MASTER_CEILING_SPS and rate >= MASTER_CEILING_SPS:
+        say(
+            f"samples: histogram mode, {rate:,.0f} requests/s expected at the peak is past the "
+            f"master's measured ceiling of {MASTER_CEILING_SPS:,.0f} samples/s "
+            "(docs/performance-scale.md; --samples exact to record every row anyway)"
+        )
+        return "histogram"
+    return "exact"
 
 
 def resolve_shape(opts: RunOptions) -> ShapeInfo:
@@ -197,6 +236,7 @@ def initial_config(
         "service_profile": profile,
         "processes": opts.processes,
         "open_model_rate": opts.open_rate,
+        "samples_mode": samples_mode(opts, shape),
         # the API the scenarios drove: its hash is part of the configuration's
         "api_file": api.source,
         "api": {key: value for key, value in api.describe().items() if key != "file"},

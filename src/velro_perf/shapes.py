@@ -30,6 +30,7 @@ class ShapeInfo:
     workload_file: Path | None = None
     processes: int | None = None  # the shape's default Locust processes
     service_workers: int | None = None  # the shape's default reference-service workers
+    peak_users: int | None = None  # the most users at once in any stage
     access_token_ttl_s: int | None = None  # the reference service's, when the shape sets it
 
 
@@ -54,5 +55,6 @@ def load_shape(name: str, path: Path) -> ShapeInfo:
         workload_file=shape.workload_file(path),
         processes=shape.processes,
         service_workers=shape.service_workers,
+        peak_users=shape.peak_users,
         access_token_ttl_s=shape.access_token_ttl_s,
     )

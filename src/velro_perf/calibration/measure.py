@@ -111,7 +111,7 @@ def measure(
         )
         if done.returncode not in (0, 1):
             raise RuntimeError(f"locust exited {done.returncode}: {done.stderr[-1500:]}")
-    judged = load_run(run_dir).judged
+    judged = load_run(run_dir).samples.frame(("category", "latency_ms", "expected"), "judged")
     judged = judged[judged["category"] == "authentication"]
     latencies = np.sort(judged["latency_ms"].to_numpy(dtype=np.float64))
     measured = percentiles(latencies, QUANTILES)

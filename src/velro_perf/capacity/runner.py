@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from reports.budgets import Budgets
-from reports.loading import read_samples
+from reports.samples import SampleStore
 from reports.window import judge_window
 from scenarios.capacityplan import Level, PlanFile
 from scenarios.errors import ScenarioConfigError
@@ -333,21 +333,20 @@ class Controller:
         self, index: int, level: float, phase: str, start: float, end: float, holds: int
     ) -> Step:
         assert self.state.run_dir is not None
-        samples = read_samples(self.state.run_dir / "samples.csv")
         summary = judge_window(
-            self.state.run_dir,
-            self.budgets,
-            start,
-            end,
-            shape_name=CAPACITY_SHAPE,
-            samples=samples,
+            self.state.run_dir, self.budgets, start, end, shape_name=CAPACITY_SHAPE
         )
         rate = level if self.opts.open_model else None
         outcome, limited, rows, invalid, notes = judge_step(summary, open_rate=rate)
-        ts = samples["ts"].to_numpy()
-        mask = (ts >= start) & (ts < end) & (samples["category"] != "setup").to_numpy()
-        latencies = samples["latency_ms"].to_numpy()[mask]
-        tiers = cache_tiers(samples.loc[mask])
+        # the hold's requests (setup excepted), for its throughput, mean and cache tiers
+        store = SampleStore(self.state.run_dir, window=(start, end))
+        try:
+            store.judge_from(start)
+            held = store.frame(("latency_ms", "endpoint", "st_cache"), scope="requests")
+        finally:
+            store.close()
+        latencies = held["latency_ms"].to_numpy()
+        tiers = cache_tiers(held)
         users = self._mean_users(start, end)
         return Step(
             index=index,
@@ -357,8 +356,8 @@ class Controller:
             open_rate=rate,
             hold_from=start,
             hold_to=end,
-            requests=int(mask.sum()),
-            throughput_rps=float(mask.sum()) / (end - start),
+            requests=len(held),
+            throughput_rps=float(len(held)) / (end - start),
             mean_latency_ms=float(np.mean(latencies)) if len(latencies) else None,
             outcome=outcome,
             limited_by=limited,
