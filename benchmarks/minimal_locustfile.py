@@ -4,12 +4,12 @@ One FastHttpUser class, as Locust's documentation writes one: log in once (again
 `Retry-After` when the service's sign-in queue refuses it), then
 `GET /api/v1/auth/me` with the bearer token, no checks beyond Locust's own status check, no
 recording beyond Locust's statistics. GENCOST_FIXTURES names the `velro seed` fixtures file;
-GENCOST_WAIT is "min,max" seconds between requests.
+GENCOST_RATE is each user's requests a second (Locust's `constant_throughput`).
 """
 
 from __future__ import annotations
 
-from locust import FastHttpUser, between, task
+from locust import FastHttpUser, constant_throughput, task
 
 import json
 import os
@@ -18,11 +18,11 @@ import random
 import gevent
 
 _SEED = json.loads(open(os.environ["GENCOST_FIXTURES"], encoding="utf-8").read())  # noqa: SIM115
-_LOW, _HIGH = (float(part) for part in os.environ.get("GENCOST_WAIT", "0.05,0.15").split(","))
+_RATE = float(os.environ.get("GENCOST_RATE", "4"))
 
 
 class MinimalUser(FastHttpUser):
-    wait_time = between(_LOW, _HIGH)
+    wait_time = constant_throughput(_RATE)
 
     def on_start(self) -> None:
         user = random.choice(_SEED["users"])

@@ -33,6 +33,7 @@ __all__ = [
     "generator_health",
     "latency_over_time",
     "server_timing",
+    "stalls_beside_latency",
     "time_bins",
     "trend",
     "users_and_rps",
@@ -289,6 +290,49 @@ def generator_health(
         caption,
         _render(fig),
         "Load generator CPU and achieved against intended request rate over time",
+    )
+
+
+def stalls_beside_latency(
+    t: NDArray[np.float64],
+    p99: NDArray[np.float64],
+    across: tuple[NDArray[np.float64], NDArray[np.float64]],
+    stalls: Sequence[tuple[str, float, float]],
+    caption: str,
+) -> Chart | None:
+    """The target's p99 per bin (judged requests), the requests left out for a stall (dots),
+    and each generator process's stalls as bands, one row of bands per process, on one time
+    axis (seconds since the end of warm-up). stalls: (process, start, length) in those
+    seconds."""
+    if not stalls:
+        return None
+    fig, (ax, lanes) = _figure(height=4.0, nrows=2)
+    if len(t):
+        step = max(1, len(t) // MAX_POINTS)
+        ax.plot(t[::step], p99[::step], color=_COLORS[0], linewidth=0.9, label="p99, judged")
+    if len(across[0]):
+        label = "in flight across a stall, not judged"
+        ax.scatter(across[0], across[1], s=8, color=_COLORS[1], label=label)
+    ax.set_yscale("log")
+    _plain_log(ax.yaxis)
+    ax.set_ylabel("latency (ms)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    workers = sorted({w for w, _, _ in stalls})
+    for w, start, length in stalls:
+        row = workers.index(w)
+        lanes.broken_barh([(start, max(length, 0.05))], (row - 0.4, 0.8), color=_COLORS[1])
+        ax.axvspan(start, start + length, color=_COLORS[1], alpha=0.15, linewidth=0)
+    lanes.set_yticks(range(len(workers)), [w[-12:] for w in workers], fontsize=8)
+    lanes.set_ylim(-0.6, len(workers) - 0.4)
+    lanes.set_xlim(ax.get_xlim())
+    lanes.set_xlabel("seconds since the end of warm-up")
+    lanes.set_ylabel("stalled process")
+    return Chart(
+        "Generator stalls beside the target's latency",
+        caption,
+        _render(fig),
+        "Latency p99 over time above bands marking when each load generator process stalled",
     )
 
 

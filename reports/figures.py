@@ -57,7 +57,37 @@ def run_charts(data: RunData, summary: Summary) -> dict[str, Chart | None]:
         out["server_timing"] = _server_timing(judged)
     out["cache"] = _cache(data)
     out["generator"] = _generator(data)
+    out["stalls"] = _stalls(data, summary)
     return out
+
+
+def _stalls(data: RunData, summary: Summary) -> Chart | None:
+    figures = summary["generator"].get("stalls")
+    if not figures or not figures["stalls"]:
+        return None
+    t0 = data.measured_from
+    judged = data.judged
+    t = np.array([], dtype=np.float64)
+    p99 = np.array([], dtype=np.float64)
+    if len(judged):
+        ts = judged["ts"].to_numpy(dtype=np.float64)
+        bins, width = charts.time_bins(ts, t0, summary["duration_s"] or 0.0)
+        q = pd.Series(judged["latency_ms"].to_numpy()).groupby(bins).quantile(0.99)
+        t, p99 = q.index.to_numpy(dtype=np.float64) * width, q.to_numpy(dtype=np.float64)
+    across = data.across_stalls
+    rows = figures["stalls"]
+    return charts.stalls_beside_latency(
+        t,
+        p99,
+        (
+            across["ts"].to_numpy(dtype=np.float64) - t0,
+            across["latency_ms"].to_numpy(dtype=np.float64),
+        ),
+        [(r["worker"], r["start"] - t0, r["length_s"]) for r in rows],
+        f"from generator_health.json: {len(rows)} stalls over {figures['stall_s'] or 0:g} s of "
+        f"{len({r['worker'] for r in rows})} process(es); from samples.csv: the judged p99 per "
+        f"bin and the {len(across):,} requests in flight across a stall, left out",
+    )
 
 
 def _users(data: RunData) -> Chart | None:

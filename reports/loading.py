@@ -20,6 +20,7 @@ import pandas as pd
 
 from reports.errors import RunDirError
 from reports.runfiles import RunConfig, RunMeta, read_config, read_json, read_meta
+from reports.stalls import StallSet, stall_set
 
 __all__ = [
     "SAMPLE_COLUMNS",
@@ -45,9 +46,11 @@ SAMPLE_COLUMNS: dict[str, Any] = {
     "st_hash": "float32",
     "st_cache": "category",
 }
-# the columns every analysis needs; Server-Timing ones are read only when present
+# the columns every analysis needs; Server-Timing ones are read only when present, and
+# `worker` to join the generator's stalls (reports/stalls.py)
 _CORE = ("ts", "endpoint", "category", "latency_ms", "status", "expected")
 _OPTIONAL = ("st_app", "st_db", "st_hash", "st_cache")
+_WORKER = "worker"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -82,7 +85,7 @@ def read_samples(path: Path) -> pd.DataFrame:
         raise RunDirError(
             f"{path} lacks column {missing[0]!r}; it must have the header of docs/run-format.md"
         )
-    cols = [c for c in (*_CORE, *_OPTIONAL) if c in header]
+    cols = [c for c in (*_CORE, _WORKER, *_OPTIONAL) if c in header]
     dtypes = {c: SAMPLE_COLUMNS[c] for c in cols}
     # status/expected may be empty on a truncated row: read as float then cast
     dtypes["status"] = "float32"
@@ -94,6 +97,8 @@ def read_samples(path: Path) -> pd.DataFrame:
     df = df.dropna(subset=["ts", "latency_ms"])
     df["status"] = df["status"].fillna(0).astype("int32")
     df["expected"] = df["expected"].fillna(0).astype("int8")
+    if _WORKER not in df:
+        df[_WORKER] = pd.Series("local", index=df.index, dtype="category")
     for c in _OPTIONAL:
         if c not in df:
             df[c] = pd.Series(np.nan, index=df.index, dtype="float32") if c != "st_cache" else None
@@ -176,10 +181,35 @@ class RunData:
 
     @cached_property
     def judged(self) -> pd.DataFrame:
-        """The samples the budgets are judged on: after warm-up, never `setup`."""
+        """The samples the budgets are judged on: after warm-up, never `setup`, never one in
+        flight across a stall of its generator process (reports/stalls.py)."""
         s = self.samples
         mask = (s["ts"].to_numpy() >= self.measured_from) & (s["category"] != "setup").to_numpy()
-        return s.loc[mask].reset_index(drop=True)
+        return s.loc[mask & ~self._across_stalls].reset_index(drop=True)
+
+    @cached_property
+    def _across_stalls(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        return self.stalls.in_flight(self.samples)
+
+    @cached_property
+    def across_stalls(self) -> pd.DataFrame:
+        """The samples after warm-up (setup excepted) left out for a stall of their process."""
+        s = self.samples
+        mask = (s["ts"].to_numpy() >= self.measured_from) & (s["category"] != "setup").to_numpy()
+        return s.loc[mask & self._across_stalls].reset_index(drop=True)
+
+    @cached_property
+    def health(self) -> dict[str, Any]:
+        """generator_health.json; {} when absent or unreadable."""
+        try:
+            loaded = json.loads((self.run_dir / "generator_health.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    @cached_property
+    def stalls(self) -> StallSet:
+        return stall_set(self.health)
 
     @cached_property
     def locust_stats(self) -> pd.DataFrame:

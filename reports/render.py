@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -63,7 +64,13 @@ def environment() -> Environment:
     env.filters["num"] = _fmt_num
     env.filters["value"] = lambda v, kind: fmt_value(str(kind), v)
     env.filters["differs"] = _differs
+    env.filters["utc"] = _utc
     return env
+
+
+def _utc(ts: float) -> str:
+    """An epoch time as a time of day in UTC, to a tenth of a second."""
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%H:%M:%S.%f")[:-5]
 
 
 def render_report(

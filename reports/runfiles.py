@@ -45,6 +45,8 @@ __all__ = [
     "PhaseRow",
     "RunConfig",
     "RunMeta",
+    "StallFigures",
+    "StallRow",
     "Summary",
     "Verdict",
     "WorkerHealth",
@@ -275,6 +277,28 @@ class WorkerHealth(TypedDict, total=False):
     events: list[HealthEvent]
 
 
+class StallRow(TypedDict):
+    """One stall of a generator process, merged from its loop and heartbeat records."""
+
+    worker: str  # samples.csv's worker: a Locust worker's client id, `local` or `master`
+    start: float  # epoch seconds
+    length_s: float
+    source: str  # "loop", "heartbeat" or "both"
+
+
+class StallFigures(TypedDict):
+    """The generator's stalls over the measured time (reports/stalls.py)."""
+
+    stall_s: float | None  # the detection bound the generator used (None: not watched)
+    max_stall_s: float  # one stall longer than this: invalid
+    max_share: float  # a process stalled longer than this share of the measured time: invalid
+    measured_s: float
+    stalls: list[StallRow]  # those overlapping the measured time, whole
+    shares: dict[str, float]  # process -> share of the measured time in stalls
+    excluded: int  # requests after warm-up in flight across a stall, not judged
+    loops: dict[str, Any]  # process -> its loop's lateness (LoopWatch.report)
+
+
 class OpenModelFigures(TypedDict, total=False):
     """open_model.json's run figures: the schedule kept, or how far it slipped."""
 
@@ -307,6 +331,7 @@ class GeneratorHealth(TypedDict):
     intended_rps: float | None
     achieved_rps: float | None
     health: NotRequired[WorkerHealth | None]
+    stalls: NotRequired[StallFigures]
     open_model: NotRequired[OpenModelFigures | None]
 
 

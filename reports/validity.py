@@ -1,7 +1,8 @@
 """Whether a run can be judged at all: enough samples, a reachable target, and a load
 generator that sent the load it was asked to (docs/run-format.md: an invalid run exits 3):
 no process over its CPU limit for a sustained window, no Locust worker lost, no users beyond
-the shape's, an open model that kept its schedule."""
+the shape's, an open model that kept its schedule, no generator process stalled too long or too
+often (reports/stalls.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any, cast
 import numpy as np
 
 from reports.loading import RunData
-from reports.runfiles import GeneratorHealth, OpenModelFigures, WorkerHealth
+from reports.runfiles import GeneratorHealth, OpenModelFigures, StallFigures, StallRow, WorkerHealth
+from reports.stalls import MAX_STALL_S, MAX_STALL_SHARE
 from reports.stats import percentiles
 
 __all__ = [
@@ -26,7 +28,6 @@ __all__ = [
 
 CPU_SATURATED = 90.0  # % of one core: above it the generator, not the target, sets the pace
 CPU_WINDOW_S = 5  # a generator process whose CPU averages over CPU_SATURATED in this window
-HEALTH_FILE = "generator_health.json"  # what Locust's master saw: workers lost, users overshot
 OPEN_MODEL_FILE = "open_model.json"  # the open model's schedule: intended against actual starts
 MIN_SAMPLES = 100  # fewer judged requests than this cannot bound any percentile we gate on
 UNREACHABLE_SHARE = 0.5  # half the requests without any response: the target was not there
@@ -69,9 +70,63 @@ def generator_health(data: RunData) -> GeneratorHealth:
     if out["achieved_rps"] is None:
         d = measured_duration(data)
         out["achieved_rps"] = (len(data.judged) / d) if d else None
-    out["health"] = cast(WorkerHealth | None, data.json_file(HEALTH_FILE))
+    out["health"] = cast(WorkerHealth | None, data.health or None)
+    out["stalls"] = stall_figures(data)
     out["open_model"] = cast(OpenModelFigures | None, _open_model(data))
     return out
+
+
+def stall_figures(data: RunData) -> StallFigures:
+    """The stalls over the measured time: from the end of warm-up to the last request."""
+    t0 = data.measured_from
+    ts = data.samples["ts"].to_numpy(dtype=np.float64)
+    t1 = float(ts.max()) if len(ts) else t0
+    rows: list[StallRow] = [
+        {"worker": s.worker, "start": s.start, "length_s": s.length_s, "source": s.source}
+        for s in data.stalls.within(t0, t1)
+    ]
+    return {
+        "stall_s": data.stalls.stall_s,
+        "max_stall_s": MAX_STALL_S,
+        "max_share": MAX_STALL_SHARE,
+        "measured_s": max(0.0, t1 - t0),
+        "stalls": rows,
+        "shares": data.stalls.shares(t0, t1),
+        "excluded": len(data.across_stalls),
+        "loops": dict(data.health.get("loops") or {}),
+    }
+
+
+def _stall_reasons(stalls: StallFigures, measured_from: float) -> list[str]:
+    reasons = []
+    for stall in stalls["stalls"]:
+        if stall["length_s"] > stalls["max_stall_s"]:
+            reasons.append(
+                f"Locust process {stall['worker']} stalled at "
+                f"{_clock(stall['start'], measured_from)} for {stall['length_s']:.2f} s (seen by "
+                f"{_SOURCE[stall['source']]}; at most {stalls['max_stall_s']:g} s may one stall "
+                "last): for that long it sent and read nothing, and the requests it had in "
+                "flight were timed with its stall in them"
+            )
+    for worker, share in sorted(stalls["shares"].items()):
+        if share > stalls["max_share"]:
+            mine = [s for s in stalls["stalls"] if s["worker"] == worker]
+            reasons.append(
+                f"Locust process {worker} was stalled {share:.1%} of the measured "
+                f"{stalls['measured_s']:.0f} s ({len(mine)} stalls over "
+                f"{stalls['stall_s'] or 0:g} s, the longest {max(s['length_s'] for s in mine):.2f}"
+                f" s from {_clock(max(mine, key=lambda s: s['length_s'])['start'], measured_from)};"
+                f" at most {stalls['max_share']:.0%} may be): the requests left out for its "
+                "stalls could be the tail being judged"
+            )
+    return reasons
+
+
+_SOURCE = {
+    "loop": "its own event loop's timer",
+    "heartbeat": "the gap between its heartbeats at the master",
+    "both": "its own event loop's timer and its heartbeats at the master",
+}
 
 
 def _open_model(data: RunData) -> dict[str, Any] | None:
@@ -137,6 +192,8 @@ def invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
             "generator, not the target, set the pace"
         )
     reasons.extend(_health_reasons(generator, data.measured_from))
+    if "stalls" in generator:
+        reasons.extend(_stall_reasons(generator["stalls"], data.measured_from))
     opened = cast(dict[str, Any] | None, generator.get("open_model"))
     if opened and opened.get("late_share", 0.0) > opened.get("max_late_share", 1.0):
         reasons.append(

@@ -11,6 +11,10 @@ user count against the shape's target, and keeps what went wrong, with when and 
   the shape asked for in the last OVERSHOOT_S seconds, so that users still stopping after a
   step down are not counted).
 
+It also keeps the generator's stalls (scenarios/stalls.py): each process's own (`stalls`, with
+the process: a worker's client id, `master` or `local`), the gaps between a worker's
+heartbeats (`heartbeat_gaps`), and each process's loop lateness (`loops`).
+
 Locust's tolerance is raised before it is needed: on this machine the service shares the
 cores with the generator, and a worker starved of CPU for 3 s (Locust's default) is not dead.
 """
@@ -21,6 +25,8 @@ import collections
 import time
 from collections.abc import Callable
 from typing import Any
+
+from scenarios.stalls import INTERVAL_S, STALL_S
 
 __all__ = ["OVERSHOOT_S", "GeneratorHealth", "set_heartbeat_liveness"]
 
@@ -51,6 +57,14 @@ class GeneratorHealth:
         self._targets: collections.deque[tuple[float, int]] = collections.deque()
         self._over_since: float | None = None
         self._over: dict[str, Any] | None = None
+        self.stalls: list[dict[str, Any]] = []
+        self.loops: dict[str, dict[str, Any]] = {}
+        self.heartbeat_gaps: list[dict[str, Any]] = []
+
+    def add_stalls(self, worker: str, stalls: list[dict[str, Any]], loop: dict[str, Any]) -> None:
+        """A process's new stalls (LoopWatch.take) and its loop's lateness (LoopWatch.report)."""
+        self.stalls.extend({"worker": worker, **stall} for stall in stalls)
+        self.loops[worker] = loop
 
     def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -105,6 +119,11 @@ class GeneratorHealth:
         return {
             **self.settings,
             "overshoot_s": OVERSHOOT_S,
+            "stall_s": STALL_S,
+            "stall_interval_s": INTERVAL_S,
             "max_users": self.max_users,
             "events": self.events,
+            "stalls": sorted(self.stalls, key=lambda stall: stall["start"]),
+            "heartbeat_gaps": self.heartbeat_gaps,
+            "loops": self.loops,
         }

@@ -36,6 +36,7 @@ from scenarios.openmodel import combine_reports
 from scenarios.provision import provision
 from scenarios.runtime import Role, Runtime
 from scenarios.seed import Seed, load_seed, parse_seed
+from scenarios.stalls import HeartbeatGaps, LoopWatch
 from scenarios.users import USER_CLASSES
 from scenarios.usersfile import load_users_file, users_seed
 
@@ -217,6 +218,9 @@ class _Hooks:
         self.environment = environment
         self.greenlets: list[gevent.Greenlet[Any, Any]] = []
         self.health: GeneratorHealth | None = None
+        # this process's own event loop, watched from init to quit (scenarios/stalls.py)
+        self.loop = LoopWatch()
+        self.beats: HeartbeatGaps | None = None
 
     @property
     def runtime(self) -> Runtime:
@@ -228,9 +232,11 @@ class _Hooks:
         hooks.test_start.add_listener(self.on_test_start)
         hooks.test_stop.add_listener(self.on_test_stop)
         hooks.quitting.add_listener(self.on_quitting)
+        self.loop.start()
         if role is Role.MASTER:
             environment.runner.register_message("velro_hello", self.on_hello)
             hooks.worker_report.add_listener(self.on_worker_report)
+            hooks.heartbeat_sent.add_listener(self.on_heartbeat)
         elif role is Role.WORKER:
             environment.runner.register_message("velro_setup", self.on_setup)
             environment.runner.register_message(RATE_MESSAGE, self.on_rate)
@@ -241,7 +247,10 @@ class _Hooks:
             settings = {"role": role.value}
             if role is Role.MASTER:
                 settings.update(set_heartbeat_liveness(self.runtime.options.heartbeat_liveness))
+                self.beats = HeartbeatGaps(float(settings["heartbeat_interval_s"]))
             self.health = GeneratorHealth(environment.runner, self.shape_target, settings)
+            if self.beats is not None:
+                self.health.heartbeat_gaps = self.beats.gaps
             self.greenlets.append(gevent.spawn(self.flusher))
             self.greenlets.append(gevent.spawn(self.watch_health))
 
@@ -264,6 +273,7 @@ class _Hooks:
         runtime = self.runtime
         _flush(runtime)
         if self.health is not None:
+            self.health.add_stalls(runtime.role.value, self.loop.take(), self.loop.report())
             _write_json(runtime, "generator_health.json", self.health.report())
 
     def flusher(self) -> None:
@@ -342,12 +352,14 @@ class _Hooks:
         if self.runtime.role.writes:
             self.flush()
         gevent.killall(self.greenlets, block=False)
+        self.loop.stop()
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
         runtime = self.runtime
         data["velro_samples"] = runtime.recorder.take()
         data["velro_open"] = runtime.open_model.report()
         data["velro_gc"] = runtime.gc.actions
+        data["velro_stalls"] = {"stalls": self.loop.take(), "loop": self.loop.report()}
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
         runtime = self.runtime
@@ -358,6 +370,14 @@ class _Hooks:
             runtime.open_reports[client_id] = data["velro_open"]
         if "velro_gc" in data:
             runtime.gc_reports[client_id] = data["velro_gc"]
+        stalls = data.get("velro_stalls")
+        if stalls and self.health is not None:
+            self.health.add_stalls(client_id, stalls["stalls"], stalls["loop"])
+
+    def on_heartbeat(self, client_id: str, timestamp: float, **_kwargs: Any) -> None:
+        """Master: a worker's heartbeat came (Locust's `heartbeat_sent`)."""
+        if self.beats is not None:
+            self.beats.beat(client_id, timestamp)
 
 
 def _build(environment: Any, role: Role) -> Runtime:

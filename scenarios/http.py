@@ -15,17 +15,22 @@ from locust.exception import CatchResponseError
 
 import dataclasses
 import json as jsonlib
+import socket
+import struct
+import sys
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
 import gevent.local
+import gevent.socket
 from geventhttpclient import HTTPClient
 
 from scenarios.apimodel import Prepared
-from scenarios.checks import PROMISES, Checked, Expect, header_value, retry_after_s, verify
+from scenarios.checks import PROMISES, Checked, Expect, HeaderView, retry_after_s, verify
 from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
@@ -40,6 +45,53 @@ TIMEOUT_S = 60.0
 _JSON = {"Content-Type": "application/json"}
 
 
+# Linux: SO_TIMESTAMPNS (and its control message SCM_TIMESTAMPNS) is 35 (asm-generic/socket.h);
+# Python's socket module does not name it
+_SO_TIMESTAMPNS = 35
+_STAMPED = sys.platform.startswith("linux")
+_TIMESPEC = struct.Struct("@qq")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+# greenlet -> [epoch s its request's first byte went to the kernel, epoch s the last bytes of
+# its answer arrived]: a request is sent and read by one greenlet
+_TIMES: dict[Any, list[float]] = {}
+
+
+class _TimedSocket(gevent.socket.socket):  # type: ignore[misc]
+    """A gevent socket that notes, for the greenlet using it, when a request went out and when
+    the answer's bytes arrived: the kernel's receive timestamp of the data each recv returns
+    (SO_TIMESTAMPNS), not the moment the greenlet got round to reading it.
+
+    One Locust process runs every user's greenlet on one loop: an answer that came while the
+    loop was busy with another request's checks, a timer or a file write waits in the socket
+    for its greenlet, and a clock read after `recv` returns counts that wait as the target's
+    latency. k6's Go runtime reads with as many threads as there are cores; this process
+    reads with one, so the kernel's timestamp is what keeps its latency the target's."""
+
+    __slots__ = ()
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        times = _TIMES.get(gevent.getcurrent())
+        if times is not None and not times[0]:
+            times[0] = time.time()
+        super().sendall(data, flags)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        data, ancillary, _flags, _address = self.recvmsg(size, _CMSG_SPACE, flags)
+        times = _TIMES.get(gevent.getcurrent())
+        if times is not None:
+            for level, kind, raw in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(raw)
+                    times[1] = seconds + nanoseconds * 1e-9
+        return bytes(data)
+
+
+def _timed_tcp_socket(family: int, socktype: int, protocol: int) -> gevent.socket.socket:
+    sock = _TimedSocket(family, socktype, protocol)
+    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    return sock
+
+
 @dataclass(frozen=True)
 class Answer:
     """What came back: status 0 and `error` when no response did."""
@@ -47,7 +99,7 @@ class Answer:
     status: int
     headers: Any
     content: bytes
-    started: float  # epoch seconds, when the request was sent
+    started: float  # epoch seconds, when the request was sent (its first byte to the kernel)
     elapsed_ms: float
     error: Exception | None = None
 
@@ -69,17 +121,34 @@ class Transport:
             connection_timeout=TIMEOUT_S,
             network_timeout=TIMEOUT_S,
         )
+        self.stamped = _STAMPED and parts.scheme == "http"
+        if self.stamped:
+            # the pool's own factory hook (a TLS pool wraps its sockets: not stamped)
+            pool = self.client._connection_pool
+            pool._create_tcp_socket = _timed_tcp_socket  # type: ignore[method-assign]  # its hook
 
     def send(
         self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
     ) -> Answer:
+        """Send and read one request. Measured from when its first byte went to the kernel
+        to when the last bytes of the answer arrived there (the kernel's timestamps, see
+        _TimedSocket); without them (not Linux, TLS) from before the call to after the read."""
         started = time.time()
         began = time.perf_counter()
+        me = gevent.getcurrent()
+        times = _TIMES[me] = [0.0, 0.0]
         try:
             response = self.client.request(method, self.prefix + path, body=body, headers=headers)
             content = response.read()
         except Exception as error:
             return Answer(0, None, b"", started, (time.perf_counter() - began) * 1000, error)
+        finally:
+            del _TIMES[me]
+        sent, arrived = times
+        if sent and arrived >= sent:
+            return Answer(
+                response.status_code, response.info(), content, sent, (arrived - sent) * 1000
+            )
         elapsed_ms = (time.perf_counter() - began) * 1000
         return Answer(response.status_code, response.info(), content, started, elapsed_ms)
 
@@ -175,13 +244,12 @@ class Channel:
         answer = self.transport.send(method, url, body, sent)
         started, latency_ms = answer.started, answer.elapsed_ms
         if intended is not None:
-            # a request woken a hair early is measured from when it really started
-            effective = min(intended, started)
-            latency_ms += (started - effective) * 1000
-            started = effective
-        verdict = verify(
-            answer.status, answer.headers, answer.content, request_id, expects, promises
-        )
+            # counted from its slot; one woken early (up to TIMER_EARLY_S of scenarios/users.py)
+            # from when it really started, so that no latency is made up; the row keeps the slot
+            latency_ms += max(0.0, started - intended) * 1000
+            started = intended
+        headers = HeaderView.of(answer.headers)  # read once: the checks and the row
+        verdict = verify(answer.status, headers, answer.content, request_id, expects, promises)
         failure = None
         if not verdict.ok:
             verdict, failure = self._failed(verdict, answer, label)
@@ -196,7 +264,7 @@ class Channel:
             latency_ms,
             answer.status,
             verdict.ok,
-            header_value(answer.headers, "Server-Timing"),
+            headers.get("server-timing"),
         )
         if intended is not None and self.open_model is not None:
             self.open_model.done(time.time())

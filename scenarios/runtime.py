@@ -21,7 +21,6 @@ from typing import Any, NoReturn
 
 import gevent
 import gevent.event
-import gevent.pool
 
 from scenarios.apifile import load_api
 from scenarios.apimodel import ApiFile
@@ -29,7 +28,7 @@ from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
 from scenarios.errors import ScenarioConfigError
 from scenarios.generator import GcGuard
 from scenarios.identity import IdentitySource
-from scenarios.openmodel import OpenModel
+from scenarios.openmodel import DEFAULT_MAX_IN_FLIGHT, OpenModel, SlotRunners
 from scenarios.recorder import SampleRecorder
 from scenarios.seed import Seed, SeedUser
 from scenarios.shapes import Shape, load_shapes
@@ -150,7 +149,7 @@ class Runtime:
     open_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     gc_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the open model's requests in flight (each in a greenlet of its own), bounded
-    in_flight: gevent.pool.Pool = field(default_factory=gevent.pool.Pool)
+    in_flight: SlotRunners = field(default_factory=lambda: SlotRunners(DEFAULT_MAX_IN_FLIGHT))
     _retired: set[str] = field(default_factory=set)
 
     @classmethod
@@ -178,7 +177,7 @@ class Runtime:
         )
         runtime.recorder.configure(options.out, writes=role.writes)
         runtime.gc.rss_limit_mb = options.gc_rss_limit_mb
-        runtime.in_flight = gevent.pool.Pool(options.open_max_in_flight)
+        runtime.in_flight = SlotRunners(options.open_max_in_flight)
         runtime.open_model.max_in_flight = options.open_max_in_flight
         runtime.open_model.late_s = options.open_late_s
         return runtime

@@ -8,11 +8,13 @@ import json
 import multiprocessing
 from pathlib import Path
 
+import gevent
+import gevent.event
 import pytest
 
 from scenarios.errors import ScenarioConfigError
 from scenarios.identity import IdentitySource
-from scenarios.openmodel import OpenModel, combine_reports
+from scenarios.openmodel import OpenModel, SlotRunners, combine_reports
 from scenarios.provision import plan
 from scenarios.recorder import COLUMNS, SampleRecorder
 from scenarios.seed import Seed, SeedUser, parse_seed
@@ -190,3 +192,32 @@ def test_a_forked_process_gets_its_own_email_tag() -> None:
     child.start()
     child.join(10)
     assert queue.get(timeout=5) != parent
+
+
+def test_slot_runners_reuse_an_idle_greenlet_and_hold_a_slot_while_all_are_busy() -> None:
+    runners = SlotRunners(2)
+    ran: list[object] = []
+    release = gevent.event.Event()
+
+    def slot() -> None:
+        ran.append(gevent.getcurrent())
+        release.wait()
+
+    def failing() -> None:
+        ran.append(gevent.getcurrent())
+        raise RuntimeError("a task's bug")
+
+    runners.run(slot)
+    runners.run(slot)
+    third = gevent.spawn(runners.run, slot)
+    gevent.sleep(0.02)
+    assert (runners.busy, len(ran), third.dead) == (2, 2, False)  # the third waits its turn
+    release.set()
+    third.join(1)
+    assert runners.join(1)
+    runners.run(failing)  # logged; its runner goes on to the next slot
+    assert runners.join(1)
+    runners.run(slot)
+    assert runners.join(1)
+    assert len(ran) == 5
+    assert set(ran[2:]) <= set(ran[:2])  # no new greenlet once two were made
