@@ -71,9 +71,15 @@ def build_app(law: Law) -> Any:
         data = await request.json()
         user_id = str(data["email"]).split("@", 1)[0]
         token = f"cal.{user_id}.sig"  # shaped like a JWT: the scenarios check three parts
-        return await answer(
-            request, {"access_token": token, "token_type": "bearer", "expires_in": 3600}
-        )
+        # every field the contract's login returns (targets/contract.toml), refresh included
+        body = {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "refresh_token": f"cal-refresh.{user_id}",
+            "refresh_expires_in": 86400,
+        }
+        return await answer(request, body)
 
     async def me(request: Request) -> JSONResponse:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
