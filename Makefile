@@ -4,24 +4,37 @@
 #   make gate   the CI gate: the smoke shape against the fixed profile, judged by the PRD budgets
 #   make bench  the full microbenchmarks (make bench-quick: each once, as CI does)
 #   make check  ruff and mypy
+#   make lock   re-pin constraints.txt (the exact versions setup installs) from pyproject's ranges
 #   make capacity  the largest load the reference holds within its budgets (docs/capacity.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := constraints.txt
 SHAPE  ?= smoke
 OUT    ?= runs
 
-.PHONY: setup run gate test check fmt bench bench-quick throughput costcurve serve clean capacity
+.PHONY: setup run gate test check fmt bench bench-quick throughput costcurve serve clean capacity lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# every version pinned by constraints.txt: ruff, mypy, the stubs and the libraries they check
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
+
+# on purpose only: today's newest versions within pyproject's ranges, then `make check test`
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	{ grep '^#' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable \
+		| grep -v '^velro=='; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
 
 # The degraded run is expected to fail its budgets (that is the story); the fixed run's
 # verdict is the exit code, and its report shows the two side by side.
