@@ -20,7 +20,7 @@ from reports.budgets import Budgets
 from reports.errors import RunDirError
 from reports.runfiles import BudgetVerdict, MicrobenchResult
 from reports.sentences import bound_text, fmt_value
-from reports.stats import Interval, percentile_ci
+from reports.stats import Interval, percentile_ci, percentiles
 
 __all__ = ["base_name", "benchmark_rows", "judge_microbenchmarks", "read_bench_json"]
 
@@ -56,7 +56,8 @@ def benchmark_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
         st = b.get("stats") or {}
         raw = st.get("data")
         if isinstance(raw, list) and raw:
-            p99: float | None = float(np.percentile(np.asarray(raw, dtype=np.float64), 99)) * 1e3
+            ordered = np.sort(np.asarray(raw, dtype=np.float64))
+            p99: float | None = (percentiles(ordered, (99.0,))[0] or 0.0) * 1e3
             p99_source = "p99 of the rounds"
         else:
             p99, p99_source = _ms(st.get("max")), "max (no rounds saved)"

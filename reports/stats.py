@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,8 +45,11 @@ class Interval:
 
 
 def nearest_rank(n: int, q: float) -> int:
-    """The 1-based rank of the q-th percentile (0 < q < 100) of n sorted samples."""
-    return max(1, min(n, math.ceil(q / 100.0 * n - 1e-9)))
+    """The 1-based rank of the q-th percentile (0 < q < 100) of n sorted samples:
+    ceil(q / 100 * n) clamped to [1, n], in exact rational arithmetic (q as written in
+    decimal), since floating point puts 95 / 100 * 100 at 95.00000000000001 and an epsilon
+    that absorbs it picks the wrong rank once n reaches tens of millions."""
+    return max(1, min(n, math.ceil(Fraction(str(q)) * n / 100)))
 
 
 def percentiles(sorted_values: FloatArray, qs: tuple[float, ...]) -> list[float | None]:

@@ -8,6 +8,7 @@ from scipy import stats as sps
 
 from reports.stats import (
     clopper_pearson,
+    nearest_rank,
     percentile_ci,
     percentile_rank_bounds,
     percentiles,
@@ -59,3 +60,13 @@ def test_wilson_and_clopper_pearson_match_known_values() -> None:
     assert cp.low == 0.0
     assert cp.high == pytest.approx(1 - 0.025 ** (1 / 1000), rel=1e-6)
     assert wilson(0, 0).value is None
+
+
+def test_nearest_rank_is_exact_at_tens_of_millions() -> None:
+    # ceil(q / 100 * n) in exact arithmetic: an epsilon for floating point's 95.00000000000001
+    # picked the rank above at this size (23,659,317 is 99.9 % of 23,683,000 exactly)
+    assert nearest_rank(23_683_000, 99.9) == 23_659_317
+    assert nearest_rank(100, 95) == 95
+    assert nearest_rank(1000, 0.9) == 9
+    assert nearest_rank(3, 50) == 2
+    assert nearest_rank(1, 99.99) == 1
