@@ -17,6 +17,7 @@ from typing import Any
 
 import gevent
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from reports.histograms import new_histogram, to_units
 from reports.samplefiles import HIST_SCHEMA, HISTOGRAMS_DIR, SCHEMA, SampleWriter, table_of
@@ -45,6 +46,16 @@ def encode_batch(rows: list[Row]) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def _warm_up() -> None:
+    """Exercise the Parquet writer and the IPC stream once, before the test starts: their
+    first use initialises codecs and pools for a few hundred ms, which inside the run is a
+    stall of the generating loop (scenarios/stalls.py) charged to the requests in flight."""
+    empty = SCHEMA.empty_table()
+    pq.write_table(empty, pa.BufferOutputStream())
+    with pa.ipc.new_stream(pa.BufferOutputStream(), SCHEMA) as writer:
+        writer.write_table(empty)
 
 
 def decode_batch(payload: bytes) -> pa.Table:
@@ -125,6 +136,8 @@ class SampleRecorder:
                 self.writer = SampleWriter(out)
             if out is not None and self.histogram:
                 self.hist_writer = SampleWriter(out, HISTOGRAMS_DIR, HIST_SCHEMA)
+        if self.enabled:
+            _warm_up()
 
     @property
     def exact(self) -> bool:

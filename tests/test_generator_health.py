@@ -13,9 +13,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import psutil
 import pytest
+
+from reports.samples import SampleStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = """
@@ -143,8 +144,8 @@ def test_a_worker_stalled_3_s_makes_the_run_invalid_naming_it_when_and_how_long(
     (stall,) = [s for s in summary["generator"]["stalls"]["stalls"] if s["length_s"] > 1.0]
     assert abs(stall["start"] - stopped_at) < 0.5, (stall, stopped_at)
     assert 2.9 < stall["length_s"] < 3.6, stall
-    samples = pd.read_csv(run / "samples.csv", usecols=["worker"])
-    assert stall["worker"] in set(samples["worker"])  # a worker's client id, as in samples.csv
+    samples = SampleStore(run).frame(("worker",))
+    assert stall["worker"] in set(samples["worker"])  # a worker's client id, as in the samples
     reasons = " | ".join(summary["invalid_reasons"])
     when = datetime.fromtimestamp(stall["start"], UTC).strftime("%H:%M:%S")
     assert f"Locust process {stall['worker']} stalled at {when} UTC (+" in reasons, reasons
