@@ -99,7 +99,9 @@ def test_an_inconclusive_step_is_never_a_pass() -> None:
 def test_a_first_level_that_fails_descends() -> None:
     search = Search(start=100, factor=2, ratio=0.10)
     search.record(100, Outcome.FAIL)
-    assert search.next_level() == 50
+    assert search.next_level() == 25  # by the factor squared
+    search.record(25, Outcome.PASS)
+    assert search.next_level() == 50  # then bisects up
 
 
 @pytest.fixture
