@@ -6,6 +6,13 @@ N* = c (H + Z) / H and is N H / c - Z past it, so a bound B on the median holds 
 N_B = c (B + Z) / H. Open model on the suite's fixed-rate schedule: the queue is D/D/c, none
 below c / H and one that grows without bound past it, so the capacity is c / H. The search
 must find each within BOUND; short steps keep the two searches under two minutes in all.
+
+The open model's law has longer holds (20 slots of 100 ms, the same 200 requests/s): a slot is
+held for its sleep plus the target loop's hand-over to the next waiter and the timer's
+rounding, about 1.5 to 3.5 ms here, which with 20-ms holds moved the real saturation to
+between 170 and 185 requests/s (170 passed at a median of 20.9 ms, 185 failed at 208 ms;
+`capacity --open` by hand, 2026-12-07); with 100-ms holds it is 2 % or less of H, and the same
+search found 185 passed (median 101.0 ms) and 202 failed (289 ms).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from velro_perf.capacity.search import Outcome, Search
 ROOT = Path(__file__).resolve().parents[1]
 BOUND = 0.15  # the capacity found is within 15 % of the law's
 LAW = Law("slots", slots=4, hold_ms=20.0)  # saturates at 200 requests/s
+OPEN_LAW = Law("slots", slots=20, hold_ms=100.0)  # saturates at 200 requests/s too
+OPEN_BOUND_MS = 150.0  # the open model's median budget: any level under c / H holds it
 THINK_S = 0.18  # closed model: the knee at N* = 4 (0.02 + 0.18) / 0.02 = 40 users
 BOUND_MS = 30.0  # the median's budget: N_B = 4 (0.03 + 0.18) / 0.02 = 42 users
 
@@ -46,18 +55,18 @@ seed_projects = 1
 stages = [ {{ duration_s = 4, users = 20, spawn_rate = 200 }} ]
 """
 
-BUDGETS = f"""
+BUDGETS = """
 prd = "the slots law"
 
 [[budget]]
 id = "law.p50"
 requirement = "the law's bound"
-description = "The median answer of GET /auth/me within {BOUND_MS:g} ms."
+description = "The median answer of GET /auth/me within {bound:g} ms."
 kind = "latency"
 endpoints = ["GET /api/v1/auth/me"]
 operations = ["me"]
 percentile = 50
-max = {BOUND_MS}
+max = {bound}
 
 [[budget]]
 id = "errors.unexpected"
@@ -72,6 +81,7 @@ def test_the_slots_laws_capacity_in_closed_form() -> None:
     assert LAW.max_rps == pytest.approx(200.0)
     assert LAW.closed_knee(THINK_S) == pytest.approx(40.0)
     assert LAW.closed_capacity(THINK_S, BOUND_MS) == pytest.approx(42.0)
+    assert OPEN_LAW.max_rps == pytest.approx(200.0)
 
 
 def test_the_search_climbs_then_bisects_to_the_ratio() -> None:
@@ -110,16 +120,21 @@ def law_inputs(tmp_path: Path) -> Path:
     (tmp_path / "workload.toml").write_text(
         "[users]\nauthentication = { weight = 1 }\n", encoding="utf-8"
     )
-    (tmp_path / "budgets.toml").write_text(BUDGETS, encoding="utf-8")
+    (tmp_path / "budgets.toml").write_text(BUDGETS.format(bound=BOUND_MS), encoding="utf-8")
+    (tmp_path / "budgets-open.toml").write_text(
+        BUDGETS.format(bound=OPEN_BOUND_MS), encoding="utf-8"
+    )
     write_fixtures(tmp_path / "fixtures.json", 100)
     return tmp_path
 
 
-def _capacity(work: Path, out: Path, url: str, *extra: str) -> dict[str, object]:
+def _capacity(
+    work: Path, out: Path, url: str, *extra: str, budgets: str = "budgets.toml"
+) -> dict[str, object]:
     done = subprocess.run(
         [str(BIN / "velro-perf"), "capacity", "--target", url,
          "--api", str(ROOT / "targets" / "contract.toml"),
-         "--shapes", str(work / "shapes.toml"), "--budgets", str(work / "budgets.toml"),
+         "--shapes", str(work / "shapes.toml"), "--budgets", str(work / budgets),
          "--fixtures", str(work / "fixtures.json"), "--processes", "1",
          "--ratio", "0.1", "--extensions", "1", "--max-time", "100",
          "--out", str(out), *extra],
@@ -133,7 +148,7 @@ def _capacity(work: Path, out: Path, url: str, *extra: str) -> dict[str, object]
     return summary
 
 
-def _check_against_law(summary: dict[str, object], model: str, law: float) -> None:
+def _check_against_law(summary: dict[str, object], model: str, law: float, ceiling: float) -> None:
     capacity = summary["capacity"]
     assert isinstance(capacity, dict)
     assert capacity["model"] == model
@@ -147,7 +162,7 @@ def _check_against_law(summary: dict[str, object], model: str, law: float) -> No
     assert isinstance(steps, list)
     assert all(step["cpu"]["per_request_ms"]["generator"] is not None for step in steps)
     # the throughput at capacity never beats the law's ceiling c / H by more than noise
-    assert capacity["throughput_rps"] <= LAW.max_rps * 1.05
+    assert capacity["throughput_rps"] <= ceiling * 1.05
 
 
 @pytest.mark.slow
@@ -156,17 +171,12 @@ def test_capacity_finds_the_slots_laws_closed_capacity(law_inputs: Path) -> None
         closed = _capacity(
             law_inputs, law_inputs / "closed", target.url, "--shape", "law", "--start", "24"
         )
-    _check_against_law(closed, "closed", LAW.closed_capacity(THINK_S, BOUND_MS))
+    _check_against_law(closed, "closed", LAW.closed_capacity(THINK_S, BOUND_MS), LAW.max_rps)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="the open model found 156 requests/s passed, 170 failed, against the law's 200 "
-    "(cd5a7af, 2026-12-07): off by 22 %, over the 15 % bound; not yet explained",
-)
 def test_capacity_finds_the_slots_laws_open_capacity(law_inputs: Path) -> None:
-    with Target(LAW, law_inputs / "target-open.log") as target:
+    with Target(OPEN_LAW, law_inputs / "target-open.log") as target:
         opened = _capacity(
             law_inputs,
             law_inputs / "open",
@@ -176,5 +186,6 @@ def test_capacity_finds_the_slots_laws_open_capacity(law_inputs: Path) -> None:
             "--open",
             "--start",
             "120",
+            budgets="budgets-open.toml",
         )
-    _check_against_law(opened, "open", LAW.max_rps)
+    _check_against_law(opened, "open", OPEN_LAW.max_rps, OPEN_LAW.max_rps)
