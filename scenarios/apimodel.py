@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 from urllib.parse import quote, quote_plus, urlencode
 
+from reports.runfiles import ApiDescribed
 from scenarios.checks import PROMISES, Expect, describe_all
 from scenarios.tokens import BAD_TOKEN_KINDS as TOKEN_KINDS
 
@@ -457,11 +458,11 @@ class ApiFile:
         missing = sorted({key for needs in options for key in needs if key not in self.operations})
         return "; ".join(self.reason_off(key) for key in missing)
 
-    def describe(self) -> dict[str, Any]:
-        """What config.json records of the API file (its hash is part of the config hash)."""
+    def described(self) -> ApiDescribed:
+        """What config.json records of the API file (its hash is part of the config hash; the
+        file itself is config.json's `api_file`)."""
         return {
             "name": self.name,
-            "file": self.source,
             "sha256": self.sha256,
             "promises": sorted(self.promises),
             "operations": {key: op.endpoint for key, op in self.operations.items()},

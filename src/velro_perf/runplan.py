@@ -8,8 +8,8 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from reports.runfiles import RunConfig, RunMeta
 from scenarios.apifile import load_api
 from scenarios.apimodel import ApiFile
 from scenarios.errors import ScenarioConfigError
@@ -225,7 +225,7 @@ def initial_config(
     target: str | None,
     profile: str,
     api: ApiFile,
-) -> dict[str, Any]:
+) -> RunConfig:
     """config.json as known before anything starts (the service adds its URLs)."""
     workload = opts.workload_file or shape.workload_file or fixtures_dir() / "workload.toml"
     return {
@@ -239,7 +239,7 @@ def initial_config(
         "samples_mode": samples_mode(opts, shape),
         # the API the scenarios drove: its hash is part of the configuration's
         "api_file": api.source,
-        "api": {key: value for key, value in api.describe().items() if key != "file"},
+        "api": api.described(),
         "budgets_file": str(opts.budgets_file.resolve()),
         "budgets_sha256": _file_sha256(opts.budgets_file),
         # the load itself: a changed shape or workload is another configuration
@@ -265,7 +265,7 @@ def initial_config(
     }
 
 
-def initial_meta(opts: RunOptions, shape: ShapeInfo, run_id: str) -> dict[str, Any]:
+def initial_meta(opts: RunOptions, shape: ShapeInfo, run_id: str) -> RunMeta:
     """meta.json at the start: where and with what the run ran (its end is added later)."""
     return {
         "run_id": run_id,

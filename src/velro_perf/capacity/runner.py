@@ -410,8 +410,8 @@ class Controller:
         in_flight = -1
         while time.time() < limit:
             self._sleep(1.0, f"{label}: draining the last step's backlog")
-            figures = _read_json(self.state.run_dir / "open_model.json") or {}
-            in_flight = int(figures.get("started", 0)) - int(figures.get("completed", 0))
+            figures = self.state.folder.open_model() or {}
+            in_flight = figures.get("started", 0) - figures.get("completed", 0)
             if in_flight <= max(2.0, trickle):
                 break
         else:
@@ -469,16 +469,6 @@ class Controller:
         limit = time.time() + seconds
         while locust is not None and locust.poll() is None and time.time() < limit:
             time.sleep(0.5)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    import json
-
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
 
 
 def _cores() -> int:
