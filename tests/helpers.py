@@ -110,6 +110,25 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def velro_perf_argv() -> list[str]:
+    """`velro-perf` as installed beside this Python, else `python -m velro_perf`."""
+    script = Path(sys.executable).parent / "velro-perf"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "velro_perf"]
+
+
+def run_cli(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`velro-perf ARGS...` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [*velro_perf_argv(), *map(str, args)],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @contextmanager
 def server_process(
     argv: list[str],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from reports.samplefiles import sample_files
-from tests.helpers import cli_env, free_port, shape_toml
+from tests.helpers import cli_env, free_port, run_cli, shape_toml, velro_perf_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,23 +37,6 @@ max = {max}
 SHAPES = shape_toml(
     "smoke", warmup_s=1, wait_s=(0.1, 0.2), seed=(5, 1, 5), duration_s=5, users=2, spawn_rate=2
 )
-
-
-def velro_perf_argv() -> list[str]:
-    script = Path(sys.executable).parent / "velro-perf"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "velro_perf"]
-
-
-def run_cli(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*velro_perf_argv(), *map(str, args)],
-        cwd=cwd,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def run_smoke(shapes_file: Path, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
