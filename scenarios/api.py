@@ -11,12 +11,12 @@ The contract of CONTRACT.md is `targets/contract.toml`, the first API file, not 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from scenarios.apimodel import ApiFile, OperationKey, Prepared, field_value
-from scenarios.checks import PROMISES, Checked, Expect
+from scenarios.apimodel import ApiFile, Call, OperationKey, field_value
+from scenarios.checks import Checked, Expect
 
 __all__ = ["BackendApi", "Issued", "Sender"]
 
@@ -24,16 +24,7 @@ __all__ = ["BackendApi", "Issued", "Sender"]
 class Sender(Protocol):
     """Sends a prepared request and judges its answer against `expects`."""
 
-    def send(
-        self,
-        prepared: Prepared,
-        *,
-        expects: Sequence[Expect],
-        name: str | None = None,
-        category: str | None = None,
-        label: str | None = None,
-        promises: Collection[str] = PROMISES,
-    ) -> Checked: ...
+    def send(self, call: Call) -> Checked: ...
 
 
 @dataclass(frozen=True)
@@ -74,12 +65,7 @@ class BackendApi:
             values, token=token, service_key=service_key, send_credentials=send_credentials
         )
         return self.channel.send(
-            prepared,
-            expects=expects,
-            name=op.name + suffix,
-            category=category,
-            label=label,
-            promises=self.described.promises,
+            Call(prepared, expects, op.name + suffix, category, label, self.described.promises)
         )
 
     def id_of(self, key: OperationKey, checked: Checked) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 from urllib.parse import quote, quote_plus, urlencode
@@ -35,6 +35,7 @@ __all__ = [
     "TOKEN_KINDS",
     "ApiFile",
     "Auth",
+    "Call",
     "Client",
     "Operation",
     "OperationKey",
@@ -167,6 +168,20 @@ class Prepared:
 
     def describe(self) -> str:
         return f"{self.method} {self.path}{self.shown}"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A prepared request as a Sender (scenarios/api.py) sends it: the answers it accepts,
+    its request name, the traffic it counts as (None: the sender's own), the variant a
+    failure names, and the checks the backend promises on every answer."""
+
+    prepared: Prepared
+    expects: Sequence[Expect]
+    name: str
+    category: str | None = None
+    label: str | None = None
+    promises: Collection[str] = PROMISES
 
 
 # placeholders whose values a report never shows
