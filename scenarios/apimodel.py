@@ -188,22 +188,27 @@ class Call:
 _SECRET_PLACEHOLDERS = frozenset({"password", "token", "refresh_token"})
 
 
-def has_field(data: Any, dotted: str) -> bool:
-    """True when `a.b.c` is in a JSON answer (a null value counts: it is there)."""
+_ABSENT = object()
+
+
+def _walk(data: Any, dotted: str) -> Any:
+    """The value at `a.b.c` in a JSON answer, or _ABSENT."""
     for part in dotted.split("."):
         if not isinstance(data, Mapping) or part not in data:
-            return False
+            return _ABSENT
         data = data[part]
-    return True
+    return data
+
+
+def has_field(data: Any, dotted: str) -> bool:
+    """True when `a.b.c` is in a JSON answer (a null value counts: it is there)."""
+    return _walk(data, dotted) is not _ABSENT
 
 
 def field_value(data: Any, dotted: str) -> Any:
     """The value at `a.b.c` in a JSON answer, or None."""
-    for part in dotted.split("."):
-        if not isinstance(data, Mapping) or part not in data:
-            return None
-        data = data[part]
-    return data
+    value = _walk(data, dotted)
+    return None if value is _ABSENT else value
 
 
 @dataclass(frozen=True)

@@ -83,11 +83,14 @@ def shape_toml(
     duration_s: int,
     users: int,
     spawn_rate: int,
+    workload: str | None = None,
 ) -> str:
-    """A shapes.toml of one single-stage load shape; `seed` is (users, teams, projects)."""
+    """A shapes.toml of one single-stage load shape; `seed` is (users, teams, projects);
+    `workload` the shape's workload file, relative to the shapes file."""
     return (
         f"[shapes.{name}]\n"
-        f"warmup_s = {warmup_s:g}\n"
+        + (f'workload = "{workload}"\n' if workload else "")
+        + f"warmup_s = {warmup_s:g}\n"
         f"wait_s = [{wait_s[0]:g}, {wait_s[1]:g}]\n"
         f"seed_users = {seed[0]}\nseed_teams = {seed[1]}\nseed_projects = {seed[2]}\n"
         f"stages = [{{ duration_s = {duration_s}, users = {users}, spawn_rate = {spawn_rate} }}]\n"
@@ -146,6 +149,34 @@ def server_process(
     finally:
         terminate(server)
         log.close()
+
+
+def serve_backend(
+    argv: list[str],
+    cwd: Path,
+    log: Path,
+    *,
+    health: str,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """A backend of a test's own under uvicorn (`argv` without host and port) on a free port;
+    yields its base URL once `health` answers 200 (30 s at most), stops it after."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with server_process(
+        [*argv, "--host", "127.0.0.1", "--port", str(port)], log, env=env, cwd=cwd
+    ) as server:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + health, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        yield base
 
 
 @contextmanager

@@ -13,14 +13,12 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.helpers import BIN, free_port, server_process, workload_toml
+from tests.helpers import BIN, serve_backend, workload_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -48,21 +46,8 @@ pytestmark = pytest.mark.slow
 
 
 def _serve(app: str, cwd: Path, log: Path) -> Iterator[str]:
-    port = free_port()
-    argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
-    base = f"http://127.0.0.1:{port}"
-    with server_process(argv, log, cwd=cwd) as server:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
-        yield base
+    argv = [str(BIN / "uvicorn"), app]
+    yield from serve_backend(argv, cwd, log, health="/openapi.json")
 
 
 @pytest.fixture(scope="module")

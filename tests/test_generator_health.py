@@ -17,25 +17,20 @@ import psutil
 import pytest
 
 from reports.samples import SampleStore
+from tests.helpers import shape_toml
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPE = """
-[shapes.lost]
-warmup_s = 2
-wait_s = [0.2, 0.5]
-seed_users = 10
-seed_teams = 2
-seed_projects = 10
-stages = [ { duration_s = 24, users = 10, spawn_rate = 10 } ]
-
-[shapes.stalled]
-warmup_s = 4
-wait_s = [0.2, 0.5]
-seed_users = 10
-seed_teams = 2
-seed_projects = 10
-stages = [ { duration_s = 30, users = 10, spawn_rate = 10 } ]
-"""
+SHAPE = shape_toml(
+    "lost", warmup_s=2, wait_s=(0.2, 0.5), seed=(10, 2, 10), duration_s=24, users=10, spawn_rate=10
+) + shape_toml(
+    "stalled",
+    warmup_s=4,
+    wait_s=(0.2, 0.5),
+    seed=(10, 2, 10),
+    duration_s=30,
+    users=10,
+    spawn_rate=10,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from reports.samples import SampleStore
-from tests.helpers import BIN, free_port, server_process
+from tests.helpers import BIN, serve_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -31,27 +29,6 @@ BEARER_FILE = FIXTURES / "bearer_backend" / "bearer.toml"
 SMOKE_USERS = 60
 
 pytestmark = pytest.mark.slow
-
-
-def _serve(
-    argv: list[str], cwd: Path, log: Path, env: dict[str, str], health: str
-) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with server_process(
-        [*argv, "--host", "127.0.0.1", "--port", str(port)], log, env=env, cwd=cwd
-    ) as server:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + health, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
-        yield base
 
 
 def _manage(*args: str, env: dict[str, str]) -> None:
@@ -85,7 +62,9 @@ def dot_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     # views one at a time, so one would queue every request behind a sign-in's hash
     argv = [str(BIN / "uvicorn"), "dot_provider.asgi:application", "--no-access-log",
             "--workers", "2"]  # fmt: skip
-    for base in _serve(argv, DOT_PROJECT, workdir / "uvicorn.log", env, "/health"):
+    for base in serve_backend(
+        argv, DOT_PROJECT, workdir / "uvicorn.log", health="/health", env=env
+    ):
         yield base, users
 
 
@@ -93,8 +72,8 @@ def dot_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 def bearer_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("bearer")
     argv = [str(BIN / "uvicorn"), "bearer_app:app"]
-    yield from _serve(
-        argv, FIXTURES / "bearer_backend", workdir / "uvicorn.log", dict(os.environ), "/docs"
+    yield from serve_backend(
+        argv, FIXTURES / "bearer_backend", workdir / "uvicorn.log", health="/docs"
     )
 
 
