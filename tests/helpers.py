@@ -119,12 +119,14 @@ def velro_perf_argv() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "velro_perf"]
 
 
-def run_cli(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`velro-perf ARGS...` in a subprocess, as a user runs it."""
+def run_cli(
+    *args: str | Path, cwd: Path, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`velro-perf ARGS...` in a subprocess, as a user runs it; `env` on top of cli_env()."""
     return subprocess.run(
         [*velro_perf_argv(), *map(str, args)],
         cwd=cwd,
-        env=cli_env(),
+        env=cli_env(**env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -8,17 +8,16 @@ run as a user runs them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, serve_backend, workload_toml
+from tests.helpers import BIN, run_cli, serve_backend, workload_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -64,17 +63,8 @@ def notes_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _serve("notes_app:app", FIXTURES / "notes_backend", workdir / "uvicorn.log")
 
 
-def velro_perf(*args: str | Path, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "VELRO_PERF_SERVICE_KEY": ""}
-    return subprocess.run(
-        [str(BIN / "velro-perf"), *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+# the backends of these tests take no service key of the environment's
+velro_perf = functools.partial(run_cli, VELRO_PERF_SERVICE_KEY="")
 
 
 def _judged_run(

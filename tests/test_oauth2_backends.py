@@ -10,6 +10,7 @@ malformed), as `OAuth2PasswordBearer` answers. `velro-perf` runs as a user runs 
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from reports.samples import SampleStore
-from tests.helpers import BIN, serve_backend
+from tests.helpers import BIN, run_cli, serve_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -77,16 +78,8 @@ def bearer_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
 
 
-def velro_perf(*args: str | Path, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "velro-perf"), *map(str, args)],
-        cwd=cwd,
-        env={**os.environ, "VELRO_PERF_SERVICE_KEY": ""},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+# the backends of these tests take no service key of the environment's
+velro_perf = functools.partial(run_cli, VELRO_PERF_SERVICE_KEY="")
 
 
 def test_api_check_reports_each_oauth2_operation(

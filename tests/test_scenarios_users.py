@@ -131,6 +131,11 @@ def _rows(env: Environment) -> list[list[Any]]:
     return Runtime.of(env).recorder.take()
 
 
+def _calls(env: Environment) -> list[tuple[Any, ...]]:
+    """The recorded rows so far as (endpoint, category, status, expected)."""
+    return [(row[1], row[2], row[4], row[5]) for row in _rows(env)]
+
+
 def test_a_token_user_logs_in_once_then_checks_who_it_is(environment: Build) -> None:
     env = environment(velro_out="")
     runtime = Runtime.of(env)
@@ -197,8 +202,7 @@ def test_login_registration_and_service_key_users_send_what_they_are_for(
         user = _user(env, user_class)
         user.on_start()
         getattr(user, task)()
-    rows = _rows(env)
-    assert [(row[1], row[2], row[4], row[5]) for row in rows] == [
+    assert _calls(env) == [
         ("POST /api/v1/auth/login", "login", 200, 1),
         ("POST /api/v1/auth/register", "registration", 201, 1),
         ("GET /api/v1/internal/users/{id}", "service_key", 200, 1),
@@ -353,8 +357,7 @@ def test_a_user_refreshes_its_token_before_it_expires_instead_of_signing_in_agai
     user.token_expires = time.time() + 1  # about to expire: the next task renews it
     user.who_am_i()
     user.who_am_i()
-    rows = _rows(env)
-    assert [(row[1], row[2], row[4], row[5]) for row in rows] == [
+    assert _calls(env) == [
         ("POST /api/v1/auth/login", "setup", 200, 1),
         ("POST /api/v1/auth/refresh", "refresh", 200, 1),
         ("GET /api/v1/auth/me", "authentication", 200, 1),
@@ -374,8 +377,7 @@ def test_the_abuse_user_replays_a_consumed_refresh_token_then_its_familys_newest
     user.on_start()
     _rows(env)
     user.replay_refresh()
-    rows = [(row[1], row[2], row[4], row[5]) for row in _rows(env)]
-    assert rows == [
+    assert _calls(env) == [
         ("POST /api/v1/auth/login [replay probe]", "abuse", 200, 1),
         ("POST /api/v1/auth/refresh [replay probe]", "abuse", 200, 1),
         ("POST /api/v1/auth/refresh [replayed refresh]", "abuse", 401, 1),
