@@ -97,6 +97,17 @@ def shape_toml(
     )
 
 
+def latency_budget_toml(
+    budget_id: str, requirement: str, endpoint: str, max_ms: float, *, description: str
+) -> str:
+    """A budgets file of one p95 latency budget on one endpoint."""
+    return (
+        f'prd = "test"\n\n[[budget]]\nid = "{budget_id}"\nrequirement = "{requirement}"\n'
+        f'description = "{description}"\nkind = "latency"\nendpoints = ["{endpoint}"]\n'
+        f"percentile = 95\nmax = {max_ms:.1f}\n"
+    )
+
+
 def workload_toml(weight: Mapping[str, int], fixed_count: Mapping[str, int] | None = None) -> str:
     """A workload.toml's [users] table: a weight per kind of traffic, or a fixed count."""
     lines = [f"{kind} = {{ weight = {n} }}" for kind, n in weight.items()]
