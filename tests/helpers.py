@@ -145,6 +145,17 @@ def run_cli(
     )
 
 
+def api_check(
+    api_file: str | Path, target: str, *extra: str | Path, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`velro-perf api check FILE --target URL EXTRA...`, without a service key in the
+    environment (a backend of a test's own takes none)."""
+    return run_cli(
+        "api", "check", api_file, "--target", target, *extra,
+        cwd=cwd, timeout=60, VELRO_PERF_SERVICE_KEY="",
+    )  # fmt: skip
+
+
 @contextmanager
 def server_process(
     argv: list[str],

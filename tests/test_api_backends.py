@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, run_cli, serve_backend, workload_toml
+from tests.helpers import BIN, api_check, run_cli, serve_backend, workload_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -96,7 +96,7 @@ def _verdicts(summary: dict[str, object]) -> dict[str, dict[str, object]]:
 def test_api_check_passes_the_notes_file_on_the_notes_backend(
     notes_app: str, tmp_path: Path
 ) -> None:
-    done = velro_perf("api", "check", NOTES_FILE, "--target", notes_app, cwd=tmp_path, timeout=60)
+    done = api_check(NOTES_FILE, notes_app, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "project_read (read as another user): GET /v2/notes/" in done.stdout
     assert "-> 403" in done.stdout
@@ -116,7 +116,7 @@ def test_api_check_names_a_wrong_path_token_field_and_denial_status(
         assert good in text
         text = text.replace(good, bad)
     broken.write_text(text)
-    done = velro_perf("api", "check", broken, "--target", notes_app, cwd=tmp_path, timeout=60)
+    done = api_check(broken, notes_app, cwd=tmp_path)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
     # the wrong path: the request sent and the 404 that came
@@ -129,7 +129,7 @@ def test_api_check_names_a_wrong_path_token_field_and_denial_status(
     # the wrong denial status, once login works: shown by a copy with only that fault
     only_denial = tmp_path / "denial.toml"
     only_denial.write_text(NOTES_FILE.read_text().replace("denied = 403", "denied = 404"))
-    done = velro_perf("api", "check", only_denial, "--target", notes_app, cwd=tmp_path, timeout=60)
+    done = api_check(only_denial, notes_app, cwd=tmp_path)
     assert done.returncode == 1
     assert "FAIL project_read (read as another user)" in done.stdout
     assert "expected 404, got 403" in done.stdout
@@ -171,9 +171,7 @@ def test_the_notes_backend_is_load_tested_through_its_api_file_alone(
 def test_fastapi_users_example_gets_a_judged_smoke_report(
     fastapi_users_app: str, tmp_path: Path
 ) -> None:
-    check = velro_perf(
-        "api", "check", FASTAPI_USERS_FILE, "--target", fastapi_users_app, cwd=tmp_path, timeout=60
-    )
+    check = api_check(FASTAPI_USERS_FILE, fastapi_users_app, cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     out = tmp_path / "runs"
     summary, verdicts = _judged_run(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from reports.samples import SampleStore
-from tests.helpers import BIN, run_cli, serve_backend
+from tests.helpers import BIN, api_check, run_cli, serve_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -86,9 +86,7 @@ def test_api_check_reports_each_oauth2_operation(
     dot_provider: tuple[str, Path], tmp_path: Path
 ) -> None:
     base, users = dot_provider
-    done = velro_perf(
-        "api", "check", DOT_FILE, "--target", base, "--users-file", users, cwd=tmp_path, timeout=60
-    )
+    done = api_check(DOT_FILE, base, "--users-file", users, cwd=tmp_path)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     for line in (
@@ -127,9 +125,7 @@ def test_api_check_names_what_is_wrong_in_a_broken_copy(
     assert old in text
     broken = tmp_path / "broken.toml"
     broken.write_text(text.replace(old, new, 1))
-    done = velro_perf(
-        "api", "check", broken, "--target", base, "--users-file", users, cwd=tmp_path, timeout=60
-    )
+    done = api_check(broken, base, "--users-file", users, cwd=tmp_path)
     assert done.returncode in (1, 2), done.stdout + done.stderr
     assert named in done.stdout + done.stderr
 
@@ -137,7 +133,7 @@ def test_api_check_names_what_is_wrong_in_a_broken_copy(
 def test_a_backend_answering_401_missing_and_403_malformed_passes_api_check(
     bearer_app: str, tmp_path: Path
 ) -> None:
-    done = velro_perf("api", "check", BEARER_FILE, "--target", bearer_app, cwd=tmp_path, timeout=60)
+    done = api_check(BEARER_FILE, bearer_app, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok   me (a bad token (missing), expecting 401)" in done.stdout
     assert "ok   me (a bad token (malformed), expecting 403)" in done.stdout
@@ -148,7 +144,7 @@ def test_a_backend_answering_401_missing_and_403_malformed_passes_api_check(
             "bad_token = { missing = 401, status = 403 }", "bad_token = 401"
         )
     )
-    done = velro_perf("api", "check", one, "--target", bearer_app, cwd=tmp_path, timeout=60)
+    done = api_check(one, bearer_app, cwd=tmp_path)
     assert done.returncode == 1
     assert "expected 401, got 403 Could not validate credentials" in done.stdout
 
