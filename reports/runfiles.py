@@ -37,11 +37,13 @@ __all__ = [
     "GeneratorActions",
     "GeneratorHealth",
     "GeneratorMeta",
+    "GeneratorSample",
     "GitState",
     "HealthEvent",
     "LocustFigures",
     "LoopReport",
     "Machine",
+    "MetricsScrape",
     "MicrobenchResult",
     "OpenModelFigures",
     "OpenModelFile",
@@ -260,6 +262,26 @@ class RunMeta(TypedDict, total=False):
     generator: GeneratorMeta
     metrics_scraper: ScraperMeta
     locust_exit_code: int | None
+
+
+class GeneratorSample(TypedDict):
+    """One line of generator.jsonl (velro_perf/watcher.py): the generator, every second."""
+
+    ts: float  # epoch seconds
+    cpu_percent_max: float  # the busiest generator process, % of one core
+    cpu_percent_total: float
+    rss_mb: float
+    processes: int
+    users: int | None  # Locust's, from its stats history
+    intended_rps: float | None
+    achieved_rps: float | None
+
+
+class MetricsScrape(TypedDict):
+    """One line of metrics.jsonl (velro_perf/scraper.py): a scrape of the target's metrics."""
+
+    ts: float  # epoch seconds
+    metrics: object  # the body of GET /api/v1/performance/metrics
 
 
 class GeneratorActions(TypedDict):

@@ -12,8 +12,11 @@ from typing import Any, get_args, get_origin, get_type_hints, is_typeddict
 
 import pytest
 
+from reports.loading import read_jsonl
 from reports.runfiles import (
     GeneratorActions,
+    GeneratorSample,
+    MetricsScrape,
     OpenModelFigures,
     OpenModelFile,
     RunConfig,
@@ -34,6 +37,8 @@ FILES: dict[str, type] = {
     "generator_health.json": WorkerHealth,
     "generator_actions.json": GeneratorActions,
     "summary.json": Summary,
+    "generator.jsonl": GeneratorSample,  # every line
+    "metrics.jsonl": MetricsScrape,
 }
 # types a file embeds whole and the doc describes elsewhere (a file of its own, or prose)
 EMBEDDED = (RunConfig, RunMeta, WorkerHealth, OpenModelFigures, StallFigures)
@@ -112,9 +117,11 @@ def test_a_real_run_writes_what_the_doc_says(tmp_path: Path) -> None:
     folder = RunFolder(run)
     for name in FILES:
         doc = documented(name)
-        data = read_json(folder.file(name))
-        assert data, f"the run wrote no {name}"
-        written = written_keys(data, set(doc))
+        path = folder.file(name)
+        read = read_jsonl(path) if name.endswith(".jsonl") else [read_json(path)]
+        lines = [line for line in read if line]
+        assert lines, f"the run wrote no {name}"
+        written = set().union(*(written_keys(line, set(doc)) for line in lines))
         assert written - set(doc) == set(), f"{name} holds keys {DOC.name} does not list"
         always = {key for key, when in doc.items() if when == "always"}
         assert always - written == set(), f"{name} lacks keys {DOC.name} says are always there"
