@@ -169,7 +169,7 @@ class RunConfig(TypedDict, total=False):
     target: str  # "reference" or the external target's URL
     target_url: str | None
     service_profile: str  # degraded | fixed | external
-    processes: int
+    processes: int | None  # Locust processes (-1: one per core)
     open_model_rate: float | None
     samples_mode: str  # exact | histogram (velro-perf run --samples)
     api_file: str  # the API file the scenarios drove (targets/contract.toml by default)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from reports.loading import load_run
+from reports.runfiles import OpenModelFile
 from reports.runfolder import RunFolder, write_json
 from reports.stats import percentiles
 from velro_perf.calibration.laws import Law
@@ -129,7 +130,7 @@ def measure(
         ],
     }
     if model == "open":
-        opened = folder.open_model() or {}
+        opened: OpenModelFile = folder.open_model() or {}
         result["open_model"] = {
             "intended_rps": opened.get("intended_rps"),
             "achieved_rps": opened.get("achieved_rps"),

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from reports.budgets import Budgets
+from reports.runfiles import OpenModelFile
 from reports.samples import SampleStore
 from reports.window import judge_window
 from scenarios.capacityplan import Level, PlanFile
@@ -395,7 +396,7 @@ class Controller:
         in_flight = -1
         while time.time() < limit:
             self._sleep(1.0, f"{label}: draining the last step's backlog")
-            figures = self.state.folder.open_model() or {}
+            figures: OpenModelFile = self.state.folder.open_model() or {}
             in_flight = figures.get("started", 0) - figures.get("completed", 0)
             if in_flight <= max(2.0, trickle):
                 break
