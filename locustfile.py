@@ -18,7 +18,7 @@ from pathlib import Path
 from scenarios.capacityplan import RATE_MESSAGE, PlanFile
 from scenarios.hooks import install
 from scenarios.runtime import Runtime
-from scenarios.users import (
+from scenarios.users import (  # noqa: F401 - Locust runs the User classes of this module
     AbuseUser,
     AuthorizationUser,
     LoginUser,
@@ -26,16 +26,6 @@ from scenarios.users import (
     ServiceKeyUser,
     TokenAuthUser,
 )
-
-__all__ = [
-    "AbuseUser",
-    "AuthorizationUser",
-    "LoginUser",
-    "RegistrationUser",
-    "ServiceKeyUser",
-    "TokenAuthUser",
-    "VelroShape",
-]
 
 install()
 

@@ -17,7 +17,6 @@ reports/validity.py, and the sentences a stakeholder reads in reports/sentences.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +38,7 @@ from reports.runfiles import (
     Summary,
     Verdict,
 )
+from reports.runfolder import RunFolder
 from reports.sentences import bound_text, sentence
 from reports.stats import Interval, clopper_pearson, wilson
 from reports.validity import generator_health, invalid_reasons, measured_duration
@@ -63,26 +63,8 @@ def summarize(run_dir: Path, budgets: Budgets) -> Summary:
 
 
 def write_summary(run_dir: Path, summary: Summary) -> Path:
-    """Write summary.json into the run directory; return its path."""
-    path = Path(run_dir) / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    text = json.dumps(_json_safe(summary), indent=2, allow_nan=False)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)  # atomic: a reader never sees half a summary
-    return path
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null (JSON has no such numbers); numpy scalars become Python's."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    """Write summary.json into the run directory (atomically); return its path."""
+    return RunFolder(Path(run_dir)).write_summary(summary)
 
 
 def summarize_data(data: RunData, budgets: Budgets) -> Summary:

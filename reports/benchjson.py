@@ -26,7 +26,7 @@ __all__ = ["base_name", "benchmark_rows", "judge_microbenchmarks", "read_bench_j
 
 
 def read_bench_json(path: Path) -> dict[str, Any] | None:
-    """The parsed JSON, or None when the file does not exist."""
+    """The parsed JSON object, or None when the file does not exist or holds no object."""
     if not path.exists():
         return None
     try:

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from reports.errors import RunDirError
-from reports.runfiles import RunConfig, RunMeta, read_config, read_json, read_meta
+from reports.runfiles import OpenModelFile, RunConfig, RunMeta, WorkerHealth
+from reports.runfolder import RunFolder
 from reports.samples import SampleStore, Totals
 from reports.stalls import StallSet, stall_set
 
 __all__ = [
     "RunData",
     "load_run",
-    "read_json",
     "read_jsonl",
     "read_locust_history",
     "read_locust_stats",
@@ -100,13 +100,17 @@ class RunData:
 
     run_dir: Path
 
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
     @cached_property
     def config(self) -> RunConfig:
-        return read_config(self.run_dir)
+        return self.folder.config()
 
     @cached_property
     def meta(self) -> RunMeta:
-        return read_meta(self.run_dir)
+        return self.folder.meta()
 
     @cached_property
     def samples(self) -> SampleStore:
@@ -136,9 +140,14 @@ class RunData:
         return self.samples.totals("judged")
 
     @cached_property
-    def health(self) -> dict[str, Any]:
+    def health(self) -> WorkerHealth:
         """generator_health.json; {} when absent or unreadable."""
-        return self.json_file("generator_health.json") or {}
+        return self.folder.generator_health() or {}
+
+    @cached_property
+    def open_model(self) -> OpenModelFile | None:
+        """open_model.json; None when absent or unreadable."""
+        return self.folder.open_model()
 
     @cached_property
     def stalls(self) -> StallSet:
@@ -173,15 +182,6 @@ class RunData:
         for c in cols:
             df[c] = _numeric(df, c)
         return df
-
-    def json_file(self, name: str) -> dict[str, Any] | None:
-        """A JSON object file of the run folder (generator_health.json, open_model.json);
-        None when absent or unreadable."""
-        try:
-            loaded = json.loads((self.run_dir / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return loaded if isinstance(loaded, dict) else None
 
     @property
     def shape(self) -> str | None:

@@ -7,12 +7,11 @@ browser would refuse even a mistake). It can be mailed, opened offline and print
 
 from __future__ import annotations
 
-import json
 import math
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -21,6 +20,7 @@ from reports import charts
 from reports.analysis import summarize_data
 from reports.benchjson import benchmark_rows, judge_microbenchmarks, read_bench_json
 from reports.budgets import Budgets, load_budgets
+from reports.errors import RunDirError
 from reports.figures import run_charts
 from reports.history import read_history
 from reports.loading import RunData, load_run
@@ -28,11 +28,10 @@ from reports.runfiles import (
     BudgetResult,
     BudgetVerdict,
     MicrobenchResult,
+    RunMeta,
     Summary,
-    read_config,
-    read_meta,
-    read_summary,
 )
+from reports.runfolder import RunFolder, read_json
 from reports.sentences import fmt_value
 from reports.units import MISSING, fmt_ms
 
@@ -86,7 +85,7 @@ def render_report(
     run_dir = Path(run_dir)
     data = load_run(run_dir)
     budgets = budgets or _budgets_for(data)
-    summary = read_summary(run_dir) or summarize_data(data, budgets)
+    summary = data.folder.summary() or summarize_data(data, budgets)
     runs_root = run_dir.parent
 
     if story_baseline is None and data.config.get("service_profile") == "fixed":
@@ -117,7 +116,7 @@ def render_report(
         "story": story,
         "trend": _trend(runs_root, summary, budgets),
         "bench": bench_section,
-        "calibration": _calibration(runs_root, cast(dict[str, Any], data.meta)),
+        "calibration": _calibration(runs_root, data.meta),
         "generated_from": str(run_dir),
     }
     html = environment().get_template("report.html.j2").render(**context)
@@ -126,15 +125,15 @@ def render_report(
     return target
 
 
-def _calibration(runs_root: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+def _calibration(runs_root: Path, meta: RunMeta) -> dict[str, Any] | None:
     """The latest `velro-perf calibrate` of the machine this run ran on, if there is one."""
     try:
-        found = json.loads((runs_root / "calibration.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        found = read_json(runs_root / "calibration.json")
+    except RunDirError:
         return None
-    if not isinstance(found, dict):
+    if not found:
         return None
-    host = (meta.get("machine") or {}).get("hostname")
+    host = meta["machine"]["hostname"] if "machine" in meta else None
     if host is not None and (found.get("machine") or {}).get("hostname") != host:
         return None
     return found
@@ -182,7 +181,8 @@ def find_story_baseline(runs_root: Path, data: RunData) -> Path | None:
     for d in runs_root.iterdir():
         if not d.is_dir() or d == data.run_dir:
             continue
-        config, meta = read_config(d), read_meta(d)
+        folder = RunFolder(d)
+        config, meta = folder.config(), folder.meta()
         if (
             config.get("service_profile") == "degraded"
             and config.get("shape") == data.config.get("shape")
@@ -205,7 +205,7 @@ def _story(
         source = str(doc.get("source", ""))
     if baseline is None:
         return None
-    base = read_summary(baseline) or summarize_data(load_run(baseline), budgets)
+    base = RunFolder(baseline).summary() or summarize_data(load_run(baseline), budgets)
     before = {b["id"]: b for b in base["budgets"]}
     after = {b["id"]: b for b in summary["budgets"]}
     rows = []

@@ -11,22 +11,19 @@ To add a field to a file:
 1. add it here, to the file's ``TypedDict``, with a line on what it means; a field that files
    written before it lack is ``NotRequired[...]`` and is read with ``.get``;
 2. write it where the file is written: ``summarize_data`` in reports/analysis.py for
-   summary.json, ``velro_perf/runplan.py`` and ``runexec.py`` for config.json and meta.json;
-3. describe it in docs/run-format.md.
+   summary.json, ``velro_perf/runplan.py`` and ``runexec.py`` for config.json and meta.json,
+   scenarios/hooks.py for the locustfile's files;
+3. describe it in its file's table in docs/run-format.md (tests/test_run_format.py checks).
 
-``read_summary`` treats a summary.json without every required key of ``Summary`` (one written
-by an older gate) as absent, so that the report judges the run again rather than fill holes.
+The files are read and written through ``reports.runfolder.RunFolder`` (one reader, one
+atomic writer); tests/test_run_format.py holds docs/run-format.md to these types.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, NotRequired, TypedDict, cast
-
-from reports.errors import RunDirError
+from typing import NotRequired, TypedDict
 
 __all__ = [
     "EXIT_FAIL",
@@ -37,23 +34,32 @@ __all__ = [
     "BudgetResult",
     "BudgetVerdict",
     "EndpointRow",
+    "GeneratorActions",
     "GeneratorHealth",
+    "GeneratorMeta",
+    "GeneratorSample",
+    "GitState",
     "HealthEvent",
     "LocustFigures",
+    "LoopReport",
+    "Machine",
+    "MetricsScrape",
     "MicrobenchResult",
     "OpenModelFigures",
+    "OpenModelFile",
     "PhaseRow",
     "RunConfig",
     "RunMeta",
+    "ScraperMeta",
+    "SeedSize",
     "StallFigures",
+    "StallRecord",
     "StallRow",
     "Summary",
     "Verdict",
+    "Versions",
+    "WaitTime",
     "WorkerHealth",
-    "read_config",
-    "read_json",
-    "read_meta",
-    "read_summary",
 ]
 
 # The exit codes of a judged run (0, 1, 3); 2 is bad usage, the command line's own.
@@ -163,11 +169,12 @@ class RunConfig(TypedDict, total=False):
     target: str  # "reference" or the external target's URL
     target_url: str | None
     service_profile: str  # degraded | fixed | external
-    processes: int
+    processes: int | None  # Locust processes (-1: one per core)
     open_model_rate: float | None
     samples_mode: str  # exact | histogram (velro-perf run --samples)
     api_file: str  # the API file the scenarios drove (targets/contract.toml by default)
     api: ApiDescribed
+    users_file: str | None  # the CSV of existing users the scenarios signed in as
     budgets_file: str
     budgets_sha256: str | None
     shapes_file: str
@@ -184,6 +191,60 @@ class RunConfig(TypedDict, total=False):
     redis_url: str | None
     redis_prefix: str | None
     config_hash: str  # SHA-256 of the canonical JSON of the run-independent fields
+    capacity: dict[str, object]  # velro-perf capacity: the search's settings
+
+
+class GitState(TypedDict):
+    """meta.json `git`: the suite's checkout (nulls outside a git checkout)."""
+
+    commit: str | None
+    dirty: bool | None
+
+
+class Versions(TypedDict):
+    """meta.json `versions`."""
+
+    python: str
+    locust: str | None
+    velro: str | None
+    platform: str
+
+
+class Machine(TypedDict):
+    """meta.json `machine`: where the run ran."""
+
+    cpus: int | None
+    cpu_model: str
+    memory_gb: float
+    hostname: str
+
+
+class WaitTime(TypedDict):
+    """Locust's `between(min_s, max_s)` think time of the shape."""
+
+    kind: str
+    min_s: float
+    max_s: float
+
+
+class GeneratorMeta(TypedDict, total=False):
+    """meta.json `generator`: what the runner and the locustfile did to the load generator."""
+
+    gc: str | None  # the locustfile's GC policy (generator_actions.json), in words
+    keep_alive_s: float | None  # the reference service's keep-alive, longer than any think time
+    processes: int | None  # Locust processes (-1: one per core)
+    wait_time: WaitTime | None
+    service_nice: int  # the reference service's niceness: the generator comes first
+    gc_by_process: dict[str, dict[str, object]]  # process -> what it did to its GC (GcGuard)
+
+
+class ScraperMeta(TypedDict):
+    """meta.json `metrics_scraper`: how the scrapes of the target's metrics went."""
+
+    url: str
+    scrapes: int
+    errors: int
+    unsupported: bool  # the target answered 404: no metrics.jsonl
 
 
 class RunMeta(TypedDict, total=False):
@@ -195,11 +256,61 @@ class RunMeta(TypedDict, total=False):
     measured_from: float | None  # epoch seconds: the end of warm-up
     complete: bool  # false until the run ended normally
     interrupted: str | None  # SIGINT, SIGTERM, "crash: ...", "error: ..."
-    git: dict[str, Any]
-    versions: dict[str, Any]
-    machine: dict[str, Any]
-    generator: dict[str, Any]  # what the runner did to the load generator
-    scraper: dict[str, Any]
+    git: GitState
+    versions: Versions
+    machine: Machine
+    generator: GeneratorMeta
+    metrics_scraper: ScraperMeta
+    locust_exit_code: int | None
+
+
+class GeneratorSample(TypedDict):
+    """One line of generator.jsonl (velro_perf/watcher.py): the generator, every second."""
+
+    ts: float  # epoch seconds
+    cpu_percent_max: float  # the busiest generator process, % of one core
+    cpu_percent_total: float
+    rss_mb: float
+    processes: int
+    users: int | None  # Locust's, from its stats history
+    intended_rps: float | None
+    achieved_rps: float | None
+
+
+class MetricsScrape(TypedDict):
+    """One line of metrics.jsonl (velro_perf/scraper.py): a scrape of the target's metrics."""
+
+    ts: float  # epoch seconds
+    metrics: object  # the body of GET /api/v1/performance/metrics
+
+
+class GeneratorActions(TypedDict):
+    """generator_actions.json (the locustfile): what each process did to its GC."""
+
+    gc: str
+    processes: dict[str, dict[str, object]]
+
+
+class OpenModelFile(TypedDict, total=False):
+    """open_model.json (scenarios/openmodel.py `combine_reports`): the schedule, all processes."""
+
+    mode: str  # "open" or "closed"
+    intended_rps: float | None
+    achieved_rps: float | None
+    scheduled: int
+    started: int
+    completed: int
+    late: int
+    late_share: float
+    late_s: float | None
+    max_late_share: float
+    max_in_flight: int
+    peak_in_flight: int
+    max_start_lag_s: float
+    started_at: float
+    timeline: list[list[int]]  # [second, intended starts, actual starts]
+    processes: dict[str, dict[str, object]]  # each process's own report
+    note: str
 
 
 # ---------------------------------------------------------------- summary.json
@@ -267,8 +378,26 @@ class HealthEvent(TypedDict, total=False):
     duration_s: float
 
 
+class StallRecord(TypedDict):
+    """One stall as a process saw it: its loop's timer late, or a worker's heartbeat late."""
+
+    worker: str  # a Locust worker's client id, `local` or `master`
+    start: float  # epoch seconds: when the timer (or the heartbeat) was due
+    length_s: float
+
+
+class LoopReport(TypedDict):
+    """How late one process's loop timer fired (scenarios/stalls.py `LoopWatch.report`)."""
+
+    interval_s: float
+    stall_s: float
+    ticks: int
+    max_lag_s: float
+    lag_counts: dict[str, int]  # lower bound of lateness in seconds -> firings
+
+
 class WorkerHealth(TypedDict, total=False):
-    """generator_health.json: Locust's heartbeat tolerance and what went wrong."""
+    """generator_health.json: Locust's heartbeat tolerance, what went wrong, and the stalls."""
 
     role: str
     heartbeat_liveness: int  # missed 1-s heartbeats before a worker is marked missing
@@ -276,6 +405,11 @@ class WorkerHealth(TypedDict, total=False):
     overshoot_s: float
     max_users: int
     events: list[HealthEvent]
+    stall_s: float  # a timer or heartbeat this much late is a stall
+    stall_interval_s: float  # the loop timer's interval
+    stalls: list[StallRecord]
+    heartbeat_gaps: list[StallRecord]
+    loops: dict[str, LoopReport]  # process -> its loop's lateness
 
 
 class StallRow(TypedDict):
@@ -297,7 +431,7 @@ class StallFigures(TypedDict):
     stalls: list[StallRow]  # those overlapping the measured time, whole
     shares: dict[str, float]  # process -> share of the measured time in stalls
     excluded: int  # requests after warm-up in flight across a stall, not judged
-    loops: dict[str, Any]  # process -> its loop's lateness (LoopWatch.report)
+    loops: dict[str, LoopReport]  # process -> its loop's lateness (LoopWatch.report)
 
 
 class OpenModelFigures(TypedDict, total=False):
@@ -405,36 +539,3 @@ class MicrobenchResult(TypedDict):
     samples: int
     verdict: BudgetVerdict
     sentence: str
-
-
-# ---------------------------------------------------------------- reading and writing
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object file, or {} when it is absent."""
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path} is not readable JSON ({exc}); re-run or remove it") from exc
-    return data if isinstance(data, dict) else {}
-
-
-def read_config(run_dir: Path) -> RunConfig:
-    """config.json of a run folder ({} when absent)."""
-    return cast(RunConfig, read_json(Path(run_dir) / "config.json"))
-
-
-def read_meta(run_dir: Path) -> RunMeta:
-    """meta.json of a run folder ({} when absent)."""
-    return cast(RunMeta, read_json(Path(run_dir) / "meta.json"))
-
-
-def read_summary(run_dir: Path) -> Summary | None:
-    """summary.json of a run folder; None when absent or written by an older gate (lacking a
-    key of ``Summary``): such a run is judged again, see the module docstring."""
-    data = read_json(Path(run_dir) / "summary.json")
-    if not Summary.__required_keys__ <= data.keys():
-        return None
-    return cast(Summary, data)

@@ -19,7 +19,9 @@ import pyarrow.parquet as pq
 
 from reports.histograms import encode_many
 from reports.runfiles import RunConfig, RunMeta
+from reports.runfolder import RunFolder
 from reports.samplefiles import HIST_SCHEMA, HISTOGRAMS_DIR, LEGACY_CSV, SCHEMA, samples_dir
+from reports.stats import percentiles
 
 __all__ = ["DEFAULT_ENDPOINTS", "EndpointSpec", "write_synthetic_run"]
 
@@ -253,11 +255,12 @@ def _write_config_and_meta(run_dir: Path, spec: SyntheticRun) -> None:
             "gc": "frozen",
             "keep_alive_s": 60,
             "processes": 1,
-            "wait_time": "constant(1)",
+            "wait_time": {"kind": "constant", "min_s": 1.0, "max_s": 1.0},
         },
     }
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    folder = RunFolder(run_dir)
+    folder.write_config(config)
+    folder.write_meta(meta)
 
 
 @dataclass(frozen=True)
@@ -311,9 +314,11 @@ def _write_locust_stats(
     rows = []
     for endpoint, parts in sorted(by_endpoint.items()):
         method, name = endpoint.split(" ", 1)
-        lat = np.concatenate(parts)
-        # Locust rounds its percentiles to two significant figures (stats.py, "rounded")
-        rnd = {q: float(f"{np.percentile(lat, q):.2g}") for q in (50, 90, 95, 99, 99.9)}
+        lat = np.sort(np.concatenate(parts))
+        # the budgets' rule, then rounded to two significant figures as Locust rounds its own
+        # percentiles (locust/stats.py, "rounded")
+        qs = (50.0, 90.0, 95.0, 99.0, 99.9)
+        rnd = {q: float(f"{value:.2g}") for q, value in zip(qs, percentiles(lat, qs), strict=True)}
         rows.append(
             {
                 "Type": method,

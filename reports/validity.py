@@ -7,7 +7,7 @@ often (reports/stalls.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
@@ -28,7 +28,6 @@ __all__ = [
 
 CPU_SATURATED = 90.0  # % of one core: above it the generator, not the target, sets the pace
 CPU_WINDOW_S = 5  # a generator process whose CPU averages over CPU_SATURATED in this window
-OPEN_MODEL_FILE = "open_model.json"  # the open model's schedule: intended against actual starts
 MIN_SAMPLES = 100  # fewer judged requests than this cannot bound any percentile we gate on
 UNREACHABLE_SHARE = 0.5  # half the requests without any response: the target was not there
 
@@ -70,9 +69,9 @@ def generator_health(data: RunData) -> GeneratorHealth:
     if out["achieved_rps"] is None:
         d = measured_duration(data)
         out["achieved_rps"] = (data.judged_totals.n / d) if d else None
-    out["health"] = cast(WorkerHealth | None, data.health or None)
+    out["health"] = data.health or None
     out["stalls"] = stall_figures(data)
-    out["open_model"] = cast(OpenModelFigures | None, _open_model(data))
+    out["open_model"] = _open_model(data)
     return out
 
 
@@ -130,12 +129,15 @@ _SOURCE = {
 }
 
 
-def _open_model(data: RunData) -> dict[str, Any] | None:
+def _open_model(data: RunData) -> OpenModelFigures | None:
     """open_model.json's run figures (per-process detail and the timeline left in the file)."""
-    loaded = data.json_file(OPEN_MODEL_FILE)
+    loaded = data.open_model
     if loaded is None or loaded.get("mode") != "open":
         return None
-    figures = {k: v for k, v in loaded.items() if k not in ("processes", "timeline", "note")}
+    figures = cast(
+        OpenModelFigures,
+        {k: v for k, v in loaded.items() if k not in ("processes", "timeline", "note")},
+    )
     # intended against actual starts, in 10-s steps: what the report shows
     bins: dict[int, list[int]] = {}
     for second, intended, began in loaded.get("timeline", []):
@@ -153,7 +155,7 @@ def _clock(ts: float, measured_from: float) -> str:
 
 
 def _health_reasons(generator: GeneratorHealth, measured_from: float) -> list[str]:
-    health = cast(dict[str, Any], generator.get("health") or {})
+    health: WorkerHealth = generator.get("health") or {}
     reasons = []
     for event in health.get("events", []):
         if event.get("kind") == "worker_missing":
@@ -196,7 +198,7 @@ def invalid_reasons(data: RunData, generator: GeneratorHealth) -> list[str]:
     reasons.extend(_health_reasons(generator, data.measured_from))
     if "stalls" in generator:
         reasons.extend(_stall_reasons(generator["stalls"], data.measured_from))
-    opened = cast(dict[str, Any] | None, generator.get("open_model"))
+    opened = generator.get("open_model")
     if opened and opened.get("late_share", 0.0) > opened.get("max_late_share", 1.0):
         reasons.append(
             f"the open model fell behind its schedule: {opened['late']:,} of "

@@ -10,6 +10,7 @@ rule, intervals, hit-rate definition and validity checks); nothing is computed t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 from reports.analysis import summarize_data
 from reports.budgets import Budgets
 from reports.loading import RunData
-from reports.runfiles import RunConfig, RunMeta, Summary
+from reports.runfiles import OpenModelFile, RunConfig, RunMeta, Summary, WorkerHealth
 from reports.samples import SampleStore
 
 __all__ = ["WindowRun", "judge_window"]
@@ -75,21 +76,27 @@ class WindowRun(RunData):
     def locust_history(self) -> pd.DataFrame:
         return _before(super().locust_history, self.end, inclusive=True)
 
-    def json_file(self, name: str) -> dict[str, Any] | None:
-        """The generator's run-wide files cut to the window: its health events in the window,
-        and the open model's schedule counted over the window's seconds."""
-        loaded = super().json_file(name)
-        if loaded is None:
-            return None
-        if name == "generator_health.json":
-            events = [e for e in loaded.get("events", []) if self.start <= _ts(e) <= self.end]
-            return {**loaded, "events": events}
-        if name == "open_model.json" and loaded.get("mode") == "open":
-            return _open_window(loaded, self.start, self.end)
-        return loaded
+    @cached_property
+    def health(self) -> WorkerHealth:
+        """The generator's health events in the window (its stalls are cut by `samples`)."""
+        health = super().health
+        if "events" not in health:
+            return health
+        return {
+            **health,
+            "events": [e for e in health["events"] if self.start <= _ts(e) <= self.end],
+        }
+
+    @cached_property
+    def open_model(self) -> OpenModelFile | None:
+        """The open model's schedule counted over the window's seconds."""
+        loaded = super().open_model
+        if loaded is None or loaded.get("mode") != "open":
+            return loaded
+        return _open_window(loaded, self.start, self.end)
 
 
-def _open_window(loaded: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+def _open_window(loaded: OpenModelFile, start: float, end: float) -> OpenModelFile:
     """open_model.json over [start, end): the intended and actual starts of its seconds. A
     start that slipped out of its second counts as late here (the file keeps no per-second
     count of late starts): a generator that keeps its schedule starts each second's slots in
@@ -113,7 +120,7 @@ def _open_window(loaded: dict[str, Any], start: float, end: float) -> dict[str, 
     }
 
 
-def _ts(row: dict[str, Any]) -> float:
+def _ts(row: Mapping[str, object]) -> float:
     value = row.get("ts")
     return float(value) if isinstance(value, int | float) else float("inf")
 

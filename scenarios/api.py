@@ -11,12 +11,12 @@ The contract of CONTRACT.md is `targets/contract.toml`, the first API file, not 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from scenarios.apimodel import ApiFile, OperationKey, Prepared, field_value
-from scenarios.checks import PROMISES, Checked, Expect
+from scenarios.apimodel import ApiFile, Call, OperationKey, Refusal, field_value
+from scenarios.checks import Checked, Expect
 
 __all__ = ["BackendApi", "Issued", "Sender"]
 
@@ -24,16 +24,7 @@ __all__ = ["BackendApi", "Issued", "Sender"]
 class Sender(Protocol):
     """Sends a prepared request and judges its answer against `expects`."""
 
-    def send(
-        self,
-        prepared: Prepared,
-        *,
-        expects: Sequence[Expect],
-        name: str | None = None,
-        category: str | None = None,
-        label: str | None = None,
-        promises: Collection[str] = PROMISES,
-    ) -> Checked: ...
+    def send(self, call: Call) -> Checked: ...
 
 
 @dataclass(frozen=True)
@@ -74,13 +65,14 @@ class BackendApi:
             values, token=token, service_key=service_key, send_credentials=send_credentials
         )
         return self.channel.send(
-            prepared,
-            expects=expects,
-            name=op.name + suffix,
-            category=category,
-            label=label,
-            promises=self.described.promises,
+            Call(prepared, expects, op.name + suffix, category, label, self.described.promises)
         )
+
+    def _refusal(self, key: OperationKey, outcome: str) -> Refusal:
+        """A refusal the API file describes: abuse users probe only those."""
+        refusal = self.described.op(key).outcome(outcome)
+        assert refusal is not None, "abuse users probe only the refusals the file describes"
+        return refusal
 
     def id_of(self, key: OperationKey, checked: Checked) -> str:
         """The id the operation's answer carries (its `id` field), or "" when it has none."""
@@ -146,12 +138,10 @@ class BackendApi:
     def refresh_refused(self, refresh_token: str, label: str) -> Checked:
         """A consumed refresh token sent again, or one of a family revoked since: the refusal
         the file describes (reuse detection, RFC 9700 section 4.14.2)."""
-        refusal = self.described.op("refresh").outcome("revoked")
-        assert refusal is not None, "abuse users probe only the refusals the file describes"
         return self._send(
             "refresh",
             {"refresh_token": refresh_token},
-            refusal.expects(),
+            self._refusal("refresh", "revoked").expects(),
             suffix=" [replayed refresh]",
             label=label,
         )
@@ -210,9 +200,8 @@ class BackendApi:
     def wrong_password(self, email: str, *, may_refuse: bool) -> Checked:
         """The refusal while the failed-login limit is not reached (`may_refuse`), then only
         the rate limit; a backend that never rate-limits refuses every time."""
-        login = self.described.op("login")
-        refused, limited = login.outcome("wrong_password"), login.outcome("rate_limited")
-        assert refused is not None, "abuse users probe only the refusals the file describes"
+        refused = self._refusal("login", "wrong_password")
+        limited = self.described.op("login").outcome("rate_limited")
         if limited is None:
             expects = refused.expects()
         elif may_refuse:
@@ -230,12 +219,10 @@ class BackendApi:
         """A missing, malformed, tampered or `alg: none` token (None: no token), answered as
         the file says that kind is answered."""
         me = self.described.op("me")
-        refusal = me.outcome("bad_token")
-        assert refusal is not None, "abuse users probe only the refusals the file describes"
         return self._send(
             "me",
             {},
-            refusal.expects(kind),
+            self._refusal("me", "bad_token").expects(kind),
             token=token,
             # introspection sends the token in its body, and its client's credentials anyway
             send_credentials=token is not None or me.token_in_body,
@@ -244,12 +231,10 @@ class BackendApi:
         )
 
     def bad_service_key(self, key: str, user_id: str) -> Checked:
-        refusal = self.described.op("service_user").outcome("bad_key")
-        assert refusal is not None, "abuse users probe only the refusals the file describes"
         return self._send(
             "service_user",
             {"user_id": user_id},
-            refusal.expects(),
+            self._refusal("service_user", "bad_key").expects(),
             service_key=key,
             suffix=" [bad key]",
         )

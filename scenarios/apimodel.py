@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 from urllib.parse import quote, quote_plus, urlencode
 
+from reports.runfiles import ApiDescribed
 from scenarios.checks import PROMISES, Expect, describe_all
 from scenarios.tokens import BAD_TOKEN_KINDS as TOKEN_KINDS
 
@@ -34,6 +35,7 @@ __all__ = [
     "TOKEN_KINDS",
     "ApiFile",
     "Auth",
+    "Call",
     "Client",
     "Operation",
     "OperationKey",
@@ -168,26 +170,45 @@ class Prepared:
         return f"{self.method} {self.path}{self.shown}"
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A prepared request as a Sender (scenarios/api.py) sends it: the answers it accepts,
+    its request name, the traffic it counts as (None: the sender's own), the variant a
+    failure names, and the checks the backend promises on every answer."""
+
+    prepared: Prepared
+    expects: Sequence[Expect]
+    name: str
+    category: str | None = None
+    label: str | None = None
+    promises: Collection[str] = PROMISES
+
+
 # placeholders whose values a report never shows
 _SECRET_PLACEHOLDERS = frozenset({"password", "token", "refresh_token"})
 
 
-def has_field(data: Any, dotted: str) -> bool:
-    """True when `a.b.c` is in a JSON answer (a null value counts: it is there)."""
+_ABSENT = object()
+
+
+def _walk(data: Any, dotted: str) -> Any:
+    """The value at `a.b.c` in a JSON answer, or _ABSENT."""
     for part in dotted.split("."):
         if not isinstance(data, Mapping) or part not in data:
-            return False
+            return _ABSENT
         data = data[part]
-    return True
+    return data
+
+
+def has_field(data: Any, dotted: str) -> bool:
+    """True when `a.b.c` is in a JSON answer (a null value counts: it is there)."""
+    return _walk(data, dotted) is not _ABSENT
 
 
 def field_value(data: Any, dotted: str) -> Any:
     """The value at `a.b.c` in a JSON answer, or None."""
-    for part in dotted.split("."):
-        if not isinstance(data, Mapping) or part not in data:
-            return None
-        data = data[part]
-    return data
+    value = _walk(data, dotted)
+    return None if value is _ABSENT else value
 
 
 @dataclass(frozen=True)
@@ -457,11 +478,11 @@ class ApiFile:
         missing = sorted({key for needs in options for key in needs if key not in self.operations})
         return "; ".join(self.reason_off(key) for key in missing)
 
-    def describe(self) -> dict[str, Any]:
-        """What config.json records of the API file (its hash is part of the config hash)."""
+    def described(self) -> ApiDescribed:
+        """What config.json records of the API file (its hash is part of the config hash; the
+        file itself is config.json's `api_file`)."""
         return {
             "name": self.name,
-            "file": self.source,
             "sha256": self.sha256,
             "promises": sorted(self.promises),
             "operations": {key: op.endpoint for key, op in self.operations.items()},

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from reports.runfiles import HealthEvent, LoopReport, StallRecord, WorkerHealth
 from scenarios.stalls import INTERVAL_S, STALL_S
 
 __all__ = ["OVERSHOOT_S", "GeneratorHealth", "set_heartbeat_liveness"]
@@ -34,7 +35,7 @@ OVERSHOOT_S = 5.0
 STATE_MISSING = "missing"  # locust.runners.STATE_MISSING
 
 
-def set_heartbeat_liveness(beats: int) -> dict[str, Any]:
+def set_heartbeat_liveness(beats: int) -> WorkerHealth:
     """Locust's master marks a worker missing after this many missed heartbeats."""
     from locust import runners
 
@@ -46,24 +47,27 @@ class GeneratorHealth:
     """Samples `runner` every second (call `tick`); `report()` is generator_health.json."""
 
     def __init__(
-        self, runner: Any, target: Callable[[], int | None], settings: dict[str, Any]
+        self, runner: Any, target: Callable[[], int | None], settings: WorkerHealth
     ) -> None:
         self.runner = runner
         self.target = target  # the shape's user count now, None before and after its stages
         self.settings = settings
-        self.events: list[dict[str, Any]] = []
+        self.events: list[HealthEvent] = []
         self.max_users = 0
         self._missing: set[str] = set()
         self._targets: collections.deque[tuple[float, int]] = collections.deque()
         self._over_since: float | None = None
-        self._over: dict[str, Any] | None = None
-        self.stalls: list[dict[str, Any]] = []
-        self.loops: dict[str, dict[str, Any]] = {}
-        self.heartbeat_gaps: list[dict[str, Any]] = []
+        self._over: HealthEvent | None = None
+        self.stalls: list[StallRecord] = []
+        self.loops: dict[str, LoopReport] = {}
+        self.heartbeat_gaps: list[StallRecord] = []
 
-    def add_stalls(self, worker: str, stalls: list[dict[str, Any]], loop: dict[str, Any]) -> None:
+    def add_stalls(self, worker: str, stalls: list[dict[str, float]], loop: LoopReport) -> None:
         """A process's new stalls (LoopWatch.take) and its loop's lateness (LoopWatch.report)."""
-        self.stalls.extend({"worker": worker, **stall} for stall in stalls)
+        self.stalls.extend(
+            {"worker": worker, "start": stall["start"], "length_s": stall["length_s"]}
+            for stall in stalls
+        )
         self.loops[worker] = loop
 
     def tick(self, now: float | None = None) -> None:
@@ -115,7 +119,7 @@ class GeneratorHealth:
         self._over["until"] = now
         self._over["duration_s"] = round(now - self._over_since, 1)
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> WorkerHealth:
         return {
             **self.settings,
             "overshoot_s": OVERSHOOT_S,

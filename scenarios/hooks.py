@@ -15,7 +15,6 @@ from __future__ import annotations
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-import json
 import logging
 import os
 import sys
@@ -25,6 +24,8 @@ from typing import Any
 import gevent
 import psutil
 
+from reports.runfiles import WorkerHealth
+from reports.runfolder import RunFolder
 from scenarios.api import BackendApi
 from scenarios.apimodel import ApiFile
 from scenarios.args import Options, add_arguments
@@ -58,37 +59,31 @@ def _role(environment: Any) -> Role:
     return Role.LOCAL
 
 
-def _write_json(runtime: Runtime, name: str, payload: dict[str, Any]) -> None:
-    if not runtime.options.out:
-        return
-    path = Path(runtime.options.out) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(temporary, path)  # readers (the runner's watcher) never see half a file
+def _folder(runtime: Runtime) -> RunFolder | None:
+    """The run folder the locustfile writes its own files to (none without --velro-out)."""
+    return RunFolder(Path(runtime.options.out)) if runtime.options.out else None
 
 
 def _write_reports(runtime: Runtime) -> None:
     if runtime.role is Role.LOCAL:
         runtime.open_reports["local"] = runtime.open_model.report()
         runtime.gc_reports["local"] = runtime.gc.actions
-    _write_json(
-        runtime,
-        "open_model.json",
+    folder = _folder(runtime)
+    if folder is None:
+        return
+    folder.write_open_model(
         combine_reports(
             runtime.open_reports,
             runtime.options.open_rate or None,
             runtime.options.open_max_late_share,
-        ),
+        )
     )
-    _write_json(
-        runtime,
-        "generator_actions.json",
+    folder.write_generator_actions(
         {
             "gc": "each generating process: gc.collect(); gc.freeze(); gc.disable() at test start, "
             "gc.unfreeze(); gc.enable() at test stop",
             "processes": runtime.gc_reports,
-        },
+        }
     )
 
 
@@ -245,7 +240,7 @@ class _Hooks:
         if role.generates:
             self.greenlets.append(gevent.spawn(self.memory_watch))
         if role.writes:
-            settings = {"role": role.value}
+            settings: WorkerHealth = {"role": role.value}
             if role is Role.MASTER:
                 settings.update(set_heartbeat_liveness(self.runtime.options.heartbeat_liveness))
                 self.beats = HeartbeatGaps(float(settings["heartbeat_interval_s"]))
@@ -275,7 +270,9 @@ class _Hooks:
         _flush(runtime)
         if self.health is not None:
             self.health.add_stalls(runtime.role.value, self.loop.take(), self.loop.report())
-            _write_json(runtime, "generator_health.json", self.health.report())
+            folder = _folder(runtime)
+            if folder is not None:
+                folder.write_generator_health(self.health.report())
 
     def flusher(self) -> None:
         while True:

@@ -19,7 +19,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,8 +29,8 @@ import gevent.local
 import gevent.socket
 from geventhttpclient import HTTPClient
 
-from scenarios.apimodel import Prepared
-from scenarios.checks import PROMISES, Checked, Expect, HeaderView, retry_after_s, verify
+from scenarios.apimodel import Call, Prepared
+from scenarios.checks import Checked, HeaderView, retry_after_s, verify
 from scenarios.identity import IdentitySource
 from scenarios.openmodel import OpenModel
 from scenarios.recorder import SampleRecorder
@@ -215,27 +215,17 @@ class Channel:
             return sent, jsonlib.dumps(prepared.json, separators=(",", ":")).encode()
         return sent, None if prepared.data is None else prepared.data.encode()
 
-    def send(
-        self,
-        prepared: Prepared,
-        *,
-        expects: Sequence[Expect],
-        name: str | None = None,
-        category: str | None = None,
-        label: str | None = None,
-        promises: Collection[str] = PROMISES,
-    ) -> Checked:
+    def send(self, call: Call) -> Checked:
         """Send one request, judge it, report it to Locust and record its row.
 
         An answer the scenario expects (an expected 401, 404 or 429 too) is a Locust success;
         anything else is a Locust failure whose message says what was expected and what came.
         With an intended start (open model) the latency Locust and samples.csv record is
         counted from the intended start, not from the moment the request could be sent.
-        `name` is the request's name when not the prepared one's; `promises` are the checks
-        the backend's API file promises on every answer.
         """
-        category = category or self.category
-        method, url, name = prepared.method, prepared.path, name or prepared.name
+        prepared, label = call.prepared, call.label
+        category = call.category or self.category
+        method, url, name = prepared.method, prepared.path, call.name
         intended = self._take_slot(category)
         request_id = self.identity.request_id()
         sent, body = self._request(request_id, prepared)
@@ -249,7 +239,9 @@ class Channel:
             latency_ms += max(0.0, started - intended) * 1000
             started = intended
         headers = HeaderView.of(answer.headers)  # read once: the checks and the row
-        verdict = verify(answer.status, headers, answer.content, request_id, expects, promises)
+        verdict = verify(
+            answer.status, headers, answer.content, request_id, call.expects, call.promises
+        )
         failure = None
         if not verdict.ok:
             verdict, failure = self._failed(verdict, answer, label)

@@ -30,6 +30,8 @@ import gevent
 from gevent.hub import Waiter, get_hub
 from gevent.lock import BoundedSemaphore
 
+from reports.runfiles import OpenModelFile
+
 __all__ = [
     "DEFAULT_LATE_S",
     "DEFAULT_MAX_IN_FLIGHT",
@@ -203,7 +205,7 @@ def combine_reports(
     reports: dict[str, dict[str, Any]],
     total_rate: float | None,
     max_late_share: float = DEFAULT_MAX_LATE_SHARE,
-) -> dict[str, Any]:
+) -> OpenModelFile:
     """Add up the per-process reports into the run's figures (for <out>/open_model.json)."""
     # the closed model has no schedule: its rate is whatever the users made (see samples.csv)
     achieved = (

@@ -32,6 +32,8 @@ from typing import Any
 
 import gevent
 
+from reports.runfiles import LoopReport, StallRecord
+
 __all__ = [
     "INTERVAL_S",
     "LAG_BUCKETS_S",
@@ -96,7 +98,7 @@ class LoopWatch:
         self._handed = len(self.stalls)
         return new
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> LoopReport:
         return {
             "interval_s": self.interval_s,
             "stall_s": self.stall_s,
@@ -114,7 +116,7 @@ class HeartbeatGaps:
     def __init__(self, interval_s: float, stall_s: float = STALL_S) -> None:
         self.interval_s = interval_s
         self.stall_s = stall_s
-        self.gaps: list[dict[str, Any]] = []
+        self.gaps: list[StallRecord] = []
         self._last: dict[str, float] = {}
 
     def beat(self, worker: str, now: float) -> None:

@@ -168,6 +168,14 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
     return make
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_settings(request: pytest.FixtureRequest, make_settings: Callable[..., Any]) -> Any:
+    """Settings on SQLite, and on PostgreSQL where the suite has it (`postgres` marker)."""
+    if request.param == "postgres":
+        return make_settings(database_url=request.getfixturevalue("postgres_url"))
+    return make_settings()
+
+
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Start ``create_app(settings)`` on a real socket: ``live_server(settings) -> server``."""

@@ -83,14 +83,28 @@ def shape_toml(
     duration_s: int,
     users: int,
     spawn_rate: int,
+    workload: str | None = None,
 ) -> str:
-    """A shapes.toml of one single-stage load shape; `seed` is (users, teams, projects)."""
+    """A shapes.toml of one single-stage load shape; `seed` is (users, teams, projects);
+    `workload` the shape's workload file, relative to the shapes file."""
     return (
         f"[shapes.{name}]\n"
-        f"warmup_s = {warmup_s:g}\n"
+        + (f'workload = "{workload}"\n' if workload else "")
+        + f"warmup_s = {warmup_s:g}\n"
         f"wait_s = [{wait_s[0]:g}, {wait_s[1]:g}]\n"
         f"seed_users = {seed[0]}\nseed_teams = {seed[1]}\nseed_projects = {seed[2]}\n"
         f"stages = [{{ duration_s = {duration_s}, users = {users}, spawn_rate = {spawn_rate} }}]\n"
+    )
+
+
+def latency_budget_toml(
+    budget_id: str, requirement: str, endpoint: str, max_ms: float, *, description: str
+) -> str:
+    """A budgets file of one p95 latency budget on one endpoint."""
+    return (
+        f'prd = "test"\n\n[[budget]]\nid = "{budget_id}"\nrequirement = "{requirement}"\n'
+        f'description = "{description}"\nkind = "latency"\nendpoints = ["{endpoint}"]\n'
+        f"percentile = 95\nmax = {max_ms:.1f}\n"
     )
 
 
@@ -110,6 +124,38 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def velro_perf_argv() -> list[str]:
+    """`velro-perf` as installed beside this Python, else `python -m velro_perf`."""
+    script = Path(sys.executable).parent / "velro-perf"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "velro_perf"]
+
+
+def run_cli(
+    *args: str | Path, cwd: Path, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`velro-perf ARGS...` in a subprocess, as a user runs it; `env` on top of cli_env()."""
+    return subprocess.run(
+        [*velro_perf_argv(), *map(str, args)],
+        cwd=cwd,
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def api_check(
+    api_file: str | Path, target: str, *extra: str | Path, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`velro-perf api check FILE --target URL EXTRA...`, without a service key in the
+    environment (a backend of a test's own takes none)."""
+    return run_cli(
+        "api", "check", api_file, "--target", target, *extra,
+        cwd=cwd, timeout=60, VELRO_PERF_SERVICE_KEY="",
+    )  # fmt: skip
+
+
 @contextmanager
 def server_process(
     argv: list[str],
@@ -127,6 +173,34 @@ def server_process(
     finally:
         terminate(server)
         log.close()
+
+
+def serve_backend(
+    argv: list[str],
+    cwd: Path,
+    log: Path,
+    *,
+    health: str,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """A backend of a test's own under uvicorn (`argv` without host and port) on a free port;
+    yields its base URL once `health` answers 200 (30 s at most), stops it after."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with server_process(
+        [*argv, "--host", "127.0.0.1", "--port", str(port)], log, env=env, cwd=cwd
+    ) as server:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + health, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        yield base
 
 
 @contextmanager

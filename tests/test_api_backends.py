@@ -8,19 +8,16 @@ run as a user runs them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.helpers import BIN, free_port, server_process, workload_toml
+from tests.helpers import BIN, api_check, run_cli, serve_backend, workload_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -48,21 +45,8 @@ pytestmark = pytest.mark.slow
 
 
 def _serve(app: str, cwd: Path, log: Path) -> Iterator[str]:
-    port = free_port()
-    argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port)]
-    base = f"http://127.0.0.1:{port}"
-    with server_process(argv, log, cwd=cwd) as server:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
-        yield base
+    argv = [str(BIN / "uvicorn"), app]
+    yield from serve_backend(argv, cwd, log, health="/openapi.json")
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +63,8 @@ def notes_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _serve("notes_app:app", FIXTURES / "notes_backend", workdir / "uvicorn.log")
 
 
-def velro_perf(*args: str | Path, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "VELRO_PERF_SERVICE_KEY": ""}
-    return subprocess.run(
-        [str(BIN / "velro-perf"), *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+# the backends of these tests take no service key of the environment's
+velro_perf = functools.partial(run_cli, VELRO_PERF_SERVICE_KEY="")
 
 
 def _judged_run(
@@ -121,7 +96,7 @@ def _verdicts(summary: dict[str, object]) -> dict[str, dict[str, object]]:
 def test_api_check_passes_the_notes_file_on_the_notes_backend(
     notes_app: str, tmp_path: Path
 ) -> None:
-    done = velro_perf("api", "check", NOTES_FILE, "--target", notes_app, cwd=tmp_path, timeout=60)
+    done = api_check(NOTES_FILE, notes_app, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "project_read (read as another user): GET /v2/notes/" in done.stdout
     assert "-> 403" in done.stdout
@@ -141,7 +116,7 @@ def test_api_check_names_a_wrong_path_token_field_and_denial_status(
         assert good in text
         text = text.replace(good, bad)
     broken.write_text(text)
-    done = velro_perf("api", "check", broken, "--target", notes_app, cwd=tmp_path, timeout=60)
+    done = api_check(broken, notes_app, cwd=tmp_path)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
     # the wrong path: the request sent and the 404 that came
@@ -154,7 +129,7 @@ def test_api_check_names_a_wrong_path_token_field_and_denial_status(
     # the wrong denial status, once login works: shown by a copy with only that fault
     only_denial = tmp_path / "denial.toml"
     only_denial.write_text(NOTES_FILE.read_text().replace("denied = 403", "denied = 404"))
-    done = velro_perf("api", "check", only_denial, "--target", notes_app, cwd=tmp_path, timeout=60)
+    done = api_check(only_denial, notes_app, cwd=tmp_path)
     assert done.returncode == 1
     assert "FAIL project_read (read as another user)" in done.stdout
     assert "expected 404, got 403" in done.stdout
@@ -196,9 +171,7 @@ def test_the_notes_backend_is_load_tested_through_its_api_file_alone(
 def test_fastapi_users_example_gets_a_judged_smoke_report(
     fastapi_users_app: str, tmp_path: Path
 ) -> None:
-    check = velro_perf(
-        "api", "check", FASTAPI_USERS_FILE, "--target", fastapi_users_app, cwd=tmp_path, timeout=60
-    )
+    check = api_check(FASTAPI_USERS_FILE, fastapi_users_app, cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     out = tmp_path / "runs"
     summary, verdicts = _judged_run(

@@ -38,15 +38,6 @@ def client(
 # -- the happy path, on both databases -------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_db_settings(
-    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
-) -> Settings:
-    if request.param == "postgres":
-        return make_settings(database_url=request.getfixturevalue("postgres_url"))
-    return make_settings()
-
-
 def test_register_login_me_logout_follow_the_contract(
     any_db_settings: Settings, live_server: Callable[..., Any]
 ) -> None:

@@ -114,6 +114,8 @@ def _audit_rows(settings_url: str, request_id: str, timeout_s: float = 5.0) -> l
 
 ACTIONS = ("read", "write", "delete", "share")
 # who -> (role on the project, the actions allowed)
+# the people by name, the shared project, and a bystander the share action grants to
+Matrix = tuple[dict[str, Caller], str, Caller]
 EXPECTED: dict[str, tuple[str | None, set[str]]] = {
     "owner": ("owner", {"read", "write", "delete", "share"}),
     "editor": ("editor", {"read", "write"}),
@@ -125,7 +127,7 @@ EXPECTED: dict[str, tuple[str | None, set[str]]] = {
 
 
 @pytest.fixture
-def matrix(world: World) -> tuple[dict[str, Caller], str, Caller]:
+def matrix(world: World) -> Matrix:
     people = {name: world.user(name) for name in EXPECTED}
     bystander = world.user("bystander")
     owner = people["owner"]
@@ -150,9 +152,14 @@ def matrix(world: World) -> tuple[dict[str, Caller], str, Caller]:
     return people, project, bystander
 
 
-@pytest.mark.parametrize("who", list(EXPECTED))
+@pytest.fixture(params=list(EXPECTED))
+def who(request: pytest.FixtureRequest) -> str:
+    """Each person of the matrix in turn."""
+    return str(request.param)
+
+
 def test_the_check_answers_the_role_and_the_decision_for_every_action(
-    matrix: tuple[dict[str, Caller], str, Caller], who: str
+    matrix: Matrix, who: str
 ) -> None:
     people, project, _ = matrix
     role, allowed = EXPECTED[who]
@@ -178,9 +185,8 @@ def _act(caller: Caller, action: str, project: str, bystander: Caller) -> httpx.
 SUCCESS = {"read": 200, "write": 200, "delete": 204, "share": 204}
 
 
-@pytest.mark.parametrize("who", list(EXPECTED))
 def test_the_project_routes_answer_success_403_or_404_for_every_action(
-    matrix: tuple[dict[str, Caller], str, Caller], who: str
+    matrix: Matrix, who: str
 ) -> None:
     people, project, bystander = matrix
     _, allowed = EXPECTED[who]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN
+from tests.helpers import BIN, shape_toml
 from velro_perf.calibration import Law, Target, write_fixtures
 from velro_perf.capacity.search import Outcome, Search
 
@@ -35,25 +35,19 @@ OPEN_BOUND_MS = 150.0  # the open model's median budget: any level under c / H h
 THINK_S = 0.18  # closed model: the knee at N* = 4 (0.02 + 0.18) / 0.02 = 40 users
 BOUND_MS = 30.0  # the median's budget: N_B = 4 (0.03 + 0.18) / 0.02 = 42 users
 
-SHAPES = f"""
-[shapes.law]
-workload = "workload.toml"
-warmup_s = 1
-wait_s = [{THINK_S}, {THINK_S}]
-seed_users = 100
-seed_teams = 1
-seed_projects = 1
-stages = [ {{ duration_s = 4, users = 24, spawn_rate = 200 }} ]
-
-[shapes.law-open]
-workload = "workload.toml"
-warmup_s = 1
-wait_s = [{THINK_S}, {THINK_S}]
-seed_users = 100
-seed_teams = 1
-seed_projects = 1
-stages = [ {{ duration_s = 4, users = 20, spawn_rate = 200 }} ]
-"""
+SHAPES = "".join(
+    shape_toml(
+        name,
+        workload="workload.toml",
+        warmup_s=1,
+        wait_s=(THINK_S, THINK_S),
+        seed=(100, 1, 1),
+        duration_s=4,
+        users=users,
+        spawn_rate=200,
+    )
+    for name, users in (("law", 24), ("law-open", 20))
+)
 
 BUDGETS = """
 prd = "the slots law"

@@ -17,25 +17,20 @@ import psutil
 import pytest
 
 from reports.samples import SampleStore
+from tests.helpers import shape_toml
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPE = """
-[shapes.lost]
-warmup_s = 2
-wait_s = [0.2, 0.5]
-seed_users = 10
-seed_teams = 2
-seed_projects = 10
-stages = [ { duration_s = 24, users = 10, spawn_rate = 10 } ]
-
-[shapes.stalled]
-warmup_s = 4
-wait_s = [0.2, 0.5]
-seed_users = 10
-seed_teams = 2
-seed_projects = 10
-stages = [ { duration_s = 30, users = 10, spawn_rate = 10 } ]
-"""
+SHAPE = shape_toml(
+    "lost", warmup_s=2, wait_s=(0.2, 0.5), seed=(10, 2, 10), duration_s=24, users=10, spawn_rate=10
+) + shape_toml(
+    "stalled",
+    warmup_s=4,
+    wait_s=(0.2, 0.5),
+    seed=(10, 2, 10),
+    duration_s=30,
+    users=10,
+    spawn_rate=10,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,58 +48,23 @@ def _workers(runner: psutil.Process) -> list[psutil.Process]:
     return found
 
 
-def test_a_worker_stopped_mid_run_makes_the_run_invalid_with_its_time(tmp_path: Path) -> None:
+def _run_stopping_a_worker(
+    tmp_path: Path,
+    shape: str,
+    stop_s: float,
+    after_s: float,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, Path, float]:
+    """Run `shape` with two workers, stop one `after_s` after the first requests for `stop_s`;
+    (exit code, output, run folder, epoch time of the stop). `env` adds to the environment."""
     shapes = tmp_path / "shapes.toml"
     shapes.write_text(SHAPE, encoding="utf-8")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-        # tolerate 2 missed heartbeats, so that the test needs only a few seconds of stop
-        "VELRO_PERF_HEARTBEAT_LIVENESS": "2",
+        **(env or {}),
     }
-    argv = [
-        str(Path(sys.executable).parent / "velro-perf"), "run", "--shape", "lost",
-        "--shapes", str(shapes), "--no-redis", "--processes", "2",
-    ]  # fmt: skip
-    with subprocess.Popen(
-        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as runner:
-        assert runner.stdout is not None
-        deadline = time.monotonic() + 90
-        for line in runner.stdout:  # progress lines come once the users run
-            if "requests" in line and "requests 0 " not in line:
-                break
-            assert time.monotonic() < deadline, "the run never made requests"
-        workers = _workers(psutil.Process(runner.pid))
-        assert len(workers) == 2, workers
-        stopped = workers[0]
-        stopped.send_signal(signal.SIGSTOP)
-        time.sleep(6)  # 2 missed beats mark it missing; the master rebalances its users
-        stopped.send_signal(signal.SIGCONT)
-        output = line + runner.stdout.read()
-        code = runner.wait(120)
-    assert code == 3, output
-    (run,) = (tmp_path / "runs").glob("*-lost-fixed")
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["verdict"] == "invalid"
-    reasons = " | ".join(summary["invalid_reasons"])
-    assert "went missing at" in reasons, reasons
-    assert "UTC (+" in reasons  # when, as a time of day and seconds into the run
-    health = json.loads((run / "generator_health.json").read_text())
-    assert health["heartbeat_liveness"] == 2
-    assert any(event["kind"] == "worker_missing" for event in health["events"])
-    assert "went missing" in (run / "report.html").read_text()
-    assert "invalid: Locust worker" in output
-
-
-def _run_stopping_a_worker(
-    tmp_path: Path, shape: str, stop_s: float, after_s: float, *extra: str
-) -> tuple[int, str, Path, float]:
-    """Run `shape` with two workers, stop one `after_s` after the first requests for `stop_s`;
-    (exit code, output, run folder, epoch time of the stop)."""
-    shapes = tmp_path / "shapes.toml"
-    shapes.write_text(SHAPE, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     argv = [
         str(Path(sys.executable).parent / "velro-perf"), "run", "--shape", shape,
         "--shapes", str(shapes), "--no-redis", "--processes", "2", *extra,
@@ -129,6 +89,25 @@ def _run_stopping_a_worker(
         code = runner.wait(120)
     (run,) = (tmp_path / "runs").glob(f"*-{shape}-fixed")
     return code, output, run, stopped_at
+
+
+def test_a_worker_stopped_mid_run_makes_the_run_invalid_with_its_time(tmp_path: Path) -> None:
+    # tolerate 2 missed heartbeats, so that the test needs only a few seconds of stop; in
+    # them the master marks it missing and rebalances its users
+    code, output, run, _ = _run_stopping_a_worker(
+        tmp_path, "lost", 6.0, 0.0, env={"VELRO_PERF_HEARTBEAT_LIVENESS": "2"}
+    )
+    assert code == 3, output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["verdict"] == "invalid"
+    reasons = " | ".join(summary["invalid_reasons"])
+    assert "went missing at" in reasons, reasons
+    assert "UTC (+" in reasons  # when, as a time of day and seconds into the run
+    health = json.loads((run / "generator_health.json").read_text())
+    assert health["heartbeat_liveness"] == 2
+    assert any(event["kind"] == "worker_missing" for event in health["events"])
+    assert "went missing" in (run / "report.html").read_text()
+    assert "invalid: Locust worker" in output
 
 
 def test_a_worker_stalled_3_s_makes_the_run_invalid_naming_it_when_and_how_long(

@@ -10,17 +10,16 @@ malformed), as `OAuth2PasswordBearer` answers. `velro-perf` runs as a user runs 
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from reports.samples import SampleStore
-from tests.helpers import BIN, free_port, server_process
+from tests.helpers import BIN, api_check, run_cli, serve_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -31,27 +30,6 @@ BEARER_FILE = FIXTURES / "bearer_backend" / "bearer.toml"
 SMOKE_USERS = 60
 
 pytestmark = pytest.mark.slow
-
-
-def _serve(
-    argv: list[str], cwd: Path, log: Path, env: dict[str, str], health: str
-) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with server_process(
-        [*argv, "--host", "127.0.0.1", "--port", str(port)], log, env=env, cwd=cwd
-    ) as server:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + health, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
-        yield base
 
 
 def _manage(*args: str, env: dict[str, str]) -> None:
@@ -85,7 +63,9 @@ def dot_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     # views one at a time, so one would queue every request behind a sign-in's hash
     argv = [str(BIN / "uvicorn"), "dot_provider.asgi:application", "--no-access-log",
             "--workers", "2"]  # fmt: skip
-    for base in _serve(argv, DOT_PROJECT, workdir / "uvicorn.log", env, "/health"):
+    for base in serve_backend(
+        argv, DOT_PROJECT, workdir / "uvicorn.log", health="/health", env=env
+    ):
         yield base, users
 
 
@@ -93,30 +73,20 @@ def dot_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 def bearer_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("bearer")
     argv = [str(BIN / "uvicorn"), "bearer_app:app"]
-    yield from _serve(
-        argv, FIXTURES / "bearer_backend", workdir / "uvicorn.log", dict(os.environ), "/docs"
+    yield from serve_backend(
+        argv, FIXTURES / "bearer_backend", workdir / "uvicorn.log", health="/docs"
     )
 
 
-def velro_perf(*args: str | Path, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "velro-perf"), *map(str, args)],
-        cwd=cwd,
-        env={**os.environ, "VELRO_PERF_SERVICE_KEY": ""},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+# the backends of these tests take no service key of the environment's
+velro_perf = functools.partial(run_cli, VELRO_PERF_SERVICE_KEY="")
 
 
 def test_api_check_reports_each_oauth2_operation(
     dot_provider: tuple[str, Path], tmp_path: Path
 ) -> None:
     base, users = dot_provider
-    done = velro_perf(
-        "api", "check", DOT_FILE, "--target", base, "--users-file", users, cwd=tmp_path, timeout=60
-    )
+    done = api_check(DOT_FILE, base, "--users-file", users, cwd=tmp_path)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     for line in (
@@ -155,9 +125,7 @@ def test_api_check_names_what_is_wrong_in_a_broken_copy(
     assert old in text
     broken = tmp_path / "broken.toml"
     broken.write_text(text.replace(old, new, 1))
-    done = velro_perf(
-        "api", "check", broken, "--target", base, "--users-file", users, cwd=tmp_path, timeout=60
-    )
+    done = api_check(broken, base, "--users-file", users, cwd=tmp_path)
     assert done.returncode in (1, 2), done.stdout + done.stderr
     assert named in done.stdout + done.stderr
 
@@ -165,7 +133,7 @@ def test_api_check_names_what_is_wrong_in_a_broken_copy(
 def test_a_backend_answering_401_missing_and_403_malformed_passes_api_check(
     bearer_app: str, tmp_path: Path
 ) -> None:
-    done = velro_perf("api", "check", BEARER_FILE, "--target", bearer_app, cwd=tmp_path, timeout=60)
+    done = api_check(BEARER_FILE, bearer_app, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok   me (a bad token (missing), expecting 401)" in done.stdout
     assert "ok   me (a bad token (malformed), expecting 403)" in done.stdout
@@ -176,7 +144,7 @@ def test_a_backend_answering_401_missing_and_403_malformed_passes_api_check(
             "bad_token = { missing = 401, status = 403 }", "bad_token = 401"
         )
     )
-    done = velro_perf("api", "check", one, "--target", bearer_app, cwd=tmp_path, timeout=60)
+    done = api_check(one, bearer_app, cwd=tmp_path)
     assert done.returncode == 1
     assert "expected 401, got 403 Could not validate credentials" in done.stdout
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,44 +16,20 @@ from typing import Any
 import pytest
 
 from reports.samplefiles import sample_files
-from tests.helpers import cli_env, free_port, shape_toml
+from tests.helpers import (
+    cli_env,
+    free_port,
+    latency_budget_toml,
+    run_cli,
+    shape_toml,
+    velro_perf_argv,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# one latency budget, so a hand-made run passes or fails on that budget alone
-ONE_BUDGET = """
-prd = "PRD test"
-
-[[budget]]
-id = "authentication.p95"
-requirement = "authentication"
-description = "GET /auth/me answers within 50 ms for 95 % of requests."
-kind = "latency"
-endpoints = ["GET /api/v1/auth/me"]
-percentile = 95
-max = {max}
-"""
 
 SHAPES = shape_toml(
     "smoke", warmup_s=1, wait_s=(0.1, 0.2), seed=(5, 1, 5), duration_s=5, users=2, spawn_rate=2
 )
-
-
-def velro_perf_argv() -> list[str]:
-    script = Path(sys.executable).parent / "velro-perf"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "velro_perf"]
-
-
-def run_cli(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*velro_perf_argv(), *map(str, args)],
-        cwd=cwd,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def run_smoke(shapes_file: Path, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -78,9 +53,18 @@ def shapes_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def budgets_file(tmp_path: Path) -> Callable[..., Path]:
-    def make(max_ms: str = "50.0", name: str = "budgets.toml") -> Path:
+    def make(max_ms: float = 50.0, name: str = "budgets.toml") -> Path:
         path = tmp_path / name
-        path.write_text(ONE_BUDGET.format(max=max_ms))
+        # one latency budget, so a hand-made run passes or fails on that budget alone
+        path.write_text(
+            latency_budget_toml(
+                "authentication.p95",
+                "authentication",
+                "GET /api/v1/auth/me",
+                max_ms,
+                description="GET /auth/me answers within 50 ms for 95 % of requests.",
+            )
+        )
         return path
 
     return make
@@ -142,7 +126,7 @@ def test_an_unknown_shape_is_named(tmp_path: Path, shapes_file: Path) -> None:
 def test_an_invalid_budget_file_is_refused_naming_the_bad_value(
     tmp_path: Path, shapes_file: Path, budgets_file: Callable[..., Path]
 ) -> None:
-    bad = budgets_file(max_ms="-5.0", name="bad.toml")
+    bad = budgets_file(max_ms=-5.0, name="bad.toml")
     target = f"http://127.0.0.1:{free_port()}"
     done = run_smoke(shapes_file, "--budgets", bad, "--target", target, cwd=tmp_path)
     assert_clean_error(done, 2, "-5", "authentication.p95")
@@ -268,7 +252,7 @@ def test_gate_with_an_invalid_budget_file_names_the_bad_value(
     make_run: Callable[..., Path], budgets_file: Callable[..., Path], tmp_path: Path
 ) -> None:
     run = make_run("run-1", 5.0)
-    done = run_cli("gate", run, "--budgets", budgets_file(max_ms="-5.0"), cwd=tmp_path)
+    done = run_cli("gate", run, "--budgets", budgets_file(max_ms=-5.0), cwd=tmp_path)
     assert_clean_error(done, 2, "-5", "authentication.p95")
     assert not (run / "summary.json").exists()
 

@@ -38,15 +38,6 @@ from velro.settings import Settings
 PAIR = {"access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_db_settings(
-    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
-) -> Settings:
-    if request.param == "postgres":
-        return make_settings(database_url=request.getfixturevalue("postgres_url"))
-    return make_settings()
-
-
 @pytest.fixture
 def client(
     make_settings: Callable[..., Settings], live_server: Callable[..., Any]

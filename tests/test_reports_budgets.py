@@ -8,20 +8,17 @@ import pytest
 
 from reports.budgets import load_budgets
 from reports.errors import BudgetError
+from tests.helpers import latency_budget_toml
 
 PROJECT = Path(__file__).resolve().parents[1]
 
-GOOD = """
-prd = "test"
-[[budget]]
-id = "authz.p95"
-requirement = "authorization"
-description = "An access decision answers in time."
-kind = "latency"
-endpoints = ["GET /api/v1/authz/check"]
-percentile = 95
-max = 75.0
-"""
+GOOD = latency_budget_toml(
+    "authz.p95",
+    "authorization",
+    "GET /api/v1/authz/check",
+    75.0,
+    description="An access decision answers in time.",
+)
 
 
 @pytest.fixture

@@ -23,6 +23,32 @@ def test_percentiles_are_nearest_rank_order_statistics() -> None:
     assert percentiles(np.empty(0), (50.0,)) == [None]
 
 
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        ([1.0, 2.0], 50.0, 1.0),  # half the samples at or below 1: no interpolation to 1.5
+        ([1.0, 2.0], 50.1, 2.0),
+        ([1.0, 2.0, 3.0, 4.0], 75.0, 3.0),
+        ([1.0, 2.0, 3.0, 4.0], 76.0, 4.0),
+        (list(range(1, 11)), 90.0, 9.0),
+        (list(range(1, 11)), 95.0, 10.0),  # the smallest with 95 % at or below it
+        (list(range(1, 101)), 95.0, 95.0),  # 96 by numpy's "higher" or a floor rank
+        (list(range(1, 1001)), 99.9, 999.0),
+    ],
+)
+def test_the_rule_on_small_exact_cases(values: list[float], q: float, expected: float) -> None:
+    assert percentiles(np.asarray(values, dtype=np.float64), (q,)) == [expected]
+
+
+def test_every_part_takes_the_same_percentile() -> None:
+    """The microbenchmarks' gate (rounds in seconds) gives the budgets' figure on 1..100."""
+    from velro_perf.bench.compare import percentile_ms
+
+    rounds = {"stats": {"data": [v / 1e3 for v in range(100, 0, -1)]}}  # unsorted, in seconds
+    assert percentile_ms(rounds, 95.0) == pytest.approx(95.0)
+    assert percentile_ms(rounds, 99.9) == pytest.approx(100.0)
+
+
 def test_rank_bounds_cover_the_binomial_mass() -> None:
     n, q = 1000, 95.0
     lo, hi = percentile_rank_bounds(n, q)

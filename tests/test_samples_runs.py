@@ -18,26 +18,13 @@ import pytest
 from reports.histograms import RESOLUTION
 from reports.samplefiles import sample_files
 from reports.samples import SampleStore
-from tests.helpers import cli_env, shape_toml
-from tests.test_perf_cli import velro_perf_argv
+from tests.helpers import cli_env, run_cli, shape_toml, velro_perf_argv
 
 pytestmark = pytest.mark.slow
 
 SHAPE = shape_toml(
     "killed", warmup_s=1, wait_s=(0.1, 0.3), seed=(6, 2, 6), duration_s=60, users=6, spawn_rate=6
 )
-
-
-def _cli(*args: str | Path, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*velro_perf_argv(), *map(str, args)],
-        cwd=cwd,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_a_runner_killed_mid_run_leaves_samples_the_report_reads(tmp_path: Path) -> None:
@@ -68,17 +55,17 @@ def test_a_runner_killed_mid_run_leaves_samples_the_report_reads(tmp_path: Path)
         runner.wait(30)
     store = SampleStore(run)
     assert store.totals("samples").n >= before > 0
-    done = _cli("report", run, "--out", tmp_path / "report.html", cwd=tmp_path, timeout=120)
+    done = run_cli("report", run, "--out", tmp_path / "report.html", cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "<!doctype html" in (tmp_path / "report.html").read_text().lower()[:200]
-    gate = _cli("gate", run, cwd=tmp_path, timeout=120)
+    gate = run_cli("gate", run, cwd=tmp_path, timeout=120)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["complete"] is False
     assert summary["requests"] > 0, gate.stdout + gate.stderr
 
 
 def test_histogram_mode_on_two_processes_is_within_its_bound_of_exact(tmp_path: Path) -> None:
-    done = _cli(
+    done = run_cli(
         "run", "--shape", "smoke", "--processes", "2", "--samples", "both", "--no-redis",
         cwd=tmp_path, timeout=300,
     )  # fmt: skip
@@ -105,13 +92,13 @@ def test_histogram_mode_on_two_processes_is_within_its_bound_of_exact(tmp_path: 
     # the run as histogram mode alone would leave it: judged, rendered, saying so
     exact_summary = json.loads((run / "summary.json").read_text())
     shutil.move(run / "samples", tmp_path / "rows")
-    gate = _cli("gate", run, cwd=tmp_path, timeout=120)
+    gate = run_cli("gate", run, cwd=tmp_path, timeout=120)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["samples_mode"] == "histogram", gate.stdout + gate.stderr
     # judged from whole seconds (the end of warm-up falls on one): about the same requests
     for b, x in zip(summary["budgets"], exact_summary["budgets"], strict=True):
         if b["kind"] == "latency" and x["samples"]:
             assert abs(b["samples"] - x["samples"]) <= 0.05 * x["samples"], b["id"]
-    report = _cli("report", run, cwd=tmp_path, timeout=120)
+    report = run_cli("report", run, cwd=tmp_path, timeout=120)
     assert report.returncode == 0, report.stderr
     assert "histogram mode" in (run / "report.html").read_text()

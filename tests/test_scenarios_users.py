@@ -131,12 +131,23 @@ def _rows(env: Environment) -> list[list[Any]]:
     return Runtime.of(env).recorder.take()
 
 
+def _signed_in(env: Environment, user_class: type[VelroUser]) -> Any:
+    """A user of `user_class` past its on_start (signed in where it signs in), its rows
+    recorded without a run folder (read them with _rows)."""
+    Runtime.of(env).recorder.enabled = True
+    user = _user(env, user_class)
+    user.on_start()
+    return user
+
+
+def _calls(env: Environment) -> list[tuple[Any, ...]]:
+    """The recorded rows so far as (endpoint, category, status, expected)."""
+    return [(row[1], row[2], row[4], row[5]) for row in _rows(env)]
+
+
 def test_a_token_user_logs_in_once_then_checks_who_it_is(environment: Build) -> None:
     env = environment(velro_out="")
-    runtime = Runtime.of(env)
-    runtime.recorder.enabled = True  # rows without a run folder: read them from the buffer
-    user = _user(env, TokenAuthUser)
-    user.on_start()
+    user = _signed_in(env, TokenAuthUser)
     user.who_am_i()
     user.who_am_i()
     rows = _rows(env)
@@ -152,10 +163,7 @@ def test_a_token_user_logs_in_once_then_checks_who_it_is(environment: Build) -> 
 
 def test_authorization_users_get_the_decision_the_seed_implies(environment: Build) -> None:
     env = environment()
-    runtime = Runtime.of(env)
-    runtime.recorder.enabled = True
-    user = _user(env, AuthorizationUser)
-    user.on_start()
+    user = _signed_in(env, AuthorizationUser)
     for _ in range(40):
         user.decide()
     rows = [row for row in _rows(env) if row[2] == "authorization"]
@@ -168,9 +176,7 @@ def test_authorization_users_get_the_decision_the_seed_implies(environment: Buil
 
 def test_abuse_users_expect_every_refusal_the_contract_promises(environment: Build) -> None:
     env = environment()
-    Runtime.of(env).recorder.enabled = True
-    user = _user(env, AbuseUser)
-    user.on_start()
+    user = _signed_in(env, AbuseUser)
     for _ in range(12):  # the account limit is 10 failed logins a minute: then 429
         user.wrong_password()
     user.bad_bearer()
@@ -197,8 +203,7 @@ def test_login_registration_and_service_key_users_send_what_they_are_for(
         user = _user(env, user_class)
         user.on_start()
         getattr(user, task)()
-    rows = _rows(env)
-    assert [(row[1], row[2], row[4], row[5]) for row in rows] == [
+    assert _calls(env) == [
         ("POST /api/v1/auth/login", "login", 200, 1),
         ("POST /api/v1/auth/register", "registration", 201, 1),
         ("GET /api/v1/internal/users/{id}", "service_key", 200, 1),
@@ -253,9 +258,8 @@ def test_the_workload_weighs_this_environment_only(environment: Build, tmp_path:
 def test_open_model_users_start_on_the_schedule_and_count_from_it(environment: Build) -> None:
     env = environment(velro_open_rate=20.0)
     runtime = Runtime.of(env)
-    runtime.recorder.enabled = True
-    user = _user(env, TokenAuthUser)
-    user.on_start()  # logs in (setup, off the schedule), then sleeps to its first slot
+    # logs in (setup, off the schedule), then sleeps to its first slot
+    user = _signed_in(env, TokenAuthUser)
     for _ in range(5):
         user.who_am_i()  # runs in a slot greenlet: the user does not wait for the answer
         gevent.sleep(user.wait_time())  # as Locust's user waits: the slot greenlets run now
@@ -345,16 +349,13 @@ def test_a_user_refreshes_its_token_before_it_expires_instead_of_signing_in_agai
     environment: Build,
 ) -> None:
     env = environment()
-    Runtime.of(env).recorder.enabled = True
-    user = _user(env, TokenAuthUser)
-    user.on_start()
+    user = _signed_in(env, TokenAuthUser)
     first_token, first_refresh = user.token, user.refresh_token
     assert first_refresh is not None
     user.token_expires = time.time() + 1  # about to expire: the next task renews it
     user.who_am_i()
     user.who_am_i()
-    rows = _rows(env)
-    assert [(row[1], row[2], row[4], row[5]) for row in rows] == [
+    assert _calls(env) == [
         ("POST /api/v1/auth/login", "setup", 200, 1),
         ("POST /api/v1/auth/refresh", "refresh", 200, 1),
         ("GET /api/v1/auth/me", "authentication", 200, 1),
@@ -369,13 +370,10 @@ def test_the_abuse_user_replays_a_consumed_refresh_token_then_its_familys_newest
     environment: Build,
 ) -> None:
     env = environment()
-    Runtime.of(env).recorder.enabled = True
-    user = _user(env, AbuseUser)
-    user.on_start()
+    user = _signed_in(env, AbuseUser)
     _rows(env)
     user.replay_refresh()
-    rows = [(row[1], row[2], row[4], row[5]) for row in _rows(env)]
-    assert rows == [
+    assert _calls(env) == [
         ("POST /api/v1/auth/login [replay probe]", "abuse", 200, 1),
         ("POST /api/v1/auth/refresh [replay probe]", "abuse", 200, 1),
         ("POST /api/v1/auth/refresh [replayed refresh]", "abuse", 401, 1),

@@ -127,17 +127,22 @@ def test_with_a_valid_key_a_bad_id_is_422_and_an_unknown_user_404(
         api.assert_error(get_user(base, str(uuid.uuid4()), key), 404, "not_found")
 
 
-@pytest.mark.redis
-def test_revocation_takes_effect_at_once_in_every_process(
-    redis_settings: Callable[..., Settings],
-    live_server: Callable[..., Any],
-    api: Api,
-) -> None:
+@pytest.fixture
+def two_processes(
+    redis_settings: Callable[..., Settings], live_server: Callable[..., Any], api: Api
+) -> tuple[Settings, dict[str, Any], Any, Any]:
+    """Settings with Redis, a registered user, and two service processes sharing them."""
     settings = redis_settings()
     with api.start(settings) as client:
         user = api.register(client, "shared-key@example.com").json()
-    first = live_server(settings)
-    second = live_server(settings)
+    return settings, user, live_server(settings), live_server(settings)
+
+
+@pytest.mark.redis
+def test_revocation_takes_effect_at_once_in_every_process(
+    two_processes: tuple[Settings, dict[str, Any], Any, Any], api: Api
+) -> None:
+    settings, user, first, second = two_processes
     key_id, key = create_key_cli(settings, "partner")
     for server in (first, second):
         wait_live(server)
@@ -158,16 +163,11 @@ def test_revocation_takes_effect_at_once_in_every_process(
 
 @pytest.mark.redis
 def test_revoking_from_the_app_itself_is_immediate_there_and_elsewhere(
-    redis_settings: Callable[..., Settings],
-    live_server: Callable[..., Any],
-    api: Api,
+    two_processes: tuple[Settings, dict[str, Any], Any, Any], api: Api
 ) -> None:
     import asyncio
 
-    settings = redis_settings()
-    with api.start(settings) as client:
-        user = api.register(client, "inproc@example.com").json()
-    one, two = live_server(settings), live_server(settings)
+    settings, user, one, two = two_processes
     key_id, key = Database(settings.database_url).call(service_keys.create_key, "internal")
     for server in (one, two):
         wait_live(server)

@@ -9,8 +9,6 @@ transaction too, so a change is never without its record.
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, select, text, update
@@ -18,7 +16,7 @@ from sqlalchemy import Connection, delete, select, text, update
 from velro.acl import bump_versions, project_scope
 from velro.audit import write_entry
 from velro.authz import project_body
-from velro.db.schema import grants, projects, teams, users
+from velro.db.schema import grants, insert_owned, projects, teams, users
 
 __all__ = [
     "SubjectType",
@@ -41,14 +39,7 @@ _UPSERT_GRANT = text(
 
 
 def create_project(conn: Connection, owner_id: str, name: str) -> dict[str, Any]:
-    row = {
-        "id": str(uuid.uuid4()),
-        "name": name,
-        "owner_id": owner_id,
-        "created_at": datetime.now(UTC),
-    }
-    conn.execute(projects.insert(), row)
-    return project_body(row)
+    return project_body(insert_owned(conn, projects, owner_id, name))
 
 
 def rename_project(

@@ -8,15 +8,13 @@ audit row there too.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, select, text
 
 from velro.acl import bump_versions, user_scope
 from velro.audit import write_entry
-from velro.db.schema import team_members, teams, users
+from velro.db.schema import insert_owned, team_members, teams, users
 
 __all__ = ["MembershipResult", "add_member", "create_team", "remove_member"]
 
@@ -31,13 +29,7 @@ _ADD = text(
 
 
 def create_team(conn: Connection, owner_id: str, name: str) -> dict[str, Any]:
-    row = {
-        "id": str(uuid.uuid4()),
-        "name": name,
-        "owner_id": owner_id,
-        "created_at": datetime.now(UTC),
-    }
-    conn.execute(teams.insert(), row)
+    row = insert_owned(conn, teams, owner_id, name)
     return {"id": row["id"], "name": name, "owner_id": owner_id}
 
 

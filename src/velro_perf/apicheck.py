@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -23,8 +23,8 @@ import httpx
 
 from scenarios.api import BackendApi, Issued
 from scenarios.apifile import load_api
-from scenarios.apimodel import ApiFile, OperationKey, Prepared
-from scenarios.checks import PROMISES, Checked, Expect, describe_all, verify
+from scenarios.apimodel import ApiFile, Call, OperationKey, Prepared
+from scenarios.checks import Checked, describe_all, verify
 from scenarios.errors import ScenarioConfigError
 from scenarios.identity import IdentitySource
 from scenarios.seed import SeedUser
@@ -84,16 +84,8 @@ class _Sender:
         self.what = ""
         self.quiet = False  # sent but not recorded (the rate limit's run-up)
 
-    def send(
-        self,
-        prepared: Prepared,
-        *,
-        expects: Sequence[Expect],
-        name: str | None = None,
-        category: str | None = None,
-        label: str | None = None,
-        promises: Collection[str] = PROMISES,
-    ) -> Checked:
+    def send(self, call: Call) -> Checked:
+        prepared, expects = call.prepared, call.expects
         request_id = identity.request_id()
         try:
             response = self.client.request(
@@ -104,7 +96,7 @@ class _Sender:
                 content=prepared.data,
             )
         except httpx.HTTPError as exc:
-            checked = verify(0, None, None, request_id, expects, promises)
+            checked = verify(0, None, None, request_id, expects, call.promises)
             got = f"no response ({type(exc).__name__}: {exc})"
         else:
             checked = verify(
@@ -113,7 +105,7 @@ class _Sender:
                 response.content,
                 request_id,
                 expects,
-                promises,
+                call.promises,
             )
             got = f"{response.status_code}: as described" if checked.ok else checked.message
             code = _oauth2_error(response)

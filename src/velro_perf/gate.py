@@ -18,6 +18,7 @@ from reports.junit import write_junit
 from reports.markdown import write_markdown
 from reports.render import render_report
 from reports.runfiles import Summary, Verdict
+from reports.runfolder import CONFIG, META
 from velro_perf.errors import ConfigError
 
 __all__ = [
@@ -79,7 +80,7 @@ def check_run_dir(run_dir: Path) -> Path:
     """`run_dir` resolved, or ConfigError when it is not a run folder."""
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist; give a folder under runs/")
-    for name in ("config.json", "meta.json"):
+    for name in (CONFIG, META):
         if not (run_dir / name).is_file():
             raise ConfigError(
                 f"{run_dir} has no {name}; it is not a run folder written by `velro-perf run`"

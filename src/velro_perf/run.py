@@ -23,39 +23,23 @@ from velro_perf import gate
 from velro_perf.errors import EXIT_INVALID, ConfigError, VelroPerfError
 from velro_perf.runexec import RunState, load_and_clean_up
 from velro_perf.runmeta import make_run_id
-from velro_perf.runplan import (
-    RunOptions,
-    check_users_file,
-    initial_config,
-    initial_meta,
-    load_run_api,
-    resolve_shape,
-    say,
-    validate,
-    with_shape_defaults,
-)
-from velro_perf.target import check_reachable, require_loopback
+from velro_perf.runplan import RunOptions, initial_config, initial_meta, plan_run, say
+from velro_perf.target import check_reachable
 
 __all__ = ["RunOptions", "execute_run", "print_verdict"]
 
 
 def execute_run(opts: RunOptions) -> int:
     """Run the load, judge it, and return the exit code (0 pass, 1 fail, 3 invalid)."""
-    validate(opts)
-    api = load_run_api(opts)
-    shape = resolve_shape(opts)
-    check_users_file(opts, shape)
-    opts = with_shape_defaults(opts, shape)
-    budgets = gate.load_budgets(opts.budgets_file)
-    target = require_loopback(opts.target) if opts.target else None
+    plan = plan_run(opts)
+    opts, shape, target = plan.opts, plan.shape, plan.target
     if target is not None:
         check_reachable(target)
-    profile = (opts.service_profile or "fixed") if target is None else "external"
-    run_dir, run_id = _make_run_dir(opts.out, make_run_id(opts.shape, profile))
+    run_dir, run_id = _make_run_dir(opts.out, make_run_id(opts.shape, plan.profile))
     state = RunState(
         run_dir=run_dir,
         run_id=run_id,
-        config=initial_config(opts, shape, run_id, target, profile, api),
+        config=initial_config(opts, shape, run_id, target, plan.profile, plan.api),
         meta=initial_meta(opts, shape, run_id),
         shape=shape,
     )
@@ -66,7 +50,7 @@ def execute_run(opts: RunOptions) -> int:
         if not (run_dir / "service.log").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise error
-    return _judge(state, opts, budgets)
+    return _judge(state, opts, plan.budgets)
 
 
 def _make_run_dir(out: Path, run_id: str) -> tuple[Path, str]:

@@ -4,7 +4,6 @@ finished, whether the run ended normally, was interrupted or the runner failed."
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 import traceback
@@ -14,11 +13,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
 
+from reports.runfiles import GeneratorActions, GeneratorMeta, RunConfig, RunMeta
+from reports.runfolder import RunFolder
 from velro_perf.errors import RunInterrupted, VelroPerfError
 from velro_perf.locust_proc import LocustOptions, start_locust, stop_locust
 from velro_perf.procs import ManagedProcess
 from velro_perf.progress import StatsHistoryTail, format_progress
-from velro_perf.runmeta import config_hash, utc_iso, write_json
+from velro_perf.runmeta import config_hash, utc_iso
 from velro_perf.runplan import RunOptions, say
 from velro_perf.scraper import MetricsScraper
 from velro_perf.shapes import ShapeInfo
@@ -69,8 +70,8 @@ class _Signals:
 class RunState:
     run_dir: Path
     run_id: str
-    config: dict[str, Any]
-    meta: dict[str, Any]
+    config: RunConfig
+    meta: RunMeta
     shape: ShapeInfo
     service: ReferenceService | None = None
     locust: ManagedProcess | None = None
@@ -78,6 +79,10 @@ class RunState:
     watcher: GeneratorWatcher | None = None
     interrupted: str | None = None
     locust_exit: int | None = None
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
 
 
 # what runs while Locust does: by default _follow (wait for the shape's end); velro-perf
@@ -144,8 +149,8 @@ def _load(state: RunState, opts: RunOptions, target: str | None, follow: Follow)
     if target is None:
         _prepare_service(state, opts)
     state.config["config_hash"] = config_hash(state.config)
-    write_json(state.run_dir / "config.json", state.config)
-    write_json(state.run_dir / "meta.json", state.meta)
+    state.folder.write_config(state.config)
+    state.folder.write_meta(state.meta)
 
     if state.service is not None:
         say(
@@ -177,7 +182,7 @@ def _load(state: RunState, opts: RunOptions, target: str | None, follow: Follow)
         )
     )
     state.meta["measured_from"] = locust_started + shape.warmup_s
-    write_json(state.run_dir / "meta.json", state.meta)
+    state.folder.write_meta(state.meta)
 
     state.scraper = MetricsScraper(host, state.run_dir / "metrics.jsonl")
     state.scraper.start()
@@ -257,26 +262,16 @@ def _finish_meta(state: RunState) -> None:
         }
         if scraper.unsupported:
             say(f"the target does not serve {scraper.url} (404): no metrics.jsonl")
-    actions_path = state.run_dir / "generator_actions.json"
-    if actions_path.is_file():
-        try:
-            actions = json.loads(actions_path.read_text())
-        except (OSError, ValueError) as exc:
-            say(f"warning: {actions_path} is unreadable ({exc}); generator actions not recorded")
-        else:
-            if isinstance(actions, dict):
-                _merge_actions(meta["generator"], actions)
-    write_json(state.run_dir / "meta.json", meta)
+    actions = state.folder.generator_actions()  # None: absent or unreadable
+    if actions is not None:
+        _merge_actions(meta["generator"], actions)
+    state.folder.write_meta(meta)
 
 
-def _merge_actions(generator: dict[str, Any], actions: dict[str, Any]) -> None:
-    """Fold the locustfile's generator_actions.json into meta.generator.
-
-    `processes` stays the number of Locust processes; the locustfile's per-process GC reports
-    go beside it as `gc_by_process`.
-    """
-    for key, value in actions.items():
-        if key == "processes" and isinstance(value, dict):
-            generator["gc_by_process"] = value
-        else:
-            generator[key] = value
+def _merge_actions(generator: GeneratorMeta, actions: GeneratorActions) -> None:
+    """Fold the locustfile's generator_actions.json into meta.generator: `processes` stays the
+    number of Locust processes, the per-process GC reports go beside it as `gc_by_process`."""
+    if "gc" in actions:
+        generator["gc"] = actions["gc"]
+    if "processes" in actions:
+        generator["gc_by_process"] = actions["processes"]

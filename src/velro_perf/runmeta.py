@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import psutil
+
+from reports.runfiles import GitState, Machine, Versions
 
 __all__ = [
     "RUN_SPECIFIC_FIELDS",
@@ -24,10 +25,8 @@ __all__ = [
     "git_state",
     "machine",
     "make_run_id",
-    "read_json",
     "utc_iso",
     "versions",
-    "write_json",
 ]
 
 # Fields that differ from one run of the same configuration to the next (times, ports, paths,
@@ -53,7 +52,7 @@ RUN_SPECIFIC_FIELDS = frozenset(
 )
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
+def config_hash(config: Mapping[str, object]) -> str:
     """SHA-256 of the canonical JSON of `config` without its run-specific fields."""
     stable = {k: v for k, v in config.items() if k not in RUN_SPECIFIC_FIELDS}
     canonical = json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -70,7 +69,7 @@ def utc_iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def git_state(root: Path) -> dict[str, Any]:
+def git_state(root: Path) -> GitState:
     """`{"commit", "dirty"}` of the working tree at `root`; nulls outside a git checkout."""
 
     def git(*args: str) -> str | None:
@@ -101,7 +100,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def versions() -> dict[str, str | None]:
+def versions() -> Versions:
     return {
         "python": platform.python_version(),
         "locust": _version("locust"),
@@ -120,24 +119,10 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> dict[str, Any]:
+def machine() -> Machine:
     return {
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "hostname": socket.gethostname(),
     }
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically, so a reader (or an interrupted run) never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
-    return data

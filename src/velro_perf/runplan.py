@@ -8,13 +8,15 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from reports.budgets import Budgets
+from reports.runfiles import RunConfig, RunMeta
 from scenarios.apifile import load_api
 from scenarios.apimodel import ApiFile
 from scenarios.errors import ScenarioConfigError
 from scenarios.usersfile import load_users_file
 from velro_perf.errors import ConfigError, UsageError
+from velro_perf.gate import load_budgets
 from velro_perf.paths import api_file as default_api_file
 from velro_perf.paths import budgets_file as default_budgets_file
 from velro_perf.paths import fixtures_dir, project_root
@@ -25,11 +27,13 @@ from velro_perf.target import check_port_free, redact_url, require_loopback
 
 __all__ = [
     "RunOptions",
+    "RunPlan",
     "check_users_file",
     "expected_rate",
     "initial_config",
     "initial_meta",
     "load_run_api",
+    "plan_run",
     "resolve_shape",
     "samples_mode",
     "say",
@@ -72,6 +76,33 @@ class RunOptions:
     samples: str = "auto"  # exact | histogram | both | auto (samples_mode)
     # a CSV of existing users (email,password[,id]) the scenarios sign in as
     users_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run checked before anything starts: its options with the shape's defaults, the API
+    file, the shape, the budgets, the target (None: the reference service) and the profile."""
+
+    opts: RunOptions
+    api: ApiFile
+    shape: ShapeInfo
+    budgets: Budgets
+    target: str | None
+    profile: str
+
+
+def plan_run(opts: RunOptions) -> RunPlan:
+    """Everything `velro-perf run` and `capacity` check and resolve before the run folder is
+    made (a bad option or file is exit 2 here); the target's reachability is the caller's."""
+    validate(opts)
+    api = load_run_api(opts)
+    shape = resolve_shape(opts)
+    check_users_file(opts, shape)
+    opts = with_shape_defaults(opts, shape)
+    budgets = load_budgets(opts.budgets_file)
+    target = require_loopback(opts.target) if opts.target else None
+    profile = (opts.service_profile or "fixed") if target is None else "external"
+    return RunPlan(opts, api, shape, budgets, target, profile)
 
 
 def say(message: str) -> None:
@@ -225,7 +256,7 @@ def initial_config(
     target: str | None,
     profile: str,
     api: ApiFile,
-) -> dict[str, Any]:
+) -> RunConfig:
     """config.json as known before anything starts (the service adds its URLs)."""
     workload = opts.workload_file or shape.workload_file or fixtures_dir() / "workload.toml"
     return {
@@ -239,7 +270,7 @@ def initial_config(
         "samples_mode": samples_mode(opts, shape),
         # the API the scenarios drove: its hash is part of the configuration's
         "api_file": api.source,
-        "api": {key: value for key, value in api.describe().items() if key != "file"},
+        "api": api.described(),
         "budgets_file": str(opts.budgets_file.resolve()),
         "budgets_sha256": _file_sha256(opts.budgets_file),
         # the load itself: a changed shape or workload is another configuration
@@ -265,7 +296,7 @@ def initial_config(
     }
 
 
-def initial_meta(opts: RunOptions, shape: ShapeInfo, run_id: str) -> dict[str, Any]:
+def initial_meta(opts: RunOptions, shape: ShapeInfo, run_id: str) -> RunMeta:
     """meta.json at the start: where and with what the run ran (its end is added later)."""
     return {
         "run_id": run_id,

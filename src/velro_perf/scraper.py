@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from reports.runfiles import MetricsScrape
 from velro_perf.sidecar import Sidecar, append_json_line
 
 __all__ = ["METRICS_PATH", "MetricsScraper"]
@@ -57,6 +58,7 @@ class MetricsScraper(Sidecar):
         except ValueError:
             self.errors += 1
             return True
-        append_json_line(self.out, {"ts": ts, "metrics": body})
+        scrape: MetricsScrape = {"ts": ts, "metrics": body}
+        append_json_line(self.out, scrape)
         self.scrapes += 1
         return True

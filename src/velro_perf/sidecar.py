@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 __all__ = ["Sidecar", "append_json_line"]
 
@@ -24,7 +24,7 @@ class Sidecar(threading.Thread):
             self.join(timeout_s)
 
 
-def append_json_line(path: Path, record: Any) -> None:
+def append_json_line(path: Path, record: Mapping[str, object]) -> None:
     """``record`` as one compact JSON line at the end of ``path``."""
     with path.open("a") as fh:
         fh.write(json.dumps(record, separators=(",", ":")) + "\n")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 
+from reports.runfiles import GeneratorSample
 from velro_perf.progress import StatsHistoryTail
 from velro_perf.sidecar import Sidecar, append_json_line
 
@@ -38,7 +38,7 @@ class GeneratorWatcher(Sidecar):
         self.stats = stats
         self.intended_rps = intended_rps
         self.interval_s = interval_s
-        self.last: dict[str, Any] | None = None
+        self.last: GeneratorSample | None = None
         self.cpu_max_seen = 0.0
         self._procs: dict[int, psutil.Process] = {}
 
@@ -81,7 +81,7 @@ class GeneratorWatcher(Sidecar):
                 del self._procs[pid]
         return ready
 
-    def sample(self) -> dict[str, Any] | None:
+    def sample(self) -> GeneratorSample | None:
         procs = self._refresh()
         if not self._procs:
             return None
@@ -92,7 +92,7 @@ class GeneratorWatcher(Sidecar):
                 cpus.append(proc.cpu_percent(None))
                 rss += proc.memory_info().rss
         stats = self.stats.latest() if self.stats is not None else None
-        sample: dict[str, Any] = {
+        sample: GeneratorSample = {
             "ts": round(time.time(), 3),
             "cpu_percent_max": round(max(cpus, default=0.0), 1),
             "cpu_percent_total": round(sum(cpus), 1),

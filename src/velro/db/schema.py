@@ -6,8 +6,13 @@ timezone-aware.
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -24,6 +29,7 @@ __all__ = [
     "audit_log",
     "cache_entries",
     "grants",
+    "insert_owned",
     "metadata",
     "projects",
     "refresh_tokens",
@@ -81,14 +87,33 @@ refresh_tokens = Table(
     Index("ix_refresh_tokens_user", "user_id"),
 )
 
-teams = Table(
-    "teams",
-    metadata,
-    Column("id", String(UUID_LEN), primary_key=True),
-    Column("name", String(200), nullable=False),
-    Column("owner_id", String(UUID_LEN), ForeignKey("users.id"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+
+def _owned(name: str, *extra: Index) -> Table:
+    """A table of things a user creates, names and owns: teams and projects."""
+    return Table(
+        name,
+        metadata,
+        Column("id", String(UUID_LEN), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("owner_id", String(UUID_LEN), ForeignKey("users.id"), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        *extra,
+    )
+
+
+def insert_owned(conn: Connection, table: Table, owner_id: str, name: str) -> dict[str, Any]:
+    """A new row of an owned table (a team, a project) with a fresh id; the row inserted."""
+    row = {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "owner_id": owner_id,
+        "created_at": datetime.now(UTC),
+    }
+    conn.execute(table.insert(), row)
+    return row
+
+
+teams = _owned("teams")
 
 team_members = Table(
     "team_members",
@@ -98,15 +123,7 @@ team_members = Table(
     Index("ix_team_members_user", "user_id"),
 )
 
-projects = Table(
-    "projects",
-    metadata,
-    Column("id", String(UUID_LEN), primary_key=True),
-    Column("name", String(200), nullable=False),
-    Column("owner_id", String(UUID_LEN), ForeignKey("users.id"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_projects_owner", "owner_id"),
-)
+projects = _owned("projects", Index("ix_projects_owner", "owner_id"))
 
 grants = Table(
     "grants",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import subprocess
@@ -14,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from reports.benchjson import read_bench_json
+from reports.errors import RunDirError
 from reports.units import fmt_ms
 from velro_perf.bench.compare import ALPHA, MIN_EFFECT, compare_benchmarks, judge_tier_budgets
 from velro_perf.bench.tables import budgets_table, compare_table, results_table
@@ -110,16 +111,15 @@ def pytest_command(json_path: Path, *, quick: bool, extra: Sequence[str] = ()) -
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        data = read_bench_json(path)
+    except RunDirError as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
+    if data is None:
         raise ConfigError(
-            f"{what} {str(path)!r} does not exist; give a JSON that velro-perf bench wrote"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"{what} {str(path)!r} is not pytest-benchmark JSON ({exc}); re-run velro-perf bench"
-        ) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+            f"{what} {str(path)!r} does not exist or holds no JSON object; give a JSON that "
+            "velro-perf bench wrote"
+        )
+    if not isinstance(data.get("benchmarks"), list):
         raise ConfigError(
             f"{what} {str(path)!r} has no 'benchmarks' list; is it pytest-benchmark JSON?"
         )

@@ -4,13 +4,15 @@ says why both)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from reports.benchjson import base_name
 from reports.runfiles import BudgetVerdict
+from reports.stats import percentiles
 from velro_perf.gate import load_budgets
 
 __all__ = [
@@ -87,12 +89,10 @@ def median_ms(bench: dict[str, Any]) -> float | None:
 
 
 def percentile_ms(bench: dict[str, Any], q: float) -> float | None:
-    """The q-th percentile of a benchmark's rounds in ms (nearest rank), None without rounds."""
-    rounds = sorted(rounds_s(bench))
-    if not rounds:
-        return None
-    rank = max(1, math.ceil(q / 100.0 * len(rounds)))
-    return rounds[rank - 1] * 1e3
+    """The q-th percentile of a benchmark's rounds in ms (the budgets' rule, reports.stats),
+    None without rounds."""
+    (value,) = percentiles(np.sort(np.asarray(rounds_s(bench), dtype=np.float64)), (q,))
+    return value * 1e3 if value is not None else None
 
 
 def anchor_ratios(data: dict[str, Any]) -> dict[str, float]:

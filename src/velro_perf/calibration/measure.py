@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 
 from reports.loading import load_run
+from reports.runfiles import OpenModelFile
+from reports.runfolder import RunFolder, write_json
 from reports.stats import percentiles
 from velro_perf.calibration.laws import Law
 from velro_perf.calibration.process import Target
 from velro_perf.locust_proc import LocustOptions, locust_argv
 from velro_perf.paths import project_root
-from velro_perf.runmeta import machine, utc_iso, write_json
+from velro_perf.runmeta import machine, utc_iso
 
 __all__ = [
     "ERROR_FLOOR_MS",
@@ -88,6 +90,7 @@ def measure(
 ) -> dict[str, Any]:
     run_dir = work / f"{law.kind}-{model}"
     run_dir.mkdir()
+    folder = RunFolder(run_dir)
     with Target(law, run_dir / "target.log") as target:
         argv = [
             *locust_argv(
@@ -105,7 +108,7 @@ def measure(
         env = {**os.environ, "PYTHONPATH": str(project_root())}
         started = time.time()
         # the end of warm-up as `velro-perf run` puts it: Locust's start plus the shape's
-        write_json(run_dir / "meta.json", {"measured_from": started + WARMUP_S, "complete": True})
+        folder.write_meta({"measured_from": started + WARMUP_S, "complete": True})
         done = subprocess.run(  # noqa: S603 - locust of this environment
             argv, cwd=run_dir, env=env, capture_output=True, text=True, timeout=duration_s + 120
         )
@@ -127,9 +130,12 @@ def measure(
         ],
     }
     if model == "open":
-        opened = json.loads((run_dir / "open_model.json").read_text())
+        opened: OpenModelFile = folder.open_model() or {}
         result["open_model"] = {
-            k: opened.get(k) for k in ("intended_rps", "achieved_rps", "late", "max_start_lag_s")
+            "intended_rps": opened.get("intended_rps"),
+            "achieved_rps": opened.get("achieved_rps"),
+            "late": opened.get("late"),
+            "max_start_lag_s": opened.get("max_start_lag_s"),
         }
     return result
 
@@ -157,8 +163,7 @@ def calibrate(out: Path, duration_s: float = 20.0, rate: float = 200.0) -> dict[
         "results": results,
         "within_bound": all(q["within_bound"] for r in results for q in r["quantiles"]),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "calibration.json").write_text(json.dumps(calibration, indent=2), encoding="utf-8")
+    write_json(out / "calibration.json", calibration)
     return calibration
 
 

@@ -16,12 +16,13 @@ from typing import Any
 
 from reports.budgets import Budgets
 from reports.knee import render_capacity_report
+from reports.runfolder import RunFolder
 from velro_perf.capacity.laws import LawInputs, predict
 from velro_perf.capacity.options import CapacityOptions
 from velro_perf.capacity.search import Outcome, Search
 from velro_perf.capacity.steps import Step
 from velro_perf.runexec import RunState
-from velro_perf.runmeta import utc_iso, write_json
+from velro_perf.runmeta import utc_iso
 
 __all__ = ["build_capacity", "render_markdown", "write_outputs"]
 
@@ -273,7 +274,7 @@ def write_outputs(
         "capacity": capacity,
         "steps": [step.to_json() for step in steps],
     }
-    write_json(run_dir / "summary.json", summary)
+    RunFolder(run_dir).write_summary(summary)
     (run_dir / "summary.md").write_text(render_markdown(summary), encoding="utf-8")
     lines = answer_lines(capacity)
     render_capacity_report(summary, lines, run_dir / "report.html")

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from reports.budgets import Budgets
+from reports.runfiles import OpenModelFile
 from reports.samples import SampleStore
 from reports.window import judge_window
 from scenarios.capacityplan import Level, PlanFile
 from scenarios.errors import ScenarioConfigError
 from scenarios.shapes import Shape, load_shapes
-from velro_perf import gate
 from velro_perf.capacity.cpu import CpuGroups, CpuSplit, take_snapshot
 from velro_perf.capacity.options import CapacityOptions, check
 from velro_perf.capacity.report import write_outputs
@@ -47,17 +47,8 @@ from velro_perf.progress import StatsHistoryTail
 from velro_perf.run import _make_run_dir
 from velro_perf.runexec import RunState, load_and_clean_up
 from velro_perf.runmeta import make_run_id
-from velro_perf.runplan import (
-    RunOptions,
-    initial_config,
-    initial_meta,
-    load_run_api,
-    resolve_shape,
-    say,
-    validate,
-    with_shape_defaults,
-)
-from velro_perf.target import check_reachable, require_loopback
+from velro_perf.runplan import RunOptions, initial_config, initial_meta, plan_run, say
+from velro_perf.target import check_reachable
 
 __all__ = ["execute_capacity"]
 
@@ -140,19 +131,14 @@ def execute_capacity(opts: CapacityOptions) -> int:
             f"--max-level {opts.max_level:g}; give --start at or under it"
         )
     first_rate = step_plan.start if opts.open_model else None
-    ropts = _run_options(opts, Path("capacity_plan.json"), first_rate)
-    validate(ropts)
-    api = load_run_api(ropts)
-    info = resolve_shape(ropts)
-    ropts = with_shape_defaults(ropts, info)
-    budgets = gate.load_budgets(ropts.budgets_file)
-    target = require_loopback(opts.target) if opts.target else None
+    plan = plan_run(_run_options(opts, Path("capacity_plan.json"), first_rate))
+    ropts, api, info, budgets = plan.opts, plan.api, plan.shape, plan.budgets
+    target, profile = plan.target, plan.profile
     if target is not None:
         try:
             check_reachable(target)
         except TargetUnreachableError as exc:
             raise UsageError(str(exc)) from None
-    profile = (opts.service_profile or "fixed") if target is None else "external"
     run_dir, run_id = _make_run_dir(opts.out, make_run_id(f"capacity-{opts.shape}", profile))
     plan_path = run_dir / "capacity_plan.json"
     ropts = dataclasses.replace(ropts, capacity_plan=plan_path)
@@ -410,8 +396,8 @@ class Controller:
         in_flight = -1
         while time.time() < limit:
             self._sleep(1.0, f"{label}: draining the last step's backlog")
-            figures = _read_json(self.state.run_dir / "open_model.json") or {}
-            in_flight = int(figures.get("started", 0)) - int(figures.get("completed", 0))
+            figures: OpenModelFile = self.state.folder.open_model() or {}
+            in_flight = figures.get("started", 0) - figures.get("completed", 0)
             if in_flight <= max(2.0, trickle):
                 break
         else:
@@ -469,16 +455,6 @@ class Controller:
         limit = time.time() + seconds
         while locust is not None and locust.poll() is None and time.time() < limit:
             time.sleep(0.5)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    import json
-
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
 
 
 def _cores() -> int:
