@@ -75,6 +75,12 @@ def _add_run_arguments(parser: Any) -> None:
         help="fixtures JSON from `velro seed --out`; empty: provision the seed through the API",
     )
     parser.add_argument(
+        "--velro-seed",
+        default="",
+        help="USERS,TEAMS,PROJECTS: the seed to provision through the API instead of the "
+        "shape's sizes (velro-perf capacity against a --target)",
+    )
+    parser.add_argument(
         "--velro-users-file",
         default="",
         help="CSV of existing users (email,password[,id]) to sign in as instead of creating "
@@ -170,6 +176,7 @@ class Options:
     capacity_plan: str = ""  # velro-perf capacity: the level comes from this file
     samples: str = "exact"
     users_file: str = ""  # a CSV of users to sign in as; "": create them (or --velro-fixtures)
+    seed: tuple[int, int, int] | None = None  # users, teams, projects; None: the shape's
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> Options:
@@ -211,6 +218,7 @@ class Options:
                 f"--velro-samples is {samples!r}; give exact, histogram or both"
             )
         return cls(
+            seed=_seed_sizes(str(get("velro_seed", ""))),
             shape=str(get("velro_shape", "smoke")),
             shapes_file=resolve(str(get("velro_shapes", "fixtures/shapes.toml"))),
             workload_file=resolve(workload) if workload else None,
@@ -228,3 +236,19 @@ class Options:
             samples=samples,
             users_file=str(get("velro_users_file", "")),
         )
+
+
+def _seed_sizes(text: str) -> tuple[int, int, int] | None:
+    """``--velro-seed USERS,TEAMS,PROJECTS``; None when not given."""
+    if not text:
+        return None
+    parts = text.split(",")
+    try:
+        users, teams, projects = (int(part) for part in parts)
+    except ValueError:
+        users = teams = projects = -1
+    if len(parts) != 3 or users < 1 or teams < 0 or projects < 0:
+        raise ScenarioConfigError(
+            f"--velro-seed is {text!r}; give USERS,TEAMS,PROJECTS, whole numbers, e.g. 200,20,600"
+        )
+    return users, teams, projects

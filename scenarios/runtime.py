@@ -14,7 +14,7 @@ import itertools
 import logging
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
@@ -162,6 +162,9 @@ class Runtime:
                 f"use one of {sorted(shapes)}"
             )
         shape = shapes[options.shape]
+        if options.seed is not None:
+            users, teams, projects = options.seed
+            shape = replace(shape, seed_users=users, seed_teams=teams, seed_projects=projects)
         workload_file = (
             options.workload_file
             or shape.workload_file(options.shapes_file)

@@ -3,6 +3,8 @@ code, a step's outcome from its budgets, the operational laws, the answer, and b
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -11,12 +13,18 @@ import pytest
 from reports.budgets import load_budgets
 from reports.synthetic import write_synthetic_run
 from reports.window import judge_window
+from scenarios.args import Options
+from scenarios.errors import ScenarioConfigError
+from scenarios.shapes import load_shapes
 from tests.helpers import free_port
 from velro_perf.capacity.laws import LawInputs, predict
+from velro_perf.capacity.options import CapacityOptions
+from velro_perf.capacity.runner import API_SEED_USERS, _api_seed
 from velro_perf.capacity.search import Outcome
 from velro_perf.capacity.steps import judge_step
 from velro_perf.cli import main
-from velro_perf.paths import budgets_file
+from velro_perf.locust_proc import LocustOptions, locust_argv
+from velro_perf.paths import budgets_file, shapes_file
 
 START = 1_764_000_000.0
 
@@ -128,3 +136,32 @@ def test_too_few_requests_to_bound_a_budget_do_not_limit_but_a_straddle_does() -
     outcome, limited, *_ = judge_step(summary, open_rate=None)  # type: ignore[arg-type]
     assert outcome is Outcome.INCONCLUSIVE
     assert limited == ["authentication.p95"]
+
+
+def test_a_target_seeded_through_its_api_gets_a_seed_it_can_make_in_a_minute() -> None:
+    """The capacity shape's 10,000 users would cost a target that hashes 7 passwords a second
+    48 minutes of sign-ups and sign-ins; through an API the seed is API_SEED_USERS, teams and
+    projects in the shape's proportions, shared by the simulated users."""
+    shape = load_shapes(shapes_file())["capacity"]
+    external = CapacityOptions(target="http://127.0.0.1:8000")
+    seed = _api_seed(external, shape)
+    assert seed == {
+        "seed_users": API_SEED_USERS,
+        "seed_teams": round(shape.seed_teams * API_SEED_USERS / shape.seed_users),
+        "seed_projects": round(shape.seed_projects * API_SEED_USERS / shape.seed_users),
+    }
+    argv = locust_argv(
+        LocustOptions(host="http://127.0.0.1:8000", shape="capacity", run_dir=Path("r"),
+                      seed=(seed["seed_users"], seed["seed_teams"], seed["seed_projects"]))
+    )  # fmt: skip
+    sizes = argv[argv.index("--velro-seed") + 1]
+    assert Options.from_parsed(argparse.Namespace(velro_seed=sizes)).seed == (200, 20, 600)
+    # the reference's seed goes straight into its database, and --fixtures is a seed of its own
+    assert _api_seed(CapacityOptions(), shape) == {}
+    assert _api_seed(replace(external, fixtures=Path("f.json")), shape) == {}
+
+
+@pytest.mark.parametrize("text", ["200", "200,20", "a,b,c", "0,1,1", "200,-1,5"])
+def test_a_bad_seed_option_names_the_value_and_the_form(text: str) -> None:
+    with pytest.raises(ScenarioConfigError, match="USERS,TEAMS,PROJECTS"):
+        Options.from_parsed(argparse.Namespace(velro_seed=text))

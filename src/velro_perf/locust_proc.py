@@ -33,6 +33,7 @@ class LocustOptions:
     capacity_plan: Path | None = None  # velro-perf capacity: the level comes from this file
     samples: str = "exact"  # exact | histogram (scenarios.recorder)
     users_file: Path | None = None  # existing users to sign in as (scenarios/usersfile.py)
+    seed: tuple[int, int, int] | None = None  # users, teams, projects through the API
 
 
 def locust_argv(opts: LocustOptions) -> list[str]:
@@ -65,6 +66,8 @@ def locust_argv(opts: LocustOptions) -> list[str]:
         argv += ["--velro-fixtures", str(opts.fixtures)]
     if opts.users_file is not None:
         argv += ["--velro-users-file", str(opts.users_file.resolve())]
+    if opts.seed is not None:
+        argv += ["--velro-seed", ",".join(str(n) for n in opts.seed)]
     if opts.open_rate is not None:
         argv += ["--velro-open-rate", f"{opts.open_rate:g}"]
     if opts.samples != "exact":

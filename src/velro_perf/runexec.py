@@ -179,6 +179,7 @@ def _load(state: RunState, opts: RunOptions, target: str | None, follow: Follow)
             capacity_plan=opts.capacity_plan,
             samples=str(state.config.get("samples_mode") or "exact"),
             users_file=opts.users_file,
+            seed=_api_seed(opts),
         )
     )
     state.meta["measured_from"] = locust_started + shape.warmup_s
@@ -275,3 +276,13 @@ def _merge_actions(generator: GeneratorMeta, actions: GeneratorActions) -> None:
         generator["gc"] = actions["gc"]
     if "processes" in actions:
         generator["gc_by_process"] = actions["processes"]
+
+
+def _api_seed(opts: RunOptions) -> tuple[int, int, int] | None:
+    """The seed's sizes asked for on the command line (capacity against a --target), for the
+    locustfile to provision through the API; None: the shape's."""
+    sizes = (opts.seed_users, opts.seed_teams, opts.seed_projects)
+    if opts.target is None or opts.fixtures is not None or None in sizes:
+        return None
+    users, teams, projects = (int(n or 0) for n in sizes)
+    return users, teams, projects

@@ -57,6 +57,13 @@ __all__ = ["execute_capacity"]
 SETTLE_S = {True: 2.5, False: 5.0}
 DRAIN_MAX_S = 60.0  # open model: the longest wait for an overloaded step's backlog to clear
 PROVISION_MAX_S = 300.0  # a --target seeded through its API: the longest wait for its users
+# A --target seeded through its API creates this many users at most (teams and projects in the
+# shape's proportions), and the simulated users share them (scenarios/runtime.py cycles over
+# the seed). The reference's seed goes straight into its database, 10,000 users in seconds;
+# through an API each costs a sign-up and a sign-in at the target's pace: fastapi-users'
+# example app hashed 7 a second, so the capacity shape's 10,000 would take 48 minutes, longer
+# than the whole search may. 200 take about a minute there.
+API_SEED_USERS = 200
 # kept free at the end of --max-time for stopping Locust and the service and writing the answer
 TEARDOWN_S = 60.0
 TEARDOWN_SHARE = 0.1  # of a short --max-time
@@ -92,7 +99,22 @@ def _step_plan(opts: CapacityOptions, shape: Shape) -> StepPlan:
     )
 
 
-def _run_options(opts: CapacityOptions, plan_path: Path, first_rate: float | None) -> RunOptions:
+def _api_seed(opts: CapacityOptions, shape: Shape) -> dict[str, int]:
+    """The seed's sizes when it is provisioned through a --target's API (see API_SEED_USERS);
+    {} (the shape's) for the reference or --fixtures."""
+    if opts.target is None or opts.fixtures is not None or shape.seed_users <= API_SEED_USERS:
+        return {}
+    share = API_SEED_USERS / shape.seed_users
+    return {
+        "seed_users": API_SEED_USERS,
+        "seed_teams": max(1, round(shape.seed_teams * share)) if shape.seed_teams else 0,
+        "seed_projects": max(1, round(shape.seed_projects * share)) if shape.seed_projects else 0,
+    }
+
+
+def _run_options(
+    opts: CapacityOptions, plan_path: Path, first_rate: float | None, seed: dict[str, int]
+) -> RunOptions:
     return RunOptions(
         shape=opts.shape,
         target=opts.target,
@@ -111,6 +133,7 @@ def _run_options(opts: CapacityOptions, plan_path: Path, first_rate: float | Non
         workload_file=opts.workload_file,
         fixtures=opts.fixtures,
         capacity_plan=plan_path,
+        **seed,
     )
 
 
@@ -131,7 +154,14 @@ def execute_capacity(opts: CapacityOptions) -> int:
             f"--max-level {opts.max_level:g}; give --start at or under it"
         )
     first_rate = step_plan.start if opts.open_model else None
-    plan = plan_run(_run_options(opts, Path("capacity_plan.json"), first_rate))
+    seed = _api_seed(opts, shape)
+    if seed:
+        say(
+            f"seeding {seed['seed_users']} users through the target's API (the shape's "
+            f"{shape.seed_users:,} would cost as many sign-ups and sign-ins at the target's "
+            "pace); the simulated users share them. --fixtures gives a seed of your own."
+        )
+    plan = plan_run(_run_options(opts, Path("capacity_plan.json"), first_rate, seed))
     ropts, api, info, budgets = plan.opts, plan.api, plan.shape, plan.budgets
     target, profile = plan.target, plan.profile
     if target is not None:
