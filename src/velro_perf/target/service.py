@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from velro_perf.errors import ConfigError, ServiceStartError
-from velro_perf.paths import project_root, tool_command
+from velro_perf.paths import budgets_file, tool_command
 from velro_perf.procs import ManagedProcess, spawn
 from velro_perf.target.health import wait_healthy
 from velro_perf.target.ports import check_port_free, free_port
@@ -161,9 +161,9 @@ class ReferenceService:
         if self.redis_prefix:
             env["VELRO_REDIS_PREFIX"] = self.redis_prefix
         env["VELRO_PROFILE"] = self.options.profile
-        # the service imports from src/ even when the project is not installed in the venv
-        src = str(project_root() / "src")
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+        # the service judges its own latency budgets by the file the run is judged by; velro
+        # does not import the suite, so the suite tells it where its budgets are
+        env.setdefault("VELRO_BUDGETS_FILE", str(budgets_file()))
         return env
 
     def _run_cli(self, args: list[str], env: dict[str, str], what: str) -> None:
