@@ -13,7 +13,6 @@ __all__ = [
     "get_request",
     "install_uvloop",
     "parse_headers",
-    "percentile",
 ]
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -61,8 +60,3 @@ def install_uvloop() -> None:
         uvloop.install()
     except ImportError:
         pass
-
-
-def percentile(ordered: list[float], q: float) -> float | None:
-    """The ``q`` th percentile of sorted latencies (the nearest rank below), None when empty."""
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else None
