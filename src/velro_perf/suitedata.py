@@ -23,6 +23,7 @@ __all__ = [
     "data_root",
     "fixtures_dir",
     "locustfile",
+    "resolve_api_file",
     "shapes_file",
     "source_checkout",
     "story_claims_file",
@@ -72,6 +73,17 @@ def story_claims_file() -> Path:
 def api_file(name: str = "contract") -> Path:
     """An API file by name; the default is CONTRACT.md, which the reference service serves."""
     return targets_dir() / f"{name}.toml"
+
+
+def resolve_api_file(given: str | Path) -> Path:
+    """`given` when it exists; else the API file the suite ships under that name (``contract``,
+    ``fastapi-users.toml``, ``targets/contract.toml``: an installed tool has no targets/ in
+    the current folder); else `given` as it was, for the loader to name."""
+    path = Path(given)
+    if path.exists() or path.parent not in (Path("."), Path("targets")):
+        return path
+    shipped = api_file(path.name.removesuffix(".toml"))
+    return shipped if shipped.is_file() else path
 
 
 def locustfile() -> Path:
