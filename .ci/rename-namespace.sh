@@ -8,12 +8,11 @@
 # rewrites what they added. It does the whole rename by itself:
 #   1. the links src/velro_perf/{scenarios,reports} -> ../../{scenarios,reports};
 #   2. in every .py file of the tree (not .venv*, .git, nor through links): imports
-#      (`from scenarios.x import`, `import reports.y`, also inside strings of generated code),
-#      module names in strings ("reports.x", f"scenarios.{...}", PackageLoader("reports")),
-#      and dotted names of the packages' modules in comments and docstrings;
-#   3. the same dotted module names in the Markdown docs;
-#   4. pyproject.toml: the wheel's packages, mypy's packages, ruff's first-party names;
-#   5. ruff's import sorting and formatter over the files it changed.
+#      (`from scenarios.x import`, `import reports.y`, also inside strings of generated code)
+#      and module names in strings ("reports.x", f"scenarios.{...}", PackageLoader("reports"));
+#      prose ("the gate's reports.stats") is left as written: it names the folder's module;
+#   3. pyproject.toml: the wheel's packages, mypy's packages, ruff's first-party names;
+#   4. ruff's import sorting and formatter over the files it changed.
 #
 #   bash .ci/rename-namespace.sh        # from anywhere in the clone
 set -euo pipefail
@@ -44,17 +43,6 @@ ROOT = Path.cwd()
 SKIP_DIRS = {".git", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
 
-def modules(pkg: str) -> list[str]:
-    """The package's modules and subpackages, as they are in the tree now."""
-    names = set()
-    for entry in (ROOT / pkg).iterdir():
-        if entry.suffix == ".py" and entry.stem != "__init__":
-            names.add(entry.stem)
-        elif entry.is_dir() and (entry / "__init__.py").is_file():
-            names.add(entry.name)
-    return sorted(names, key=len, reverse=True)
-
-
 pkgs = "|".join(PACKAGES)
 # `from scenarios.x import`, `from reports import charts`, `import scenarios.hooks`: anywhere
 # in a line, so generated code in strings is renamed too; `velro_perf.` before the name
@@ -64,25 +52,12 @@ IMPORT = re.compile(rf"\b(from|import)(\s+)({pkgs})(?=[\s.,;)\"']|$)", re.MULTIL
 STRING = re.compile(rf"([\"'])({pkgs})\.(?=[\w{{])")
 # Jinja's PackageLoader("reports", "templates")
 LOADER = re.compile(rf"PackageLoader\(\s*([\"'])({pkgs})\1")
-# a dotted name of one of the packages' modules in prose: reports.stats, scenarios.hooks.x;
-# not after a word character, a dot, a slash or a hyphen (paths, attributes, velro_perf.x)
-DOTTED = {
-    pkg: re.compile(rf"(?<![\w./\-]){pkg}\.({'|'.join(map(re.escape, modules(pkg)))})\b")
-    for pkg in PACKAGES
-}
 
 
 def rename_python(text: str) -> str:
     text = IMPORT.sub(lambda m: f"{m[1]}{m[2]}velro_perf.{m[3]}", text)
     text = STRING.sub(lambda m: f"{m[1]}velro_perf.{m[2]}.", text)
-    text = LOADER.sub(lambda m: f"PackageLoader({m[1]}velro_perf.{m[2]}{m[1]}", text)
-    return rename_prose(text)
-
-
-def rename_prose(text: str) -> str:
-    for pkg, pattern in DOTTED.items():
-        text = pattern.sub(lambda m, pkg=pkg: f"velro_perf.{pkg}.{m[1]}", text)
-    return text
+    return LOADER.sub(lambda m: f"PackageLoader({m[1]}velro_perf.{m[2]}{m[1]}", text)
 
 
 def files(suffix: str):
@@ -98,13 +73,12 @@ def files(suffix: str):
 
 
 changed = []
-for suffix, rewrite in ((".py", rename_python), (".md", rename_prose)):
-    for path in files(suffix):
-        text = path.read_text(encoding="utf-8")
-        new = rewrite(text)
-        if new != text:
-            path.write_text(new, encoding="utf-8")
-            changed.append(path)
+for path in files(".py"):
+    text = path.read_text(encoding="utf-8")
+    new = rename_python(text)
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+        changed.append(path)
 
 pyproject = ROOT / "pyproject.toml"
 text = pyproject.read_text(encoding="utf-8")
