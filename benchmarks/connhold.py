@@ -18,9 +18,7 @@ client reads the server's CPU time (the process and its children: uvicorn's work
 start and end of the measured window, so the figure covers exactly the requests it counts.
 One JSON line on stdout. Loopback targets only.
 
-Why a protocol and not streams: at 10,000 connections the client shares the 2 cores with the
-server it measures; an ``asyncio.Protocol`` with one buffer per connection costs a few µs a
-request, a ``StreamReader`` several times more.
+The connections are the load tools' one raw client (``benchmarks.rawhttp``).
 """
 
 from __future__ import annotations
@@ -32,12 +30,19 @@ import json
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import psutil
 
-from benchmarks.rawhttp import add_client_arguments, get_request, install_uvloop, parse_headers
+from benchmarks.rawhttp import (
+    Connection,
+    add_client_arguments,
+    connect,
+    get_request,
+    install_uvloop,
+    parse_headers,
+)
 from reports.stats import percentiles
 
 __all__ = ["HoldResult", "hold", "main"]
@@ -85,77 +90,35 @@ class HoldResult:
         }
 
 
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection with at most one request in flight."""
-
-    def __init__(self, pool: _Pool) -> None:
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""
-        self.intended = 0.0
-        self.open = False
-        self.busy = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not subclasses of asyncio.Transport, hence the cast
-        self.transport = cast(asyncio.Transport, transport)
-        self.open = True
-
-    def send(self, request: bytes, intended: float) -> None:
-        assert self.transport is not None
-        self.intended = intended
-        self.busy = True
-        self.transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = self.buf[:end].lower()
-        at = head.find(b"content-length:")
-        length = int(head[at + 15 : head.find(b"\r\n", at)].strip() or 0) if at >= 0 else 0
-        if len(self.buf) < end + 4 + length:
-            return
-        status = int(self.buf[9:12])
-        self.buf = self.buf[end + 4 + length :]
-        self.busy = False
-        self.pool.completed(self, status)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.open = False
-        self.pool.lost(self)
-
-
 class _Pool:
     def __init__(self, host: str, port: int, request: bytes, result: HoldResult) -> None:
         self.host, self.port, self.request, self.result = host, port, request, result
-        self.idle: collections.deque[_Conn] = collections.deque()
+        self.idle: collections.deque[Connection] = collections.deque()
         self.measure_from = float("inf")
         self.stop_at = float("inf")
 
     async def open_one(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(lambda: _Conn(self), self.host, self.port)
+            conn = await connect(self.host, self.port, self)
         except OSError:
             self.result.errors += 1
             return
         self.idle.append(conn)
 
-    def completed(self, conn: _Conn, status: int) -> None:
+    def completed(self, conn: Connection, status: int) -> None:
+        # latency from the intended start (sent_at), so a late send is not hidden
         done = time.perf_counter()
-        if self.measure_from <= conn.intended and done <= self.stop_at:
+        if self.measure_from <= conn.sent_at and done <= self.stop_at:
             if status == 200:
                 self.result.requests += 1
-                self.result.latencies_ms.append((done - conn.intended) * 1e3)
+                self.result.latencies_ms.append((done - conn.sent_at) * 1e3)
             else:
                 self.result.errors += 1
         self.idle.append(conn)
 
-    def lost(self, conn: _Conn) -> None:
+    def lost(self, conn: Connection) -> None:
         # a connection the server closed while a request of the window was in flight
-        if conn.busy and self.measure_from <= conn.intended < self.stop_at:
+        if conn.busy and self.measure_from <= conn.sent_at < self.stop_at:
             self.result.errors += 1
 
     async def fire(self, intended: float) -> None:
@@ -241,8 +204,7 @@ async def hold(
     result.client_cpu_s = _own_cpu_s() - own_before
     result.seconds = duration_s
     for conn in list(pool.idle):
-        if conn.transport is not None:
-            conn.transport.close()
+        conn.close()
     return result
 
 
