@@ -48,8 +48,20 @@ pkgs = "|".join(PACKAGES)
 # in a line, so generated code in strings is renamed too; `velro_perf.` before the name
 # does not match, which keeps a second run from prefixing twice
 IMPORT = re.compile(rf"\b(from|import)(\s+)({pkgs})(?=[\s.,;)\"']|$)", re.MULTILINE)
-# a module named in a string: "reports.stats", f"scenarios.{name}"
-STRING = re.compile(rf"([\"'])({pkgs})\.(?=[\w{{])")
+
+
+def modules(pkg: str) -> list[str]:
+    """The package's modules and subpackages as the tree has them now (a merged branch's
+    new modules included), longest first."""
+    names = {p.stem for p in (ROOT / pkg).glob("*.py") if p.stem != "__init__"}
+    names |= {p.parent.name for p in (ROOT / pkg).glob("*/__init__.py")}
+    return sorted(names, key=len, reverse=True)
+
+
+# a module named in a string: "reports.stats", "scenarios.hooks.install", f"reports.{name}";
+# only the packages' own module names, so a file name like "reports.json" stays
+MODULES = "|".join(re.escape(m) for pkg in PACKAGES for m in modules(pkg))
+STRING = re.compile(rf"([\"'])({pkgs})\.(?=(?:{MODULES})\b|\{{)")
 # Jinja's PackageLoader("reports", "templates")
 LOADER = re.compile(rf"PackageLoader\(\s*([\"'])({pkgs})\1")
 
