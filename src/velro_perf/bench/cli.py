@@ -110,7 +110,7 @@ def clone_root() -> Path:
     raise UsageError(
         "velro-perf bench runs the microbenchmarks in benchmarks/micro/ of a clone of the "
         "repository, which an installed velro-perf does not carry; run it in the clone's "
-        "folder (`make bench`, or `velro-perf bench` there with `pip install -e '.[dev]'`)"
+        "folder (`make bench`, or `velro-perf bench` there after `pip install -e '.[dev,test]'`)"
     )
 
 
