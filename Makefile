@@ -23,14 +23,14 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev,test]'
 	touch $(STAMP)
 
 # on purpose only: today's newest versions within pyproject's ranges, then `make check test`
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev,test]'
 	{ grep '^#' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable \
 		| grep -v '^velro=='; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)

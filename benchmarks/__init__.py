@@ -1,14 +1,16 @@
-"""pytest-benchmark microbenchmarks of velro's internals, and the side-by-side throughput run.
+"""Two kinds of benchmark, kept apart: the pytest-benchmark microbenchmarks of velro's internals
+(``micro/``), and the side-by-side load tools beside them here (throughput.py, costcurve.py,
+generator_cost.py, ...), whose raw HTTP client is one module, ``rawhttp.py``.
 
 Running them::
 
     velro-perf bench                 # every benchmark, JSON to runs/bench/<UTC>.json + latest.json
     velro-perf bench --quick         # each for about 10 ms (CI), still judged on the budgets
     velro-perf bench --compare OLD   # exit 1 on a significant (p < 0.01) and >= 10 % slowdown
-    pytest benchmarks/               # the path must be given: testpaths is tests/
+    pytest benchmarks/micro/         # the path must be given: testpaths is tests/
     python -m benchmarks.throughput  # rps of velro beside a bare FastAPI app (throughput.py)
 
-What is measured, one thing per benchmark, correctness checked outside the timed call:
+What ``micro/`` measures, one thing per benchmark, correctness checked outside the timed call:
 
 =====================  ===================================================================
 test_singleton.py      the database singleton: warm, 8 threads at once, first creation

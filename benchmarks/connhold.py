@@ -18,9 +18,7 @@ client reads the server's CPU time (the process and its children: uvicorn's work
 start and end of the measured window, so the figure covers exactly the requests it counts.
 One JSON line on stdout. Loopback targets only.
 
-Why a protocol and not streams: at 10,000 connections the client shares the 2 cores with the
-server it measures; an ``asyncio.Protocol`` with one buffer per connection costs a few µs a
-request, a ``StreamReader`` several times more.
+The connections are the load tools' one raw client (``benchmarks.rawhttp``).
 """
 
 from __future__ import annotations
@@ -32,17 +30,20 @@ import json
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
+import numpy as np
 import psutil
 
 from benchmarks.rawhttp import (
+    Connection,
     add_client_arguments,
+    connect,
     get_request,
     install_uvloop,
     parse_headers,
-    percentile,
 )
+from reports.stats import percentiles
 
 __all__ = ["HoldResult", "hold", "main"]
 _OPEN_BATCH = 500  # connections opened concurrently while filling the pool
@@ -62,11 +63,12 @@ class HoldResult:
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms)
-
-        def pct(q: float) -> float | None:
-            value = percentile(lat, q)
-            return round(value, 3) if value is not None else None
+        lat = np.sort(np.asarray(self.latencies_ms, dtype=np.float64))
+        # the budgets' rule (nearest rank), as every figure of the suite
+        p50, p95, p99 = (
+            round(v, 3) if v is not None else None for v in percentiles(lat, (50, 95, 99))
+        )
+        top = round(float(lat[-1]), 3) if len(lat) else None
 
         n = self.requests
 
@@ -82,83 +84,41 @@ class HoldResult:
             "no_idle": self.no_idle,
             "seconds": round(self.seconds, 3),
             "achieved_rps": round(n / self.seconds, 1) if self.seconds else None,
-            "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": pct(100)},
+            "latency_ms": {"p50": p50, "p95": p95, "p99": p99, "max": top},
             "server_cpu_us_per_request": per_request_us(self.server_cpu_s),
             "client_cpu_us_per_request": per_request_us(self.client_cpu_s),
         }
 
 
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection with at most one request in flight."""
-
-    def __init__(self, pool: _Pool) -> None:
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""
-        self.intended = 0.0
-        self.open = False
-        self.busy = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not subclasses of asyncio.Transport, hence the cast
-        self.transport = cast(asyncio.Transport, transport)
-        self.open = True
-
-    def send(self, request: bytes, intended: float) -> None:
-        assert self.transport is not None
-        self.intended = intended
-        self.busy = True
-        self.transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = self.buf[:end].lower()
-        at = head.find(b"content-length:")
-        length = int(head[at + 15 : head.find(b"\r\n", at)].strip() or 0) if at >= 0 else 0
-        if len(self.buf) < end + 4 + length:
-            return
-        status = int(self.buf[9:12])
-        self.buf = self.buf[end + 4 + length :]
-        self.busy = False
-        self.pool.completed(self, status)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.open = False
-        self.pool.lost(self)
-
-
 class _Pool:
     def __init__(self, host: str, port: int, request: bytes, result: HoldResult) -> None:
         self.host, self.port, self.request, self.result = host, port, request, result
-        self.idle: collections.deque[_Conn] = collections.deque()
+        self.idle: collections.deque[Connection] = collections.deque()
         self.measure_from = float("inf")
         self.stop_at = float("inf")
 
     async def open_one(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(lambda: _Conn(self), self.host, self.port)
+            conn = await connect(self.host, self.port, self)
         except OSError:
             self.result.errors += 1
             return
         self.idle.append(conn)
 
-    def completed(self, conn: _Conn, status: int) -> None:
+    def completed(self, conn: Connection, status: int) -> None:
+        # latency from the intended start (sent_at), so a late send is not hidden
         done = time.perf_counter()
-        if self.measure_from <= conn.intended and done <= self.stop_at:
+        if self.measure_from <= conn.sent_at and done <= self.stop_at:
             if status == 200:
                 self.result.requests += 1
-                self.result.latencies_ms.append((done - conn.intended) * 1e3)
+                self.result.latencies_ms.append((done - conn.sent_at) * 1e3)
             else:
                 self.result.errors += 1
         self.idle.append(conn)
 
-    def lost(self, conn: _Conn) -> None:
+    def lost(self, conn: Connection) -> None:
         # a connection the server closed while a request of the window was in flight
-        if conn.busy and self.measure_from <= conn.intended < self.stop_at:
+        if conn.busy and self.measure_from <= conn.sent_at < self.stop_at:
             self.result.errors += 1
 
     async def fire(self, intended: float) -> None:
@@ -244,8 +204,7 @@ async def hold(
     result.client_cpu_s = _own_cpu_s() - own_before
     result.seconds = duration_s
     for conn in list(pool.idle):
-        if conn.transport is not None:
-            conn.transport.close()
+        conn.close()
     return result
 
 

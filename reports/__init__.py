@@ -80,5 +80,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name not in _HOME:
-        raise AttributeError(f"module 'reports' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"reports.{_HOME[name]}"), name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # relative to this package, whatever name it is imported under: a module named by a
+    # string of its own would load a second copy of it beside the imported one
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

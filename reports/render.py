@@ -34,6 +34,7 @@ from reports.runfiles import (
 from reports.runfolder import RunFolder, read_json
 from reports.sentences import fmt_value
 from reports.units import MISSING, fmt_ms
+from velro_perf.suitedata import budgets_file, story_claims_file
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -43,9 +44,9 @@ __all__ = [
     "render_report",
 ]
 
-_PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_BUDGETS = _PROJECT / "fixtures" / "budgets.toml"
-DEFAULT_CLAIMS = _PROJECT / "fixtures" / "story_claims.toml"
+# the suite's own files (package data); suitedata is a leaf of the standard library alone
+DEFAULT_BUDGETS = budgets_file()
+DEFAULT_CLAIMS = story_claims_file()
 TREND_RUNS = 30
 
 

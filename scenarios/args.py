@@ -8,19 +8,16 @@ from typing import Any
 
 from scenarios.errors import ScenarioConfigError
 from scenarios.openmodel import DEFAULT_LATE_S, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_LATE_SHARE
+from velro_perf.suitedata import data_root
 
 __all__ = [
     "DEFAULT_API",
     "DEFAULT_HEARTBEAT_LIVENESS",
     "DEFAULT_WORKLOAD",
-    "PROJECT_ROOT",
     "Options",
     "add_arguments",
     "resolve",
 ]
-
-# relative paths in defaults are relative to the project, not to wherever locust runs
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def add_arguments(parser: Any) -> None:
@@ -151,11 +148,14 @@ DEFAULT_API = "targets/contract.toml"
 
 
 def resolve(path: str) -> Path:
-    """A path as given if it exists or is absolute, else relative to the project root."""
+    """A path as given if it exists or is absolute, else one of the suite's own data files
+    (``fixtures/...``, ``targets/...``), wherever the suite is installed, not wherever locust
+    runs. suitedata is a leaf of the standard library alone: reading it keeps scenarios
+    free of the runner."""
     candidate = Path(path)
     if candidate.is_absolute() or candidate.exists():
         return candidate
-    return PROJECT_ROOT / candidate
+    return (data_root() / candidate).resolve()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +34,21 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # Cheap argon2id parameters for tests that hash many passwords; the defaults (OWASP minimum)
 # are exercised by the tests that check them.
 FAST_HASH = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+
+
+# The suite's packages are velro_perf.scenarios and velro_perf.reports. The clone's root is on
+# sys.path in a test run (pytest's rootdir, for tests.helpers), where the folders scenarios/
+# and reports/ would import a second copy of every module under the old name: a second class
+# of each (isinstance fails across them) and a second set of Locust event handlers.
+OLD_TOP_LEVEL = ("scenarios", "reports")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when any module was imported under an old top-level name."""
+    twice = sorted(m for m in sys.modules if m.split(".")[0] in OLD_TOP_LEVEL)
+    if twice:
+        print(f"\nmodules imported under an old top-level name: {', '.join(twice)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _absent(what: str, why: object) -> None:

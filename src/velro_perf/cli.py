@@ -16,6 +16,7 @@ from typing import Any
 
 from velro_perf.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, VelroPerfError
 from velro_perf.paths import budgets_file, shapes_file
+from velro_perf.suitedata import resolve_api_file
 
 __all__ = ["build_parser", "main"]
 
@@ -73,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--api",
         type=Path,
         metavar="FILE",
-        help="API file describing the target's operations (default targets/contract.toml, "
-        "CONTRACT.md); see docs/api-file.md",
+        help="API file describing the target's operations, or the name of one the suite ships "
+        "(contract, the default: CONTRACT.md; fastapi-users; django-oauth-toolkit); see "
+        "docs/api-file.md",
     )
     run.add_argument(
         "--users-file",
@@ -203,7 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="try each operation of an API file once against a running backend; exit 1 when "
         "one does not answer as described",
     )
-    check.add_argument("api_file", type=Path, metavar="FILE")
+    check.add_argument(
+        "api_file",
+        type=Path,
+        metavar="FILE",
+        help="an API file, or the name of one the suite ships (contract, fastapi-users, ...)",
+    )
     check.add_argument("--target", required=True, metavar="URL", help="a loopback URL")
     check.add_argument(
         "--users-file",
@@ -350,7 +357,7 @@ def _capacity(args: argparse.Namespace) -> int:
     return execute_capacity(
         CapacityOptions(
             target=args.target,
-            api_file=args.api,
+            api_file=resolve_api_file(args.api) if args.api is not None else None,
             shape=args.shape,
             workload_file=args.workload,
             fixtures=args.fixtures,
@@ -384,7 +391,7 @@ def _run(args: argparse.Namespace) -> int:
         RunOptions(
             shape=args.shape,
             target=args.target,
-            api_file=args.api,
+            api_file=resolve_api_file(args.api) if args.api is not None else None,
             users_file=args.users_file,
             service_profile=args.service_profile,
             processes=args.processes,
@@ -409,7 +416,8 @@ def _api(args: argparse.Namespace) -> int:
 
     target = require_loopback(args.target)
     users = str(args.users_file) if args.users_file else None
-    return run_api_check(str(args.api_file), target, args.service_key, sys.stdout, users_file=users)
+    api_file = str(resolve_api_file(args.api_file))
+    return run_api_check(api_file, target, args.service_key, sys.stdout, users_file=users)
 
 
 def _gate(args: argparse.Namespace) -> int:

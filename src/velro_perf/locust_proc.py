@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from velro_perf.paths import locustfile, project_root, tool_command
+from velro_perf.paths import locustfile, tool_command
 from velro_perf.procs import ManagedProcess, spawn
 
 __all__ = ["LocustOptions", "locust_argv", "start_locust", "stop_locust"]
@@ -78,12 +78,13 @@ def locust_argv(opts: LocustOptions) -> list[str]:
 
 
 def start_locust(opts: LocustOptions) -> ManagedProcess:
-    env = dict(os.environ)
-    root = str(project_root())
-    # scenarios/ is imported by the locustfile from the project root
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    # the locustfile imports velro_perf.scenarios from this environment, as this process does
     return spawn(
-        "locust", locust_argv(opts), env=env, log_path=opts.run_dir / "locust.log", cwd=opts.run_dir
+        "locust",
+        locust_argv(opts),
+        env=dict(os.environ),
+        log_path=opts.run_dir / "locust.log",
+        cwd=opts.run_dir,
     )
 
 

@@ -1,8 +1,9 @@
 """Where the suite's files are, and how to call the tools it drives.
 
-The project root is found from this package's location (src/velro_perf/ -> root), so the
-command works from any current directory; run folders go under `--out` (default `runs/` in the
-current directory).
+The data files (shapes, budgets, API files, the locustfile) are package data, found by
+`velro_perf.suitedata` and re-exported here under the names the commands use; run folders go
+under `--out` (default `runs/` in the current directory), so the command works from any
+folder, installed or in a clone.
 """
 
 from __future__ import annotations
@@ -10,6 +11,16 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+
+from velro_perf.suitedata import (
+    api_file,
+    budgets_file,
+    data_root,
+    fixtures_dir,
+    locustfile,
+    shapes_file,
+    source_checkout,
+)
 
 __all__ = [
     "api_file",
@@ -23,29 +34,9 @@ __all__ = [
 
 
 def project_root() -> Path:
-    """The folder holding pyproject.toml, fixtures/ and locustfile.py."""
-    return Path(__file__).resolve().parents[2]
-
-
-def fixtures_dir() -> Path:
-    return project_root() / "fixtures"
-
-
-def locustfile() -> Path:
-    return project_root() / "locustfile.py"
-
-
-def shapes_file() -> Path:
-    return fixtures_dir() / "shapes.toml"
-
-
-def budgets_file() -> Path:
-    return fixtures_dir() / "budgets.toml"
-
-
-def api_file() -> Path:
-    """The default API file: CONTRACT.md, which the reference service serves."""
-    return project_root() / "targets" / "contract.toml"
+    """The clone the suite runs from; for an installed wheel, its data folder (not a git
+    checkout, so a run's meta.json records no commit rather than another repository's)."""
+    return source_checkout() or data_root()
 
 
 def tool_command(name: str, module: str) -> list[str]:

@@ -4,14 +4,15 @@
                      [--json OUT] [--budgets FILE] [--out DIR] [-- PYTEST_ARGS...]
     velro-perf bench --throughput [-- THROUGHPUT_ARGS...]   (benchmarks/throughput.py)
 
-pytest-benchmark runs ``benchmarks/`` and writes its JSON to ``<out>/bench/<UTC time>.json``,
-copied to ``<out>/bench/latest.json`` where the HTML report looks. ``--benchmark-json``
-always carries every round's time (``stats.data``; ``--benchmark-save-data`` only matters
-for ``--benchmark-save``), so the tier budgets are judged on the p99 of the rounds and the
-comparison tests the rounds themselves, not summary figures. A round is one call, or, for a
-call shorter than the minimum round time, the mean of ``iter`` calls (pytest-benchmark's
-calibration; the table shows ``iter``): the p99 of an L1 read is then a p99 of such means,
-three orders of magnitude under its 5 ms bound either way.
+pytest-benchmark runs ``benchmarks/micro/`` of a clone (the installed tool has no benchmarks)
+and writes its JSON to ``<out>/bench/<UTC time>.json``, copied to ``<out>/bench/latest.json``
+where the HTML report looks. ``--benchmark-json`` always carries every round's time
+(``stats.data``; ``--benchmark-save-data`` only matters for ``--benchmark-save``), so the tier
+budgets are judged on the p99 of the rounds and the comparison tests the rounds themselves, not
+summary figures. A round is one call, or, for a call shorter than the minimum round time, the
+mean of ``iter`` calls (pytest-benchmark's calibration; the table shows ``iter``): the p99 of
+an L1 read is then a p99 of such means, three orders of magnitude under its 5 ms bound either
+way.
 
 Exit codes: 0 all well; 1 a benchmark failed, a tier budget is broken, or ``--compare`` found
 a regression; 2 bad usage (a missing file, a budgets file that does not parse).

@@ -1,4 +1,4 @@
-"""The `velro-perf bench` command: run pytest-benchmark over benchmarks/, print the tables,
+"""The `velro-perf bench` command: run pytest-benchmark over benchmarks/micro/, print the tables,
 and turn broken budgets and regressions into exit code 1 (velro_perf/bench/__init__.py)."""
 
 from __future__ import annotations
@@ -26,9 +26,18 @@ from velro_perf.errors import (
     UsageError,
     VelroPerfError,
 )
-from velro_perf.paths import budgets_file, project_root
+from velro_perf.paths import budgets_file
+from velro_perf.suitedata import source_checkout
 
-__all__ = ["FULL_ARGS", "QUICK_ARGS", "build_parser", "judge", "main", "pytest_command"]
+__all__ = [
+    "FULL_ARGS",
+    "QUICK_ARGS",
+    "build_parser",
+    "clone_root",
+    "judge",
+    "main",
+    "pytest_command",
+]
 
 # Quick mode (CI): every benchmark body still runs and still lands in the JSON, but for about
 # 10 ms each instead of a second. ``--benchmark-disable`` would run the bodies without
@@ -50,7 +59,8 @@ FULL_ARGS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="velro-perf bench",
-        description="Run the pytest-benchmark microbenchmarks of benchmarks/, gate on the tier "
+        description="Run the pytest-benchmark microbenchmarks of benchmarks/micro/ (in a clone "
+        "of the repository), gate on the tier "
         "budgets, and optionally compare with a baseline JSON. Exit 0 pass, 1 a benchmark "
         "failed, a budget broke or a regression was found, 2 bad usage. Arguments after -- go "
         "to pytest.",
@@ -91,13 +101,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def pytest_command(json_path: Path, *, quick: bool, extra: Sequence[str] = ()) -> list[str]:
+def clone_root() -> Path:
+    """The repository clone whose benchmarks/ this command runs: the one the suite runs from,
+    else the current folder. The benchmarks measure velro's internals with pytest and are
+    not part of the installed tool; UsageError, with the fix, when there is no clone."""
+    for root in (source_checkout(), Path.cwd()):
+        if root is not None and (root / "benchmarks" / "micro" / "conftest.py").is_file():
+            return root
+    raise UsageError(
+        "velro-perf bench runs the microbenchmarks in benchmarks/micro/ of a clone of the "
+        "repository, which an installed velro-perf does not carry; run it in the clone's "
+        "folder (`make bench`, or `velro-perf bench` there after `pip install -e '.[dev,test]'`)"
+    )
+
+
+def pytest_command(
+    json_path: Path, *, quick: bool, extra: Sequence[str] = (), root: Path | None = None
+) -> list[str]:
     """The pytest command line that runs every benchmark and writes the JSON."""
     return [
         sys.executable,
         "-m",
         "pytest",
-        str(project_root() / "benchmarks"),
+        str((root or clone_root()) / "benchmarks" / "micro"),
         "-q",
         "-p",
         "no:cacheprovider",
@@ -131,9 +157,10 @@ def _throughput(extra: Sequence[str], runs: Path) -> int:
     args = list(extra)
     if "--out" not in args:
         args += ["--out", str((runs / "bench" / "throughput.json").resolve())]
+    root = clone_root()
     cmd = [sys.executable, "-m", "benchmarks.throughput", *args]
-    # run from the project root: benchmarks/ is a folder of the project, not an installed package
-    return subprocess.run(cmd, cwd=project_root(), check=False).returncode  # noqa: S603
+    # run from the clone: benchmarks/ is a folder of the project, not an installed package
+    return subprocess.run(cmd, cwd=root, check=False).returncode  # noqa: S603
 
 
 def judge(
@@ -223,6 +250,7 @@ def main(argv: list[str]) -> int:
         )
     if args.throughput:
         return _throughput(extra, args.out)
+    root = clone_root()  # before the baseline and the budgets: without a clone, nothing runs
     baseline = None
     if args.compare is not None:
         baseline = _read_json(args.compare, "baseline")  # fail early, before the long run
@@ -235,9 +263,9 @@ def main(argv: list[str]) -> int:
     bench_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     json_path = (bench_dir / f"{stamp}.json").resolve()
-    cmd = pytest_command(json_path, quick=args.quick, extra=extra)
+    cmd = pytest_command(json_path, quick=args.quick, extra=extra, root=root)
     print("$ " + " ".join(cmd), flush=True)
-    pytest_code = subprocess.run(cmd, cwd=project_root(), check=False).returncode  # noqa: S603
+    pytest_code = subprocess.run(cmd, cwd=root, check=False).returncode  # noqa: S603
     if not json_path.exists():
         print(f"velro-perf bench: pytest exited {pytest_code} without writing {json_path}")
         return EXIT_FAIL
