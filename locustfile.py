@@ -15,10 +15,10 @@ from locust.runners import MasterRunner
 
 from pathlib import Path
 
-from scenarios.capacityplan import RATE_MESSAGE, PlanFile
-from scenarios.hooks import install
-from scenarios.runtime import Runtime
-from scenarios.users import (  # noqa: F401 - Locust runs the User classes of this module
+from velro_perf.scenarios.capacityplan import RATE_MESSAGE, PlanFile
+from velro_perf.scenarios.hooks import install
+from velro_perf.scenarios.runtime import Runtime
+from velro_perf.scenarios.users import (  # noqa: F401 - Locust runs the User classes of this module
     AbuseUser,
     AuthorizationUser,
     LoginUser,

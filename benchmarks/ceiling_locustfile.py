@@ -22,10 +22,10 @@ import gevent
 import numpy as np
 import pyarrow as pa
 
-from reports.samplefiles import table_of
-from scenarios.hooks import install
-from scenarios.recorder import ROW_COLUMNS
-from scenarios.runtime import Runtime
+from velro_perf.reports.samplefiles import table_of
+from velro_perf.scenarios.hooks import install
+from velro_perf.scenarios.recorder import ROW_COLUMNS
+from velro_perf.scenarios.runtime import Runtime
 
 __all__ = ["Shipper"]
 

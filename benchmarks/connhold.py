@@ -43,7 +43,7 @@ from benchmarks.rawhttp import (
     install_uvloop,
     parse_headers,
 )
-from reports.stats import percentiles
+from velro_perf.reports.stats import percentiles
 
 __all__ = ["HoldResult", "hold", "main"]
 _OPEN_BATCH = 500  # connections opened concurrently while filling the pool

@@ -55,9 +55,9 @@ import httpx
 import numpy as np
 import psutil
 
-from reports.samples import SampleStore
-from reports.stats import percentiles
 from velro_perf.locust_proc import LocustOptions, locust_argv
+from velro_perf.reports.samples import SampleStore
+from velro_perf.reports.stats import percentiles
 from velro_perf.target import free_port, wait_healthy
 
 __all__ = ["main"]

@@ -30,7 +30,7 @@ from benchmarks.rawhttp import (
     install_uvloop,
     parse_headers,
 )
-from reports.stats import percentiles
+from velro_perf.reports.stats import percentiles
 
 __all__ = ["LoadResult", "drive", "main"]
 _REFUSED_BACKOFF_S = 0.05  # before reopening a refused connection: not a cost model

@@ -39,7 +39,7 @@ import psutil
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reports.samplefiles import sample_files
+from velro_perf.reports.samplefiles import sample_files
 
 PROJECT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = PROJECT / "benchmarks" / "ceiling_locustfile.py"

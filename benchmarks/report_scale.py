@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reports.synthetic import write_synthetic_run
+from velro_perf.reports.synthetic import write_synthetic_run
 
 PROJECT = Path(__file__).resolve().parents[1]
 SECONDS_PER_MILLION = 360.0  # a million requests over 6 minutes: ~2,800 requests/s
@@ -89,8 +89,8 @@ def report_cost(root: Path, n: int, samples_format: str) -> Cost:
 PROBE = """
 import json, sys
 from pathlib import Path
-from reports.analysis import summarize
-from reports.budgets import load_budgets
+from velro_perf.reports.analysis import summarize
+from velro_perf.reports.budgets import load_budgets
 s = summarize(Path(sys.argv[1]), load_budgets(sys.argv[2]))
 print(json.dumps({b["id"]: [b["measured"], b["ci_low"], b["ci_high"], b["samples"],
                             str(b["verdict"])] for b in s["budgets"]}))

@@ -208,7 +208,7 @@ def _hit_rate(before: dict[str, Any] | None, after: dict[str, Any] | None) -> di
     if before is None or after is None:
         return {"hits": None, "lookups": None, "hit_rate": None}
     try:
-        from reports.counters import cache_counters
+        from velro_perf.reports.counters import cache_counters
     except ModuleNotFoundError:
         return {"hits": None, "lookups": None, "hit_rate": None}
     hits, lookups = cache_counters(

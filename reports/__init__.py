@@ -22,14 +22,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reports.analysis import summarize, write_summary
-    from reports.budgets import Budget, Budgets, load_budgets
-    from reports.compare import Comparison, EndpointChange, compare_runs, render_comparison
-    from reports.errors import BudgetError, ReportError, RunDirError
-    from reports.history import append_history, read_history
-    from reports.junit import write_junit
-    from reports.render import render_report
-    from reports.runfiles import BudgetResult, BudgetVerdict, Summary, Verdict
+    from velro_perf.reports.analysis import summarize, write_summary
+    from velro_perf.reports.budgets import Budget, Budgets, load_budgets
+    from velro_perf.reports.compare import (
+        Comparison,
+        EndpointChange,
+        compare_runs,
+        render_comparison,
+    )
+    from velro_perf.reports.errors import BudgetError, ReportError, RunDirError
+    from velro_perf.reports.history import append_history, read_history
+    from velro_perf.reports.junit import write_junit
+    from velro_perf.reports.render import render_report
+    from velro_perf.reports.runfiles import BudgetResult, BudgetVerdict, Summary, Verdict
 
 _HOME = {
     "Budget": "budgets",

@@ -24,11 +24,11 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from reports.budgets import Budget, Budgets
-from reports.counters import cache_counters
-from reports.loading import RunData, load_run
-from reports.phases import LatencyBound, phase_rows
-from reports.runfiles import (
+from velro_perf.reports.budgets import Budget, Budgets
+from velro_perf.reports.counters import cache_counters
+from velro_perf.reports.loading import RunData, load_run
+from velro_perf.reports.phases import LatencyBound, phase_rows
+from velro_perf.reports.runfiles import (
     ApiNamed,
     BudgetResult,
     BudgetVerdict,
@@ -38,10 +38,10 @@ from reports.runfiles import (
     Summary,
     Verdict,
 )
-from reports.runfolder import RunFolder
-from reports.sentences import bound_text, sentence
-from reports.stats import Interval, clopper_pearson, wilson
-from reports.validity import generator_health, invalid_reasons, measured_duration
+from velro_perf.reports.runfolder import RunFolder
+from velro_perf.reports.sentences import bound_text, sentence
+from velro_perf.reports.stats import Interval, clopper_pearson, wilson
+from velro_perf.reports.validity import generator_health, invalid_reasons, measured_duration
 
 __all__ = [
     "ENDPOINT_QS",

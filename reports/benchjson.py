@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from reports.analysis import judge_interval
-from reports.budgets import Budgets
-from reports.errors import RunDirError
-from reports.runfiles import BudgetVerdict, MicrobenchResult
-from reports.sentences import bound_text, fmt_value
-from reports.stats import Interval, percentile_ci, percentiles
+from velro_perf.reports.analysis import judge_interval
+from velro_perf.reports.budgets import Budgets
+from velro_perf.reports.errors import RunDirError
+from velro_perf.reports.runfiles import BudgetVerdict, MicrobenchResult
+from velro_perf.reports.sentences import bound_text, fmt_value
+from velro_perf.reports.stats import Interval, percentile_ci, percentiles
 
 __all__ = ["base_name", "benchmark_rows", "judge_microbenchmarks", "read_bench_json"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reports.errors import BudgetError
+from velro_perf.reports.errors import BudgetError
 
 __all__ = ["KINDS", "Budget", "Budgets", "load_budgets", "parse_budgets"]
 

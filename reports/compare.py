@@ -23,8 +23,8 @@ from typing import Any
 
 from scipy import stats as sps
 
-from reports import charts
-from reports.loading import RunData, load_run
+from velro_perf.reports import charts
+from velro_perf.reports.loading import RunData, load_run
 
 __all__ = [
     "ALPHA",
@@ -175,7 +175,7 @@ def _verdict(p: float, quantiles: dict[str, QuantileChange]) -> tuple[str, str]:
 
 def render_comparison(cmp: Comparison, out: Path) -> Path:
     """Write the comparison as one self-contained HTML file; return its path."""
-    from reports.render import environment  # the report's Jinja environment and filters
+    from velro_perf.reports.render import environment  # the report's Jinja environment and filters
 
     rows = [r for r in cmp.rows if r.verdict != "not_compared"]
     chart = charts.bar_compare(

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from reports import charts
-from reports.charts import Chart
-from reports.counters import TIERS, counter_increases
-from reports.loading import RunData
-from reports.runfiles import Summary
-from reports.samples import SampleStore
-from reports.validity import CPU_SATURATED
+from velro_perf.reports import charts
+from velro_perf.reports.charts import Chart
+from velro_perf.reports.counters import TIERS, counter_increases
+from velro_perf.reports.loading import RunData
+from velro_perf.reports.runfiles import Summary
+from velro_perf.reports.samples import SampleStore
+from velro_perf.reports.validity import CPU_SATURATED
 
 __all__ = ["run_charts"]
 # the CDF's fractions: even steps through the body, then ever finer ones into the tail

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports.runfiles import Summary
+from velro_perf.reports.runfiles import Summary
 
 __all__ = ["BASE_COLUMNS", "append_history", "history_path", "read_history"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET  # writes XML only, never parses untrusted input
 from pathlib import Path
 
-from reports.runfiles import BudgetVerdict, Summary
+from velro_perf.reports.runfiles import BudgetVerdict, Summary
 
 __all__ = ["write_junit"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reports.charts import _COLORS, Chart, _figure, _plain_log, _render
+from velro_perf.reports.charts import _COLORS, Chart, _figure, _plain_log, _render
 
 __all__ = ["knee_chart", "render_capacity_report"]
 
@@ -95,7 +95,7 @@ def knee_chart(summary: dict[str, Any]) -> Chart | None:
 
 
 def render_capacity_report(summary: dict[str, Any], lines: list[str], out: Path) -> Path:
-    from reports.render import environment
+    from velro_perf.reports.render import environment
 
     template = environment().get_template("capacity.html.j2")
     html = template.render(s=summary, c=summary["capacity"], lines=lines, chart=knee_chart(summary))

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.errors import RunDirError
-from reports.runfiles import OpenModelFile, RunConfig, RunMeta, WorkerHealth
-from reports.runfolder import RunFolder
-from reports.samples import SampleStore, Totals
-from reports.stalls import StallSet, stall_set
+from velro_perf.reports.errors import RunDirError
+from velro_perf.reports.runfiles import OpenModelFile, RunConfig, RunMeta, WorkerHealth
+from velro_perf.reports.runfolder import RunFolder
+from velro_perf.reports.samples import SampleStore, Totals
+from velro_perf.reports.stalls import StallSet, stall_set
 
 __all__ = [
     "RunData",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports.runfiles import Summary
-from reports.sentences import fmt_value
+from velro_perf.reports.runfiles import Summary
+from velro_perf.reports.sentences import fmt_value
 
 __all__ = ["phase_table", "render_markdown", "write_markdown"]
 

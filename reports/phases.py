@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from reports.loading import RunData
-from reports.runfiles import PhaseRow
-from reports.samples import SampleStore, SpanStats
+from velro_perf.reports.loading import RunData
+from velro_perf.reports.runfiles import PhaseRow
+from velro_perf.reports.samples import SampleStore, SpanStats
 
 __all__ = ["LatencyBound", "phase_rows"]
 

@@ -16,24 +16,24 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from reports import charts
-from reports.analysis import summarize_data
-from reports.benchjson import benchmark_rows, judge_microbenchmarks, read_bench_json
-from reports.budgets import Budgets, load_budgets
-from reports.errors import RunDirError
-from reports.figures import run_charts
-from reports.history import read_history
-from reports.loading import RunData, load_run
-from reports.runfiles import (
+from velro_perf.reports import charts
+from velro_perf.reports.analysis import summarize_data
+from velro_perf.reports.benchjson import benchmark_rows, judge_microbenchmarks, read_bench_json
+from velro_perf.reports.budgets import Budgets, load_budgets
+from velro_perf.reports.errors import RunDirError
+from velro_perf.reports.figures import run_charts
+from velro_perf.reports.history import read_history
+from velro_perf.reports.loading import RunData, load_run
+from velro_perf.reports.runfiles import (
     BudgetResult,
     BudgetVerdict,
     MicrobenchResult,
     RunMeta,
     Summary,
 )
-from reports.runfolder import RunFolder, read_json
-from reports.sentences import fmt_value
-from reports.units import MISSING, fmt_ms
+from velro_perf.reports.runfolder import RunFolder, read_json
+from velro_perf.reports.sentences import fmt_value
+from velro_perf.reports.units import MISSING, fmt_ms
 from velro_perf.suitedata import budgets_file, story_claims_file
 
 __all__ = [
@@ -54,7 +54,7 @@ def environment() -> Environment:
     """The Jinja environment: autoescaping on for every template (they end in .html.j2, which
     select_autoescape's extension test would miss), undefined names are errors."""
     env = Environment(
-        loader=PackageLoader("reports", "templates"),
+        loader=PackageLoader("velro_perf.reports", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

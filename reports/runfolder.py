@@ -20,8 +20,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from reports.errors import RunDirError
-from reports.runfiles import (
+from velro_perf.reports.errors import RunDirError
+from velro_perf.reports.runfiles import (
     GeneratorActions,
     OpenModelFile,
     RunConfig,

@@ -30,10 +30,10 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
-from reports.errors import RunDirError
-from reports.histograms import RESOLUTION, write_buckets
-from reports.samplefiles import HISTOGRAMS_DIR, SCHEMA, sample_files, samples_csv
-from reports.stats import Interval, nearest_rank, percentile_rank_bounds
+from velro_perf.reports.errors import RunDirError
+from velro_perf.reports.histograms import RESOLUTION, write_buckets
+from velro_perf.reports.samplefiles import HISTOGRAMS_DIR, SCHEMA, sample_files, samples_csv
+from velro_perf.reports.stats import Interval, nearest_rank, percentile_rank_bounds
 
 __all__ = [
     "EndpointStats",

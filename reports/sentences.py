@@ -3,9 +3,9 @@ states it, and one line per judged budget."""
 
 from __future__ import annotations
 
-from reports.budgets import Budget
-from reports.runfiles import BudgetResult
-from reports.units import MISSING, fmt_ms
+from velro_perf.reports.budgets import Budget
+from velro_perf.reports.runfiles import BudgetResult
+from velro_perf.reports.units import MISSING, fmt_ms
 
 __all__ = ["bound_text", "fmt_value", "sentence"]
 

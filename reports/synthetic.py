@@ -17,11 +17,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from reports.histograms import encode_many
-from reports.runfiles import RunConfig, RunMeta
-from reports.runfolder import RunFolder
-from reports.samplefiles import HIST_SCHEMA, HISTOGRAMS_DIR, LEGACY_CSV, SCHEMA, samples_dir
-from reports.stats import percentiles
+from velro_perf.reports.histograms import encode_many
+from velro_perf.reports.runfiles import RunConfig, RunMeta
+from velro_perf.reports.runfolder import RunFolder
+from velro_perf.reports.samplefiles import (
+    HIST_SCHEMA,
+    HISTOGRAMS_DIR,
+    LEGACY_CSV,
+    SCHEMA,
+    samples_dir,
+)
+from velro_perf.reports.stats import percentiles
 
 __all__ = ["DEFAULT_ENDPOINTS", "EndpointSpec", "write_synthetic_run"]
 

@@ -11,10 +11,16 @@ from typing import cast
 
 import numpy as np
 
-from reports.loading import RunData
-from reports.runfiles import GeneratorHealth, OpenModelFigures, StallFigures, StallRow, WorkerHealth
-from reports.stalls import MAX_STALL_S, MAX_STALL_SHARE
-from reports.stats import percentiles
+from velro_perf.reports.loading import RunData
+from velro_perf.reports.runfiles import (
+    GeneratorHealth,
+    OpenModelFigures,
+    StallFigures,
+    StallRow,
+    WorkerHealth,
+)
+from velro_perf.reports.stalls import MAX_STALL_S, MAX_STALL_SHARE
+from velro_perf.reports.stats import percentiles
 
 __all__ = [
     "CPU_SATURATED",

@@ -18,11 +18,11 @@ from typing import Any, cast
 
 import pandas as pd
 
-from reports.analysis import summarize_data
-from reports.budgets import Budgets
-from reports.loading import RunData
-from reports.runfiles import OpenModelFile, RunConfig, RunMeta, Summary, WorkerHealth
-from reports.samples import SampleStore
+from velro_perf.reports.analysis import summarize_data
+from velro_perf.reports.budgets import Budgets
+from velro_perf.reports.loading import RunData
+from velro_perf.reports.runfiles import OpenModelFile, RunConfig, RunMeta, Summary, WorkerHealth
+from velro_perf.reports.samples import SampleStore
 
 __all__ = ["WindowRun", "judge_window"]
 

@@ -8,15 +8,15 @@ patching. The Locust users and event hooks live in `scenarios.users` and
 
 from __future__ import annotations
 
-from scenarios.checks import SECURITY_HEADERS, Checked, Expect, verify
-from scenarios.errors import ProvisioningError, ScenarioConfigError, ScenarioError
-from scenarios.identity import IdentitySource
-from scenarios.openmodel import OpenModel, combine_reports
-from scenarios.recorder import COLUMNS, SampleRecorder
-from scenarios.seed import Seed, SeedUser, load_seed, parse_seed
-from scenarios.servertiming import ServerTiming, parse_server_timing
-from scenarios.shapes import Shape, Stage, load_shapes, parse_shapes
-from scenarios.workload import CATEGORIES, Workload, load_workload, parse_workload
+from velro_perf.scenarios.checks import SECURITY_HEADERS, Checked, Expect, verify
+from velro_perf.scenarios.errors import ProvisioningError, ScenarioConfigError, ScenarioError
+from velro_perf.scenarios.identity import IdentitySource
+from velro_perf.scenarios.openmodel import OpenModel, combine_reports
+from velro_perf.scenarios.recorder import COLUMNS, SampleRecorder
+from velro_perf.scenarios.seed import Seed, SeedUser, load_seed, parse_seed
+from velro_perf.scenarios.servertiming import ServerTiming, parse_server_timing
+from velro_perf.scenarios.shapes import Shape, Stage, load_shapes, parse_shapes
+from velro_perf.scenarios.workload import CATEGORIES, Workload, load_workload, parse_workload
 
 __all__ = [
     "CATEGORIES",

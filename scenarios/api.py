@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from scenarios.apimodel import ApiFile, Call, OperationKey, Refusal, field_value
-from scenarios.checks import Checked, Expect
+from velro_perf.scenarios.apimodel import ApiFile, Call, OperationKey, Refusal, field_value
+from velro_perf.scenarios.checks import Checked, Expect
 
 __all__ = ["BackendApi", "Issued", "Sender"]
 

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from scenarios.apimodel import (
+from velro_perf.scenarios.apimodel import (
     AUTHS,
     OPERATION_KINDS,
     OPERATIONS,
@@ -28,8 +28,8 @@ from scenarios.apimodel import (
     Refusal,
     values_problem,
 )
-from scenarios.checks import Expect
-from scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.checks import Expect
+from velro_perf.scenarios.errors import ScenarioConfigError
 
 __all__ = ["load_api", "parse_api"]
 

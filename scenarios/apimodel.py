@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 from urllib.parse import quote, quote_plus, urlencode
 
-from reports.runfiles import ApiDescribed
-from scenarios.checks import PROMISES, Expect, describe_all
-from scenarios.tokens import BAD_TOKEN_KINDS as TOKEN_KINDS
+from velro_perf.reports.runfiles import ApiDescribed
+from velro_perf.scenarios.checks import PROMISES, Expect, describe_all
+from velro_perf.scenarios.tokens import BAD_TOKEN_KINDS as TOKEN_KINDS
 
 __all__ = [
     "AUTHS",

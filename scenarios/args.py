@@ -6,8 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios.errors import ScenarioConfigError
-from scenarios.openmodel import DEFAULT_LATE_S, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_LATE_SHARE
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.openmodel import (
+    DEFAULT_LATE_S,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_LATE_SHARE,
+)
 from velro_perf.suitedata import data_root
 
 __all__ = [

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.errors import ScenarioConfigError
 
 __all__ = ["RATE_MESSAGE", "Level", "PlanFile", "parse_level"]
 

@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reports.runfiles import HealthEvent, LoopReport, StallRecord, WorkerHealth
-from scenarios.stalls import INTERVAL_S, STALL_S
+from velro_perf.reports.runfiles import HealthEvent, LoopReport, StallRecord, WorkerHealth
+from velro_perf.scenarios.stalls import INTERVAL_S, STALL_S
 
 __all__ = ["OVERSHOOT_S", "GeneratorHealth", "set_heartbeat_liveness"]
 

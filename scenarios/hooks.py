@@ -24,23 +24,23 @@ from typing import Any
 import gevent
 import psutil
 
-from reports.runfiles import WorkerHealth
-from reports.runfolder import RunFolder
-from scenarios.api import BackendApi
-from scenarios.apimodel import ApiFile
-from scenarios.args import Options, add_arguments
-from scenarios.capacityplan import RATE_MESSAGE
-from scenarios.errors import ScenarioError
-from scenarios.health import GeneratorHealth, set_heartbeat_liveness
-from scenarios.http import Channel, Transport
-from scenarios.openmodel import combine_reports
-from scenarios.provision import provision
-from scenarios.recorder import encode_batch
-from scenarios.runtime import Role, Runtime
-from scenarios.seed import Seed, load_seed, parse_seed
-from scenarios.stalls import HeartbeatGaps, LoopWatch
-from scenarios.users import USER_CLASSES
-from scenarios.usersfile import load_users_file, users_seed
+from velro_perf.reports.runfiles import WorkerHealth
+from velro_perf.reports.runfolder import RunFolder
+from velro_perf.scenarios.api import BackendApi
+from velro_perf.scenarios.apimodel import ApiFile
+from velro_perf.scenarios.args import Options, add_arguments
+from velro_perf.scenarios.capacityplan import RATE_MESSAGE
+from velro_perf.scenarios.errors import ScenarioError
+from velro_perf.scenarios.health import GeneratorHealth, set_heartbeat_liveness
+from velro_perf.scenarios.http import Channel, Transport
+from velro_perf.scenarios.openmodel import combine_reports
+from velro_perf.scenarios.provision import provision
+from velro_perf.scenarios.recorder import encode_batch
+from velro_perf.scenarios.runtime import Role, Runtime
+from velro_perf.scenarios.seed import Seed, load_seed, parse_seed
+from velro_perf.scenarios.stalls import HeartbeatGaps, LoopWatch
+from velro_perf.scenarios.users import USER_CLASSES
+from velro_perf.scenarios.usersfile import load_users_file, users_seed
 
 __all__ = ["install", "setup"]
 

@@ -29,11 +29,11 @@ import gevent.local
 import gevent.socket
 from geventhttpclient import HTTPClient
 
-from scenarios.apimodel import Call, Prepared
-from scenarios.checks import Checked, HeaderView, retry_after_s, verify
-from scenarios.identity import IdentitySource
-from scenarios.openmodel import OpenModel
-from scenarios.recorder import SampleRecorder
+from velro_perf.scenarios.apimodel import Call, Prepared
+from velro_perf.scenarios.checks import Checked, HeaderView, retry_after_s, verify
+from velro_perf.scenarios.identity import IdentitySource
+from velro_perf.scenarios.openmodel import OpenModel
+from velro_perf.scenarios.recorder import SampleRecorder
 
 __all__ = ["UNSLOTTED", "Answer", "Channel", "Transport"]
 

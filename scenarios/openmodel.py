@@ -30,7 +30,7 @@ import gevent
 from gevent.hub import Waiter, get_hub
 from gevent.lock import BoundedSemaphore
 
-from reports.runfiles import OpenModelFile
+from velro_perf.reports.runfiles import OpenModelFile
 
 __all__ = [
     "DEFAULT_LATE_S",

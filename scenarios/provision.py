@@ -15,11 +15,11 @@ from typing import Any
 
 import gevent.pool
 
-from scenarios.api import BackendApi
-from scenarios.checks import Checked
-from scenarios.errors import ProvisioningError
-from scenarios.identity import IdentitySource
-from scenarios.seed import Seed, SeedUser
+from velro_perf.scenarios.api import BackendApi
+from velro_perf.scenarios.checks import Checked
+from velro_perf.scenarios.errors import ProvisioningError
+from velro_perf.scenarios.identity import IdentitySource
+from velro_perf.scenarios.seed import Seed, SeedUser
 
 __all__ = ["Plan", "plan", "provision"]
 

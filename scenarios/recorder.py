@@ -19,9 +19,15 @@ import gevent
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reports.histograms import new_histogram, to_units
-from reports.samplefiles import HIST_SCHEMA, HISTOGRAMS_DIR, SCHEMA, SampleWriter, table_of
-from scenarios.servertiming import parse_server_timing
+from velro_perf.reports.histograms import new_histogram, to_units
+from velro_perf.reports.samplefiles import (
+    HIST_SCHEMA,
+    HISTOGRAMS_DIR,
+    SCHEMA,
+    SampleWriter,
+    table_of,
+)
+from velro_perf.scenarios.servertiming import parse_server_timing
 
 __all__ = ["COLUMNS", "MODES", "SampleRecorder", "decode_batch", "encode_batch"]
 

@@ -22,17 +22,17 @@ from typing import Any, NoReturn
 import gevent
 import gevent.event
 
-from scenarios.apifile import load_api
-from scenarios.apimodel import ApiFile
-from scenarios.args import DEFAULT_WORKLOAD, Options, resolve
-from scenarios.errors import ScenarioConfigError
-from scenarios.generator import GcGuard
-from scenarios.identity import IdentitySource
-from scenarios.openmodel import DEFAULT_MAX_IN_FLIGHT, OpenModel, SlotRunners
-from scenarios.recorder import SampleRecorder
-from scenarios.seed import Seed, SeedUser
-from scenarios.shapes import Shape, load_shapes
-from scenarios.workload import Workload, load_workload
+from velro_perf.scenarios.apifile import load_api
+from velro_perf.scenarios.apimodel import ApiFile
+from velro_perf.scenarios.args import DEFAULT_WORKLOAD, Options, resolve
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.generator import GcGuard
+from velro_perf.scenarios.identity import IdentitySource
+from velro_perf.scenarios.openmodel import DEFAULT_MAX_IN_FLIGHT, OpenModel, SlotRunners
+from velro_perf.scenarios.recorder import SampleRecorder
+from velro_perf.scenarios.seed import Seed, SeedUser
+from velro_perf.scenarios.shapes import Shape, load_shapes
+from velro_perf.scenarios.workload import Workload, load_workload
 
 __all__ = ["ATTRIBUTE", "Role", "Runtime", "SeedSource", "SeedStore"]
 

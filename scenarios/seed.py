@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.errors import ScenarioConfigError
 
 __all__ = ["Seed", "SeedUser", "load_seed", "parse_seed"]
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import gevent
 
-from reports.runfiles import LoopReport, StallRecord
+from velro_perf.reports.runfiles import LoopReport, StallRecord
 
 __all__ = [
     "INTERVAL_S",

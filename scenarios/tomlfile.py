@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.errors import ScenarioConfigError
 
 __all__ = ["read_toml"]
 

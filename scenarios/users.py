@@ -22,12 +22,12 @@ from typing import Any, ClassVar, TypeVar
 import gevent
 import gevent.lock
 
-from scenarios.api import BackendApi, Issued
-from scenarios.checks import Checked
-from scenarios.http import UNSLOTTED, Channel, Transport
-from scenarios.runtime import Runtime, SeedSource
-from scenarios.seed import SeedUser
-from scenarios.tokens import BAD_TOKEN_KINDS, bad_token
+from velro_perf.scenarios.api import BackendApi, Issued
+from velro_perf.scenarios.checks import Checked
+from velro_perf.scenarios.http import UNSLOTTED, Channel, Transport
+from velro_perf.scenarios.runtime import Runtime, SeedSource
+from velro_perf.scenarios.seed import SeedUser
+from velro_perf.scenarios.tokens import BAD_TOKEN_KINDS, bad_token
 
 __all__ = [
     "USER_CLASSES",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from scenarios.errors import ScenarioConfigError
-from scenarios.seed import Seed, SeedUser
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.seed import Seed, SeedUser
 
 __all__ = ["REQUIRED_COLUMNS", "load_users_file", "users_seed"]
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios.errors import ScenarioConfigError
-from scenarios.tomlfile import read_toml
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.tomlfile import read_toml
 
 __all__ = ["CATEGORIES", "UserMix", "Workload", "load_workload", "parse_workload"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.apifile import load_api, parse_api
-from scenarios.checks import PROMISES
-from scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.apifile import load_api, parse_api
+from velro_perf.scenarios.checks import PROMISES
+from velro_perf.scenarios.errors import ScenarioConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "targets" / "contract.toml"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.openmodel import DEFAULT_MAX_LATE_SHARE
 from velro_perf.calibration import ERROR_FLOOR_MS, ERROR_SHARE, Law
+from velro_perf.scenarios.openmodel import DEFAULT_MAX_LATE_SHARE
 
 ROOT = Path(__file__).resolve().parent.parent
 

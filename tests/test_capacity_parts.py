@@ -10,12 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports.budgets import load_budgets
-from reports.synthetic import write_synthetic_run
-from reports.window import judge_window
-from scenarios.args import Options
-from scenarios.errors import ScenarioConfigError
-from scenarios.shapes import load_shapes
 from tests.helpers import free_port
 from velro_perf.capacity.laws import LawInputs, predict
 from velro_perf.capacity.options import CapacityOptions
@@ -25,6 +19,12 @@ from velro_perf.capacity.steps import judge_step
 from velro_perf.cli import main
 from velro_perf.locust_proc import LocustOptions, locust_argv
 from velro_perf.paths import budgets_file, shapes_file
+from velro_perf.reports.budgets import load_budgets
+from velro_perf.reports.synthetic import write_synthetic_run
+from velro_perf.reports.window import judge_window
+from velro_perf.scenarios.args import Options
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.shapes import load_shapes
 
 START = 1_764_000_000.0
 

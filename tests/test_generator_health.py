@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reports.samples import SampleStore
 from tests.helpers import shape_toml
+from velro_perf.reports.samples import SampleStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = shape_toml(

@@ -12,12 +12,12 @@ import gevent
 import numpy as np
 import pandas as pd
 
-from reports.analysis import summarize
-from reports.budgets import load_budgets
-from reports.loading import load_run
-from reports.stalls import MAX_STALL_SHARE, stall_set
-from reports.synthetic import write_synthetic_run
-from scenarios.stalls import HeartbeatGaps, LoopWatch
+from velro_perf.reports.analysis import summarize
+from velro_perf.reports.budgets import load_budgets
+from velro_perf.reports.loading import load_run
+from velro_perf.reports.stalls import MAX_STALL_SHARE, stall_set
+from velro_perf.reports.synthetic import write_synthetic_run
+from velro_perf.scenarios.stalls import HeartbeatGaps, LoopWatch
 
 ROOT = Path(__file__).resolve().parent.parent
 

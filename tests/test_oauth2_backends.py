@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.samples import SampleStore
 from tests.helpers import BIN, api_check, run_cli, serve_backend
+from velro_perf.reports.samples import SampleStore
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from reports.samplefiles import sample_files
 from tests.helpers import (
     cli_env,
     free_port,
@@ -24,6 +23,7 @@ from tests.helpers import (
     shape_toml,
     velro_perf_argv,
 )
+from velro_perf.reports.samplefiles import sample_files
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -96,7 +96,7 @@ def test_a_shape_may_ask_for_short_access_tokens_which_a_target_keeps_its_own_of
 
 
 def test_the_project_s_refresh_shapes_outlive_their_access_tokens() -> None:
-    from scenarios.shapes import load_shapes
+    from velro_perf.scenarios.shapes import load_shapes
 
     shapes = load_shapes(ROOT / "fixtures" / "shapes.toml")
     for name in ("soak", "sessions-refresh"):

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.analysis import summarize, write_summary
-from reports.budgets import Budgets, load_budgets
-from reports.counters import cache_counters
-from reports.history import append_history, read_history
-from reports.junit import write_junit
+from velro_perf.reports.analysis import summarize, write_summary
+from velro_perf.reports.budgets import Budgets, load_budgets
+from velro_perf.reports.counters import cache_counters
+from velro_perf.reports.history import append_history, read_history
+from velro_perf.reports.junit import write_junit
 
 T0 = 1_764_000_000.0
 AUTH = "GET /api/v1/auth/me"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.render import render_report
-from reports.synthetic import write_synthetic_run
+from velro_perf.reports.render import render_report
+from velro_perf.reports.synthetic import write_synthetic_run
 
 pytestmark = pytest.mark.browser
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reports.budgets import load_budgets
-from reports.errors import BudgetError
 from tests.helpers import latency_budget_toml
+from velro_perf.reports.budgets import load_budgets
+from velro_perf.reports.errors import BudgetError
 
 PROJECT = Path(__file__).resolve().parents[1]
 

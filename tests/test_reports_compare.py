@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.compare import ALPHA, compare_runs, render_comparison
-from reports.synthetic import EndpointSpec, write_synthetic_run
+from velro_perf.reports.compare import ALPHA, compare_runs, render_comparison
+from velro_perf.reports.synthetic import EndpointSpec, write_synthetic_run
 
 ONE = {"GET /api/v1/auth/me": EndpointSpec("authentication", 1.0, 20.0, 0.5)}
 

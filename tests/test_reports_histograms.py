@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from reports.histograms import RESOLUTION, buckets, encode_many, new_histogram, to_units
-from reports.samples import SampleStore
-from scenarios.recorder import SampleRecorder
+from velro_perf.reports.histograms import RESOLUTION, buckets, encode_many, new_histogram, to_units
+from velro_perf.reports.samples import SampleStore
 from velro_perf.runplan import MASTER_CEILING_SPS, RunOptions, samples_mode
+from velro_perf.scenarios.recorder import SampleRecorder
 from velro_perf.shapes import ShapeInfo
 
 ENDPOINTS = ("GET /api/v1/auth/me", "GET /api/v1/authz/check", "POST /api/v1/auth/login")

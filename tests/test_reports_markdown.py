@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reports.markdown import render_markdown
+from velro_perf.reports.markdown import render_markdown
 
 
 def _summary(**overrides: object) -> dict[str, object]:

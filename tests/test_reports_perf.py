@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.budgets import load_budgets
-from reports.synthetic import write_synthetic_run
+from velro_perf.reports.budgets import load_budgets
+from velro_perf.reports.synthetic import write_synthetic_run
 
 PROJECT = Path(__file__).resolve().parents[1]
 MEMORY_CEILING_MB = 750  # a sanity bound; the target, under 500 MB, is printed
@@ -25,7 +25,7 @@ MEMORY_CEILING_MB = 750  # a sanity bound; the target, under 500 MB, is printed
 PROBE = """
 import json, resource, sys, time
 from pathlib import Path
-from reports.render import render_report
+from velro_perf.reports.render import render_report
 start = time.perf_counter()
 out = render_report(Path(sys.argv[1]))
 elapsed = time.perf_counter() - start

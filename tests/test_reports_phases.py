@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports.analysis import latency_bounds, summarize
-from reports.budgets import load_budgets
-from reports.loading import load_run
-from reports.markdown import render_markdown
-from reports.phases import phase_rows
-from reports.runfiles import PhaseRow
+from velro_perf.reports.analysis import latency_bounds, summarize
+from velro_perf.reports.budgets import load_budgets
+from velro_perf.reports.loading import load_run
+from velro_perf.reports.markdown import render_markdown
+from velro_perf.reports.phases import phase_rows
+from velro_perf.reports.runfiles import PhaseRow
 
 ROOT = Path(__file__).resolve().parents[1]
 START = 1_764_000_000.0

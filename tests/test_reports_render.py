@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reports.analysis import summarize, write_summary
-from reports.budgets import load_budgets
-from reports.history import append_history
-from reports.render import render_report
-from reports.samplefiles import SCHEMA, sample_files
-from reports.synthetic import write_synthetic_run
+from velro_perf.reports.analysis import summarize, write_summary
+from velro_perf.reports.budgets import load_budgets
+from velro_perf.reports.history import append_history
+from velro_perf.reports.render import render_report
+from velro_perf.reports.samplefiles import SCHEMA, sample_files
+from velro_perf.reports.synthetic import write_synthetic_run
 
 PROJECT = Path(__file__).resolve().parents[1]
 BUDGETS = load_budgets(PROJECT / "fixtures" / "budgets.toml")

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.analysis import summarize
-from reports.budgets import load_budgets
-from reports.runfiles import Summary
-from reports.samplefiles import SCHEMA, sample_files
-from reports.samples import SampleStore, disc_fraction, rank_fraction
-from reports.stats import nearest_rank, percentile_ci, percentile_rank_bounds
-from reports.synthetic import write_synthetic_run
+from velro_perf.reports.analysis import summarize
+from velro_perf.reports.budgets import load_budgets
+from velro_perf.reports.runfiles import Summary
+from velro_perf.reports.samplefiles import SCHEMA, sample_files
+from velro_perf.reports.samples import SampleStore, disc_fraction, rank_fraction
+from velro_perf.reports.stats import nearest_rank, percentile_ci, percentile_rank_bounds
+from velro_perf.reports.synthetic import write_synthetic_run
 
 PROJECT = Path(__file__).resolve().parents[1]
 BUDGETS = load_budgets(PROJECT / "fixtures" / "budgets.toml")
@@ -135,7 +135,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from scenarios.recorder import SampleRecorder
+    from velro_perf.scenarios.recorder import SampleRecorder
     recorder = SampleRecorder()
     recorder.configure(sys.argv[1], writes=True)
     i = 0

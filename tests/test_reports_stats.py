@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reports.stats import (
+from velro_perf.reports.stats import (
     clopper_pearson,
     nearest_rank,
     percentile_ci,

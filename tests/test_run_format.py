@@ -12,8 +12,9 @@ from typing import Any, get_args, get_origin, get_type_hints, is_typeddict
 
 import pytest
 
-from reports.loading import read_jsonl
-from reports.runfiles import (
+from tests.helpers import run_cli, shape_toml
+from velro_perf.reports.loading import read_jsonl
+from velro_perf.reports.runfiles import (
     GeneratorActions,
     GeneratorSample,
     MetricsScrape,
@@ -25,8 +26,7 @@ from reports.runfiles import (
     Summary,
     WorkerHealth,
 )
-from reports.runfolder import RunFolder, read_json
-from tests.helpers import run_cli, shape_toml
+from velro_perf.reports.runfolder import RunFolder, read_json
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "run-format.md"
 

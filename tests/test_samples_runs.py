@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reports.histograms import RESOLUTION
-from reports.samplefiles import sample_files
-from reports.samples import SampleStore
 from tests.helpers import cli_env, run_cli, shape_toml, velro_perf_argv
+from velro_perf.reports.histograms import RESOLUTION
+from velro_perf.reports.samplefiles import sample_files
+from velro_perf.reports.samples import SampleStore
 
 pytestmark = pytest.mark.slow
 

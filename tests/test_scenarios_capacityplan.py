@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.capacityplan import Level, PlanFile, parse_level
-from scenarios.errors import ScenarioConfigError
-from scenarios.openmodel import OpenModel
+from velro_perf.scenarios.capacityplan import Level, PlanFile, parse_level
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.openmodel import OpenModel
 
 
 def test_the_plan_is_reread_when_it_changes_and_kept_when_it_breaks(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from scenarios.apifile import load_api
-from scenarios.args import DEFAULT_API, resolve
-from scenarios.checks import RETRY_AFTER, SECURITY_HEADERS, Expect, header_value, verify
+from velro_perf.scenarios.apifile import load_api
+from velro_perf.scenarios.args import DEFAULT_API, resolve
+from velro_perf.scenarios.checks import RETRY_AFTER, SECURITY_HEADERS, Expect, header_value, verify
 
 # the contract's API file: the one model of what the reference answers
 CONTRACT = load_api(resolve(DEFAULT_API))

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scenarios.checks import _REQUEST_ID
-from scenarios.identity import IdentitySource
+from velro_perf.scenarios.checks import _REQUEST_ID
+from velro_perf.scenarios.identity import IdentitySource
 
 ROOT = Path(__file__).resolve().parent.parent
 EMAIL = re.compile(r"^[a-z]+-[0-9a-f]+-\d+-[0-9a-f]{6}@example\.com$")
@@ -30,7 +30,7 @@ def test_two_processes_with_the_same_pid_still_differ() -> None:
 
 def test_emails_from_separate_worker_processes_do_not_collide() -> None:
     script = (
-        "from scenarios.identity import IdentitySource\n"
+        "from velro_perf.scenarios.identity import IdentitySource\n"
         "identity = IdentitySource()\n"
         "for _ in range(2000): print(identity.email())"
     )

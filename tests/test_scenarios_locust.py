@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reports.samplefiles import SCHEMA
-from reports.samples import SampleStore
 from tests.helpers import BIN, shape_toml, velro_serve, workload_toml
+from velro_perf.reports.samplefiles import SCHEMA
+from velro_perf.reports.samples import SampleStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = shape_toml(

@@ -12,14 +12,14 @@ import gevent.event
 import pyarrow.parquet as pq
 import pytest
 
-from reports.samplefiles import sample_files
-from scenarios.errors import ScenarioConfigError
-from scenarios.identity import IdentitySource
-from scenarios.openmodel import OpenModel, SlotRunners, combine_reports
-from scenarios.provision import plan
-from scenarios.recorder import COLUMNS, SampleRecorder, encode_batch
-from scenarios.seed import Seed, SeedUser, parse_seed
-from scenarios.tokens import alg_none, bad_token, tampered
+from velro_perf.reports.samplefiles import sample_files
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.identity import IdentitySource
+from velro_perf.scenarios.openmodel import OpenModel, SlotRunners, combine_reports
+from velro_perf.scenarios.provision import plan
+from velro_perf.scenarios.recorder import COLUMNS, SampleRecorder, encode_batch
+from velro_perf.scenarios.seed import Seed, SeedUser, parse_seed
+from velro_perf.scenarios.tokens import alg_none, bad_token, tampered
 
 
 def test_the_recorder_writes_one_exact_row_per_request(tmp_path: Path) -> None:

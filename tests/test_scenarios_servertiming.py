@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios.servertiming import ServerTiming, parse_server_timing
+from velro_perf.scenarios.servertiming import ServerTiming, parse_server_timing
 
 
 def test_the_contract_metrics_are_read() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scenarios.errors import ScenarioConfigError
-from scenarios.shapes import load_shapes, parse_shapes
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.shapes import load_shapes, parse_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = ROOT / "fixtures" / "shapes.toml"

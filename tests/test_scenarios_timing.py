@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import gevent
 import pytest
 
-from scenarios.http import Transport
 from tests.locust_inprocess import Events
+from velro_perf.scenarios.http import Transport
 
 SERVER = """
 import socket, sys, time

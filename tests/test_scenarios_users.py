@@ -23,12 +23,14 @@ import gevent
 import httpx
 import pytest
 
-from reports.samplefiles import SCHEMA
-from reports.samples import SampleStore
-from scenarios.errors import ScenarioConfigError
-from scenarios.hooks import setup
-from scenarios.runtime import Runtime
-from scenarios.users import (
+from tests.helpers import BIN, shape_toml, velro_serve, workload_toml
+from tests.locust_inprocess import Environment, Events
+from velro_perf.reports.samplefiles import SCHEMA
+from velro_perf.reports.samples import SampleStore
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.hooks import setup
+from velro_perf.scenarios.runtime import Runtime
+from velro_perf.scenarios.users import (
     AbuseUser,
     AuthorizationUser,
     LoginUser,
@@ -37,8 +39,6 @@ from scenarios.users import (
     TokenAuthUser,
     VelroUser,
 )
-from tests.helpers import BIN, shape_toml, velro_serve, workload_toml
-from tests.locust_inprocess import Environment, Events
 
 ALL = [AbuseUser, AuthorizationUser, LoginUser, RegistrationUser, ServiceKeyUser, TokenAuthUser]
 SHAPES = shape_toml(

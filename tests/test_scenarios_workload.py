@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from scenarios.errors import ScenarioConfigError
-from scenarios.workload import CATEGORIES, load_workload, parse_workload
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.workload import CATEGORIES, load_workload, parse_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 

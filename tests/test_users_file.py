@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.errors import ScenarioConfigError
-from scenarios.seed import parse_seed
-from scenarios.usersfile import load_users_file, users_seed
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.seed import parse_seed
+from velro_perf.scenarios.usersfile import load_users_file, users_seed
 
 
 def _file(tmp_path: Path, text: str) -> Path:

@@ -21,16 +21,16 @@ from typing import TextIO
 
 import httpx
 
-from scenarios.api import BackendApi, Issued
-from scenarios.apifile import load_api
-from scenarios.apimodel import ApiFile, Call, OperationKey, Prepared
-from scenarios.checks import Checked, describe_all, verify
-from scenarios.errors import ScenarioConfigError
-from scenarios.identity import IdentitySource
-from scenarios.seed import SeedUser
-from scenarios.tokens import bad_token
-from scenarios.usersfile import load_users_file
 from velro_perf.errors import EXIT_FAIL, EXIT_PASS, ConfigError, TargetUnreachableError
+from velro_perf.scenarios.api import BackendApi, Issued
+from velro_perf.scenarios.apifile import load_api
+from velro_perf.scenarios.apimodel import ApiFile, Call, OperationKey, Prepared
+from velro_perf.scenarios.checks import Checked, describe_all, verify
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.identity import IdentitySource
+from velro_perf.scenarios.seed import SeedUser
+from velro_perf.scenarios.tokens import bad_token
+from velro_perf.scenarios.usersfile import load_users_file
 
 __all__ = ["Step", "check_api", "run_api_check"]
 

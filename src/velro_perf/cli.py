@@ -440,9 +440,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from reports.samplefiles import sample_files, samples_csv
-    from reports.samples import SampleStore
     from velro_perf.gate import check_run_dir
+    from velro_perf.reports.samplefiles import sample_files, samples_csv
+    from velro_perf.reports.samples import SampleStore
 
     run_dir = check_run_dir(args.run_dir)
     if not sample_files(run_dir):

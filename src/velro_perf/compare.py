@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-from reports.compare import compare_runs, render_comparison
-from reports.errors import ReportError
-from reports.units import fmt_ms
 from velro_perf.errors import EXIT_FAIL, EXIT_PASS, ConfigError
 from velro_perf.gate import check_run_dir
+from velro_perf.reports.compare import compare_runs, render_comparison
+from velro_perf.reports.errors import ReportError
+from velro_perf.reports.units import fmt_ms
 
 __all__ = ["compare_command", "comparison_table"]
 

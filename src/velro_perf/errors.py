@@ -18,7 +18,7 @@ not errors: they come from the run's summary (`reports.runfiles.Verdict`, docs/r
 from __future__ import annotations
 
 # 0, 1 and 3 are a judged run's verdicts, defined beside them in reports/runfiles.py
-from reports.runfiles import EXIT_FAIL, EXIT_INVALID, EXIT_PASS
+from velro_perf.reports.runfiles import EXIT_FAIL, EXIT_INVALID, EXIT_PASS
 
 __all__ = [
     "EXIT_FAIL",

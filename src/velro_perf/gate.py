@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports.analysis import summarize, write_summary
-from reports.budgets import Budgets
-from reports.budgets import load_budgets as _load_budgets
-from reports.errors import BudgetError, ReportError
-from reports.history import append_history
-from reports.junit import write_junit
-from reports.markdown import write_markdown
-from reports.render import render_report
-from reports.runfiles import Summary, Verdict
-from reports.runfolder import CONFIG, META
 from velro_perf.errors import ConfigError
+from velro_perf.reports.analysis import summarize, write_summary
+from velro_perf.reports.budgets import Budgets
+from velro_perf.reports.budgets import load_budgets as _load_budgets
+from velro_perf.reports.errors import BudgetError, ReportError
+from velro_perf.reports.history import append_history
+from velro_perf.reports.junit import write_junit
+from velro_perf.reports.markdown import write_markdown
+from velro_perf.reports.render import render_report
+from velro_perf.reports.runfiles import Summary, Verdict
+from velro_perf.reports.runfolder import CONFIG, META
 
 __all__ = [
     "append_history",

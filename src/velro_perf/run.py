@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.budgets import Budgets
-from reports.runfiles import Summary
 from velro_perf import gate
 from velro_perf.errors import EXIT_INVALID, ConfigError, VelroPerfError
+from velro_perf.reports.budgets import Budgets
+from velro_perf.reports.runfiles import Summary
 from velro_perf.runexec import RunState, load_and_clean_up
 from velro_perf.runmeta import make_run_id
 from velro_perf.runplan import RunOptions, initial_config, initial_meta, plan_run, say

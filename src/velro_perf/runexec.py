@@ -13,12 +13,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
 
-from reports.runfiles import GeneratorActions, GeneratorMeta, RunConfig, RunMeta
-from reports.runfolder import RunFolder
 from velro_perf.errors import RunInterrupted, VelroPerfError
 from velro_perf.locust_proc import LocustOptions, start_locust, stop_locust
 from velro_perf.procs import ManagedProcess
 from velro_perf.progress import StatsHistoryTail, format_progress
+from velro_perf.reports.runfiles import GeneratorActions, GeneratorMeta, RunConfig, RunMeta
+from velro_perf.reports.runfolder import RunFolder
 from velro_perf.runmeta import config_hash, utc_iso
 from velro_perf.runplan import RunOptions, say
 from velro_perf.scraper import MetricsScraper

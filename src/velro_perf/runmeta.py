@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from reports.runfiles import GitState, Machine, Versions
+from velro_perf.reports.runfiles import GitState, Machine, Versions
 
 __all__ = [
     "RUN_SPECIFIC_FIELDS",

@@ -9,19 +9,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reports.budgets import Budgets
-from reports.runfiles import RunConfig, RunMeta
-from scenarios.apifile import load_api
-from scenarios.apimodel import ApiFile
-from scenarios.errors import ScenarioConfigError
-from scenarios.usersfile import load_users_file
 from velro_perf.errors import ConfigError, UsageError
 from velro_perf.gate import load_budgets
 from velro_perf.paths import api_file as default_api_file
 from velro_perf.paths import budgets_file as default_budgets_file
 from velro_perf.paths import fixtures_dir, project_root
 from velro_perf.paths import shapes_file as default_shapes_file
+from velro_perf.reports.budgets import Budgets
+from velro_perf.reports.runfiles import RunConfig, RunMeta
 from velro_perf.runmeta import git_state, machine, utc_iso, versions
+from velro_perf.scenarios.apifile import load_api
+from velro_perf.scenarios.apimodel import ApiFile
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.usersfile import load_users_file
 from velro_perf.shapes import ShapeInfo, load_shape
 from velro_perf.target import check_port_free, redact_url, require_loopback
 

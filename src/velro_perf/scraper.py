@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from reports.runfiles import MetricsScrape
+from velro_perf.reports.runfiles import MetricsScrape
 from velro_perf.sidecar import Sidecar, append_json_line
 
 __all__ = ["METRICS_PATH", "MetricsScraper"]

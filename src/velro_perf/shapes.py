@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scenarios.errors import ScenarioConfigError
-from scenarios.shapes import load_shapes
 from velro_perf.errors import ConfigError
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.shapes import load_shapes
 
 __all__ = ["ShapeInfo", "load_shape"]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 
-from reports.runfiles import GeneratorSample
 from velro_perf.progress import StatsHistoryTail
+from velro_perf.reports.runfiles import GeneratorSample
 from velro_perf.sidecar import Sidecar, append_json_line
 
 __all__ = ["GeneratorWatcher"]

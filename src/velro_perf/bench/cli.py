@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from reports.benchjson import read_bench_json
-from reports.errors import RunDirError
-from reports.units import fmt_ms
 from velro_perf.bench.compare import ALPHA, MIN_EFFECT, compare_benchmarks, judge_tier_budgets
 from velro_perf.bench.tables import budgets_table, compare_table, results_table
 from velro_perf.errors import (
@@ -27,6 +24,9 @@ from velro_perf.errors import (
     VelroPerfError,
 )
 from velro_perf.paths import budgets_file
+from velro_perf.reports.benchjson import read_bench_json
+from velro_perf.reports.errors import RunDirError
+from velro_perf.reports.units import fmt_ms
 from velro_perf.suitedata import source_checkout
 
 __all__ = [

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from reports.benchjson import base_name
-from reports.runfiles import BudgetVerdict
-from reports.stats import percentiles
 from velro_perf.gate import load_budgets
+from velro_perf.reports.benchjson import base_name
+from velro_perf.reports.runfiles import BudgetVerdict
+from velro_perf.reports.stats import percentiles
 
 __all__ = [
     "ALPHA",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.units import fmt_ms
 from velro_perf.bench.compare import (
     Change,
     TierBudgetResult,
@@ -14,6 +13,7 @@ from velro_perf.bench.compare import (
     percentile_ms,
     rounds_s,
 )
+from velro_perf.reports.units import fmt_ms
 
 __all__ = ["budgets_table", "compare_table", "fmt_ratio", "results_table", "table"]
 

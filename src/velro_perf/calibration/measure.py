@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from reports.loading import load_run
-from reports.runfiles import OpenModelFile
-from reports.runfolder import RunFolder, write_json
-from reports.stats import percentiles
 from velro_perf.calibration.laws import Law
 from velro_perf.calibration.process import Target
 from velro_perf.locust_proc import LocustOptions, locust_argv
 from velro_perf.paths import project_root
+from velro_perf.reports.loading import load_run
+from velro_perf.reports.runfiles import OpenModelFile
+from velro_perf.reports.runfolder import RunFolder, write_json
+from velro_perf.reports.stats import percentiles
 from velro_perf.runmeta import machine, utc_iso
 
 __all__ = [

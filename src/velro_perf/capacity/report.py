@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reports.budgets import Budgets
-from reports.knee import render_capacity_report
-from reports.runfolder import RunFolder
 from velro_perf.capacity.laws import LawInputs, predict
 from velro_perf.capacity.options import CapacityOptions
 from velro_perf.capacity.search import Outcome, Search
 from velro_perf.capacity.steps import Step
+from velro_perf.reports.budgets import Budgets
+from velro_perf.reports.knee import render_capacity_report
+from velro_perf.reports.runfolder import RunFolder
 from velro_perf.runexec import RunState
 from velro_perf.runmeta import utc_iso
 

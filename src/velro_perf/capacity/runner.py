@@ -22,13 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from reports.budgets import Budgets
-from reports.runfiles import OpenModelFile
-from reports.samples import SampleStore
-from reports.window import judge_window
-from scenarios.capacityplan import Level, PlanFile
-from scenarios.errors import ScenarioConfigError
-from scenarios.shapes import Shape, load_shapes
 from velro_perf.capacity.cpu import CpuGroups, CpuSplit, take_snapshot
 from velro_perf.capacity.options import CapacityOptions, check
 from velro_perf.capacity.report import write_outputs
@@ -44,10 +37,17 @@ from velro_perf.errors import (
     UsageError,
 )
 from velro_perf.progress import StatsHistoryTail
+from velro_perf.reports.budgets import Budgets
+from velro_perf.reports.runfiles import OpenModelFile
+from velro_perf.reports.samples import SampleStore
+from velro_perf.reports.window import judge_window
 from velro_perf.run import _make_run_dir
 from velro_perf.runexec import RunState, load_and_clean_up
 from velro_perf.runmeta import make_run_id
 from velro_perf.runplan import RunOptions, initial_config, initial_meta, plan_run, say
+from velro_perf.scenarios.capacityplan import Level, PlanFile
+from velro_perf.scenarios.errors import ScenarioConfigError
+from velro_perf.scenarios.shapes import Shape, load_shapes
 from velro_perf.target import check_reachable
 
 __all__ = ["execute_capacity"]
@@ -388,7 +388,7 @@ class Controller:
     def _mean_users(self, start: float, end: float) -> float | None:
         """The users Locust ran over the hold, from the watcher's samples (each second)."""
         assert self.state.run_dir is not None
-        from reports.loading import read_jsonl
+        from velro_perf.reports.loading import read_jsonl
 
         rows = read_jsonl(self.state.run_dir / "generator.jsonl")
         seen = [

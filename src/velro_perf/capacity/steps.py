@@ -22,9 +22,9 @@ from typing import Any, cast
 
 import pandas as pd
 
-from reports.runfiles import BudgetResult, Summary
 from velro_perf.capacity.cpu import CpuSplit
 from velro_perf.capacity.search import Outcome
+from velro_perf.reports.runfiles import BudgetResult, Summary
 
 __all__ = ["LIMITING_KINDS", "Step", "judge_step"]
 
