@@ -138,6 +138,18 @@ def test_too_few_requests_to_bound_a_budget_do_not_limit_but_a_straddle_does() -
     assert limited == ["authentication.p95"]
 
 
+def test_a_budget_the_backend_cannot_be_judged_on_is_shown_as_not_applicable() -> None:
+    absent = _budget(
+        "authorization.p95", "latency", {"max": 75.0},
+        measured=None, ci_low=None, ci_high=None, samples=0, verdict="not_applicable",
+    )  # fmt: skip
+    summary = {"budgets": [absent], "invalid_reasons": [], "requests": 1000, "duration_s": 90.0}
+    outcome, limited, rows, *_ = judge_step(summary, open_rate=None)  # type: ignore[arg-type]
+    assert outcome is Outcome.PASS
+    assert limited == []
+    assert (rows[0]["limiting"], rows[0]["judged"]) == (False, "not applicable")
+
+
 def test_a_target_seeded_through_its_api_gets_a_seed_it_can_make_in_a_minute() -> None:
     """The capacity shape's 10,000 users would cost a target that hashes 7 passwords a second
     48 minutes of sign-ups and sign-ins; through an API the seed is API_SEED_USERS, teams and

@@ -157,8 +157,10 @@ def judge_step(
                 rows.append(_row(result, True, "limiting"))
             elif verdict == "no_data":
                 rows.append(_row(result, False, "no requests"))
+            elif verdict == "not_applicable":
+                rows.append(_row(result, False, "not applicable"))
             else:
-                rows.append(_row(result, verdict != "not_applicable", "limiting"))
+                rows.append(_row(result, True, "limiting"))
         elif kind in BESIDE_KINDS and verdict != "not_applicable":
             rows.append(_row(result, False, "beside the capacity"))
     invalid = list(summary["invalid_reasons"])
