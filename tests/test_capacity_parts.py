@@ -157,20 +157,19 @@ def test_a_target_seeded_through_its_api_gets_a_seed_it_can_make_in_a_minute() -
     shape = load_shapes(shapes_file())["capacity"]
     external = CapacityOptions(target="http://127.0.0.1:8000")
     seed = _api_seed(external, shape)
-    assert seed == {
-        "seed_users": API_SEED_USERS,
-        "seed_teams": round(shape.seed_teams * API_SEED_USERS / shape.seed_users),
-        "seed_projects": round(shape.seed_projects * API_SEED_USERS / shape.seed_users),
-    }
+    assert seed == (
+        API_SEED_USERS,
+        round(shape.seed_teams * API_SEED_USERS / shape.seed_users),
+        round(shape.seed_projects * API_SEED_USERS / shape.seed_users),
+    )
     argv = locust_argv(
-        LocustOptions(host="http://127.0.0.1:8000", shape="capacity", run_dir=Path("r"),
-                      seed=(seed["seed_users"], seed["seed_teams"], seed["seed_projects"]))
-    )  # fmt: skip
+        LocustOptions(host="http://127.0.0.1:8000", shape="capacity", run_dir=Path("r"), seed=seed)
+    )
     sizes = argv[argv.index("--velro-seed") + 1]
     assert Options.from_parsed(argparse.Namespace(velro_seed=sizes)).seed == (200, 20, 600)
     # the reference's seed goes straight into its database, and --fixtures is a seed of its own
-    assert _api_seed(CapacityOptions(), shape) == {}
-    assert _api_seed(replace(external, fixtures=Path("f.json")), shape) == {}
+    assert _api_seed(CapacityOptions(), shape) is None
+    assert _api_seed(replace(external, fixtures=Path("f.json")), shape) is None
 
 
 @pytest.mark.parametrize("text", ["200", "200,20", "a,b,c", "0,1,1", "200,-1,5"])

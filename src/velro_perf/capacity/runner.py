@@ -99,22 +99,26 @@ def _step_plan(opts: CapacityOptions, shape: Shape) -> StepPlan:
     )
 
 
-def _api_seed(opts: CapacityOptions, shape: Shape) -> dict[str, int]:
-    """The seed's sizes when it is provisioned through a --target's API (see API_SEED_USERS);
-    {} (the shape's) for the reference or --fixtures."""
+def _api_seed(opts: CapacityOptions, shape: Shape) -> tuple[int, int, int] | None:
+    """The seed's users, teams and projects when it is provisioned through a --target's API
+    (see API_SEED_USERS); None (the shape's) for the reference or --fixtures."""
     if opts.target is None or opts.fixtures is not None or shape.seed_users <= API_SEED_USERS:
-        return {}
+        return None
     share = API_SEED_USERS / shape.seed_users
-    return {
-        "seed_users": API_SEED_USERS,
-        "seed_teams": max(1, round(shape.seed_teams * share)) if shape.seed_teams else 0,
-        "seed_projects": max(1, round(shape.seed_projects * share)) if shape.seed_projects else 0,
-    }
+
+    def scaled(count: int) -> int:
+        return max(1, round(count * share)) if count else 0
+
+    return API_SEED_USERS, scaled(shape.seed_teams), scaled(shape.seed_projects)
 
 
 def _run_options(
-    opts: CapacityOptions, plan_path: Path, first_rate: float | None, seed: dict[str, int]
+    opts: CapacityOptions,
+    plan_path: Path,
+    first_rate: float | None,
+    seed: tuple[int, int, int] | None,
 ) -> RunOptions:
+    users, teams, projects = seed if seed is not None else (None, None, None)
     return RunOptions(
         shape=opts.shape,
         target=opts.target,
@@ -133,7 +137,9 @@ def _run_options(
         workload_file=opts.workload_file,
         fixtures=opts.fixtures,
         capacity_plan=plan_path,
-        **seed,
+        seed_users=users,
+        seed_teams=teams,
+        seed_projects=projects,
     )
 
 
@@ -155,9 +161,9 @@ def execute_capacity(opts: CapacityOptions) -> int:
         )
     first_rate = step_plan.start if opts.open_model else None
     seed = _api_seed(opts, shape)
-    if seed:
+    if seed is not None:
         say(
-            f"seeding {seed['seed_users']} users through the target's API (the shape's "
+            f"seeding {seed[0]} users through the target's API (the shape's "
             f"{shape.seed_users:,} would cost as many sign-ups and sign-ins at the target's "
             "pace); the simulated users share them. --fixtures gives a seed of your own."
         )
