@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import resource
 import time
 from dataclasses import dataclass, field
@@ -38,10 +37,10 @@ import psutil
 from benchmarks.rawhttp import (
     Connection,
     add_client_arguments,
+    client_options,
     connect,
     get_request,
-    install_uvloop,
-    parse_headers,
+    run_and_print,
 )
 from velro_perf.reports.stats import percentiles
 
@@ -216,21 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.connections < 1 or args.rate <= 0 or args.duration <= 0:
         parser.error("give --connections >= 1, --rate > 0 and --duration > 0")
-    headers = parse_headers(args.header)
-    install_uvloop()
-    result = asyncio.run(
-        hold(
-            args.url,
-            connections=args.connections,
-            rate=args.rate,
-            headers=headers,
-            warmup_s=args.warmup,
-            duration_s=args.duration,
-            server_pid=args.server_pid,
-        )
-    )
-    print(json.dumps(result.as_dict()))
-    return 0
+    return run_and_print(hold(**client_options(args), rate=args.rate, server_pid=args.server_pid))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ import psutil
 from velro_perf.locust_proc import LocustOptions, locust_argv
 from velro_perf.reports.samples import SampleStore
 from velro_perf.reports.stats import percentiles
+from velro_perf.shapes import AUTHENTICATION_ONLY, shape_toml
 from velro_perf.target import free_port, wait_healthy
 
 __all__ = ["main"]
@@ -224,15 +225,13 @@ def _argv(
         return argv + (["--processes", str(args.processes)] if args.processes != 1 else [])
     mean_wait = args.users / args.rate  # the closed model's users at the same rate
     (run_dir / "shapes.toml").write_text(
-        f"[shapes.gencost]\nwarmup_s = 0\nwait_s = [{0.8 * mean_wait:.4f}, "
-        f"{1.2 * mean_wait:.4f}]\nseed_users = 1\nseed_teams = 1\nseed_projects = 1\n"
-        f"stages = [ {{ duration_s = {total_s}, users = {args.users}, "
-        f"spawn_rate = {args.users} }} ]\n",
+        shape_toml(
+            "gencost", warmup_s=0, wait_s=(0.8 * mean_wait, 1.2 * mean_wait), seed=(1, 1, 1),
+            duration_s=total_s, users=args.users, spawn_rate=args.users,
+        ),
         encoding="utf-8",
-    )
-    (run_dir / "workload.toml").write_text(
-        "[users]\nauthentication = { weight = 1 }\n", encoding="utf-8"
-    )
+    )  # fmt: skip
+    (run_dir / "workload.toml").write_text(AUTHENTICATION_ONLY, encoding="utf-8")
     options = LocustOptions(
         host=base,
         shape="gencost",

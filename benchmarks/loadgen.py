@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +24,10 @@ import numpy as np
 from benchmarks.rawhttp import (
     Connection,
     add_client_arguments,
+    client_options,
     connect,
     get_request,
-    install_uvloop,
-    parse_headers,
+    run_and_print,
 )
 from velro_perf.reports.stats import percentiles
 
@@ -139,19 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen", description=__doc__)
     add_client_arguments(parser, warmup_s=2.0, duration_s=10.0)
     args = parser.parse_args(argv)
-    headers = parse_headers(args.header)
-    install_uvloop()
-    result = asyncio.run(
-        drive(
-            args.url,
-            headers=headers,
-            connections=args.connections,
-            warmup_s=args.warmup,
-            duration_s=args.duration,
-        )
-    )
-    print(json.dumps(result.as_dict()))
-    return 0
+    return run_and_print(drive(**client_options(args)))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Protocol, cast
+import json
+from collections.abc import Coroutine
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -25,10 +27,12 @@ __all__ = [
     "Connection",
     "Owner",
     "add_client_arguments",
+    "client_options",
     "connect",
     "get_request",
     "install_uvloop",
     "parse_headers",
+    "run_and_print",
 ]
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -130,9 +134,31 @@ def add_client_arguments(
     parser.add_argument("--duration", type=float, default=duration_s, metavar="S")
 
 
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of add_client_arguments as the drivers' keyword arguments."""
+    return {
+        "url": args.url,
+        "headers": parse_headers(args.header),
+        "connections": args.connections,
+        "warmup_s": args.warmup,
+        "duration_s": args.duration,
+    }
+
+
 def parse_headers(given: list[str]) -> dict[str, str]:
     """``--header 'Name: value'`` options as a mapping."""
     return {k.strip(): v.strip() for k, v in (h.split(":", 1) for h in given)}
+
+
+class _Result(Protocol):
+    def as_dict(self) -> dict[str, object]: ...
+
+
+def run_and_print(drive: Coroutine[object, object, _Result]) -> int:
+    """A load tool's main: drive the load on uvloop, print its result as one JSON line."""
+    install_uvloop()
+    print(json.dumps(asyncio.run(drive).as_dict()))
+    return 0
 
 
 def install_uvloop() -> None:

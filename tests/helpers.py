@@ -25,6 +25,7 @@ import httpx
 
 from velro_perf.errors import VelroPerfError
 from velro_perf.procs import terminate
+from velro_perf.shapes import shape_toml
 from velro_perf.target import delete_redis_prefix, free_port, own_redis_prefix, wait_healthy
 
 if TYPE_CHECKING:
@@ -72,29 +73,6 @@ SECURITY_HEADERS = (
     "x-permitted-cross-domain-policies",
     "cache-control",
 )
-
-
-def shape_toml(
-    name: str,
-    *,
-    warmup_s: float,
-    wait_s: tuple[float, float],
-    seed: tuple[int, int, int],
-    duration_s: int,
-    users: int,
-    spawn_rate: int,
-    workload: str | None = None,
-) -> str:
-    """A shapes.toml of one single-stage load shape; `seed` is (users, teams, projects);
-    `workload` the shape's workload file, relative to the shapes file."""
-    return (
-        f"[shapes.{name}]\n"
-        + (f'workload = "{workload}"\n' if workload else "")
-        + f"warmup_s = {warmup_s:g}\n"
-        f"wait_s = [{wait_s[0]:g}, {wait_s[1]:g}]\n"
-        f"seed_users = {seed[0]}\nseed_teams = {seed[1]}\nseed_projects = {seed[2]}\n"
-        f"stages = [{{ duration_s = {duration_s}, users = {users}, spawn_rate = {spawn_rate} }}]\n"
-    )
 
 
 def latency_budget_toml(

@@ -26,6 +26,7 @@ import pytest
 from tests.helpers import BIN, shape_toml
 from velro_perf.calibration import Law, Target, write_fixtures
 from velro_perf.capacity.search import Outcome, Search
+from velro_perf.shapes import AUTHENTICATION_ONLY
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUND = 0.15  # the capacity found is within 15 % of the law's
@@ -111,9 +112,7 @@ def test_a_first_level_that_fails_descends() -> None:
 @pytest.fixture
 def law_inputs(tmp_path: Path) -> Path:
     (tmp_path / "shapes.toml").write_text(SHAPES, encoding="utf-8")
-    (tmp_path / "workload.toml").write_text(
-        "[users]\nauthentication = { weight = 1 }\n", encoding="utf-8"
-    )
+    (tmp_path / "workload.toml").write_text(AUTHENTICATION_ONLY, encoding="utf-8")
     (tmp_path / "budgets.toml").write_text(BUDGETS.format(bound=BOUND_MS), encoding="utf-8")
     (tmp_path / "budgets-open.toml").write_text(
         BUDGETS.format(bound=OPEN_BOUND_MS), encoding="utf-8"

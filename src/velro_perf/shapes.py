@@ -15,7 +15,11 @@ from velro_perf.errors import ConfigError
 from velro_perf.scenarios.errors import ScenarioConfigError
 from velro_perf.scenarios.shapes import load_shapes
 
-__all__ = ["ShapeInfo", "load_shape"]
+__all__ = ["AUTHENTICATION_ONLY", "ShapeInfo", "load_shape", "shape_toml"]
+
+# a workload of token checks alone (GET /auth/me): the calibration target and the generator's
+# cost measure the suite on the one request every backend has
+AUTHENTICATION_ONLY = "[users]\nauthentication = { weight = 1 }\n"
 
 
 @dataclass(frozen=True)
@@ -57,4 +61,28 @@ def load_shape(name: str, path: Path) -> ShapeInfo:
         service_workers=shape.service_workers,
         peak_users=shape.peak_users,
         access_token_ttl_s=shape.access_token_ttl_s,
+    )
+
+
+def shape_toml(
+    name: str,
+    *,
+    warmup_s: float,
+    wait_s: tuple[float, float],
+    seed: tuple[int, int, int],
+    duration_s: float,
+    users: int,
+    spawn_rate: float,
+    workload: str | None = None,
+) -> str:
+    """A shapes.toml of one single-stage load shape; `seed` is (users, teams, projects);
+    `workload` the shape's workload file, relative to the shapes file."""
+    return (
+        f"[shapes.{name}]\n"
+        + (f'workload = "{workload}"\n' if workload else "")
+        + f"warmup_s = {warmup_s:g}\n"
+        f"wait_s = [{wait_s[0]:g}, {wait_s[1]:g}]\n"
+        f"seed_users = {seed[0]}\nseed_teams = {seed[1]}\nseed_projects = {seed[2]}\n"
+        f"stages = [{{ duration_s = {duration_s:g}, users = {users}, "
+        f"spawn_rate = {spawn_rate:g} }}]\n"
     )

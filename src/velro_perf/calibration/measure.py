@@ -28,6 +28,7 @@ from velro_perf.reports.runfiles import OpenModelFile
 from velro_perf.reports.runfolder import RunFolder, write_json
 from velro_perf.reports.stats import percentiles
 from velro_perf.runmeta import machine, utc_iso
+from velro_perf.shapes import AUTHENTICATION_ONLY, shape_toml
 
 __all__ = [
     "ERROR_FLOOR_MS",
@@ -49,15 +50,13 @@ WARMUP_S = 2.0  # the first seconds: connections open, users sign in
 
 def write_inputs(work: Path, duration_s: float, wait_s: tuple[float, float]) -> None:
     (work / "shapes.toml").write_text(
-        f"[shapes.calibrate]\nwarmup_s = {WARMUP_S:g}\nwait_s = [{wait_s[0]}, {wait_s[1]}]\n"
-        f"seed_users = {USERS}\nseed_teams = 1\nseed_projects = 1\n"
-        f"stages = [ {{ duration_s = {duration_s + WARMUP_S}, users = {USERS}, "
-        f"spawn_rate = {USERS} }} ]\n",
+        shape_toml(
+            "calibrate", warmup_s=WARMUP_S, wait_s=wait_s, seed=(USERS, 1, 1),
+            duration_s=duration_s + WARMUP_S, users=USERS, spawn_rate=USERS,
+        ),
         encoding="utf-8",
-    )
-    (work / "workload.toml").write_text(
-        "[users]\nauthentication = { weight = 1 }\n", encoding="utf-8"
-    )
+    )  # fmt: skip
+    (work / "workload.toml").write_text(AUTHENTICATION_ONLY, encoding="utf-8")
     write_fixtures(work / "fixtures.json", USERS)
 
 
