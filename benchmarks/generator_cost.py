@@ -13,7 +13,7 @@ Starts the reference service (fixed profile, SQLite, one uvicorn process) seeded
   asks, paced by `constant_throughput(rate / users)` (Locust's own status check and
   statistics, nothing else);
 - ``closed``: locustfile.py with the command line `velro-perf run` gives it (the same
-  velro_perf.locust_proc.locust_argv: exact samples.csv, Locust's CSVs with full history,
+  velro_perf.locust_proc.locust_argv: exact samples.csv, Locust's CSVs and their history,
   every contract check), a workload of authentication users only, waits of 0.8 to 1.2 times
   users / rate;
 - ``open``: the same with `--velro-open-rate RATE`: the open model's schedule.
@@ -29,7 +29,7 @@ as each model is: ``k6``, constant-arrival-rate at the same rate (beside the ope
 with the closed model measured ``k6-closed``, `--users` VUs that wait as the closed users do;
 its own latency (http_req_duration of each request) minus the Server-Timing the service sent
 with the same response is k6's added latency, in the same table. With `--profile DIR`, py-spy
-samples the suite's Locust process over the window and the top functions are printed.
+samples each phase's Locust process over the window and its top functions are printed.
 
 Measured, not asserted: exit 0 when every phase ran, 1 when one failed.
 """
@@ -194,7 +194,9 @@ def _loop_lateness(run_dir: Path) -> dict[str, float]:
 
 
 def _profile(pid: int, seconds: float, out: Path, kind: str) -> list[tuple[str, float]]:
-    """py-spy over `seconds`; the 25 functions with the most samples (inclusive, % of all)."""
+    """py-spy over `seconds`; the 25 functions with the most samples, inclusive (% of all),
+    then the 25 where most samples stop (self, marked `self`): the raw file stays in `out`
+    for a flame graph."""
     raw = out / f"{kind}-{pid}.txt"
     subprocess.run(  # noqa: S603 - py-spy from this environment
         [str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(int(seconds)),
@@ -202,14 +204,21 @@ def _profile(pid: int, seconds: float, out: Path, kind: str) -> list[tuple[str, 
         check=True, capture_output=True,
     )  # fmt: skip
     inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
     total = 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a frame's text with a line break in it
+            continue
         n = int(count)
         total += n
-        for frame in set(stack.split(";")):
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for frame in set(frames):
             inclusive[frame] += n
-    return [(frame, 100.0 * n / total) for frame, n in inclusive.most_common(25)]
+    return [(frame, 100.0 * n / total) for frame, n in inclusive.most_common(25)] + [
+        (f"self {frame}", 100.0 * n / total) for frame, n in own.most_common(25)
+    ]
 
 
 def _argv(
@@ -266,11 +275,7 @@ def _phase(
         )
         time.sleep(args.warmup + 1)  # start-up, log-in and settling: not measured
         t0, cpu0, served0 = time.time(), _tree_cpu_s(proc.pid), _served(base)
-        top = (
-            _profile(proc.pid, args.duration, Path(args.profile), kind)
-            if (args.profile and kind != "minimal")
-            else None
-        )
+        top = _profile(proc.pid, args.duration, Path(args.profile), kind) if args.profile else None
         if top is None:
             time.sleep(args.duration)
         t1, cpu1, served1 = time.time(), _tree_cpu_s(proc.pid), _served(base)

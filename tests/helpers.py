@@ -25,7 +25,9 @@ import httpx
 
 from velro_perf.errors import VelroPerfError
 from velro_perf.procs import terminate
+from velro_perf.scenarios.shapes import load_shapes
 from velro_perf.shapes import shape_toml
+from velro_perf.suitedata import shapes_file
 from velro_perf.target import delete_redis_prefix, free_port, own_redis_prefix, wait_healthy
 
 if TYPE_CHECKING:
@@ -91,6 +93,24 @@ def workload_toml(weight: Mapping[str, int], fixed_count: Mapping[str, int] | No
     lines = [f"{kind} = {{ weight = {n} }}" for kind, n in weight.items()]
     lines += [f"{kind} = {{ fixed_count = {n} }}" for kind, n in (fixed_count or {}).items()]
     return "\n[users]\n" + "\n".join(lines) + "\n"
+
+
+def short_smoke(directory: Path, hold_s: float = 20.0, warmup_s: float = 5.0) -> Path:
+    """A shapes file whose `smoke` is the real smoke shape's users, waits and seed, held
+    `hold_s` after a `warmup_s` warm-up instead of 55 s: the same load, judged on fewer
+    requests, for the tests that need a whole run of it but not its conclusive verdicts."""
+    smoke = load_shapes(shapes_file())["smoke"]
+    path = directory / "short-smoke.toml"
+    path.write_text(
+        shape_toml(
+            "smoke", warmup_s=warmup_s, wait_s=smoke.wait_s,
+            seed=(smoke.seed_users, smoke.seed_teams, smoke.seed_projects),
+            duration_s=warmup_s + hold_s, users=smoke.peak_users,
+            spawn_rate=smoke.stages[0].spawn_rate,
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    return path
 
 
 def cli_env(**extra: str) -> dict[str, str]:

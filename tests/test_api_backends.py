@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, api_check, run_cli, serve_backend, workload_toml
+from tests.helpers import BIN, api_check, run_cli, serve_backend, short_smoke, workload_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -175,8 +175,8 @@ def test_fastapi_users_example_gets_a_judged_smoke_report(
     assert check.returncode == 0, check.stdout + check.stderr
     out = tmp_path / "runs"
     summary, verdicts = _judged_run(
-        out, "--shape", "smoke", "--target", fastapi_users_app, "--api", FASTAPI_USERS_FILE,
-        cwd=tmp_path, timeout=300,
+        out, "--shape", "smoke", "--shapes", short_smoke(tmp_path), "--target",
+        fastapi_users_app, "--api", FASTAPI_USERS_FILE, cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert summary["verdict"] in ("pass", "fail", "inconclusive")
     for budget in ("authentication.p95", "authentication.p99", "login.p95", "registration.p95"):

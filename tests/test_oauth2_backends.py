@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, api_check, run_cli, serve_backend
+from tests.helpers import BIN, api_check, run_cli, serve_backend, short_smoke
 from velro_perf.reports.samples import SampleStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +44,9 @@ def _manage(*args: str, env: dict[str, str]) -> None:
 def dot_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The provider on a socket, and the users file of the users made for it."""
     workdir = tmp_path_factory.mktemp("dot")
-    # access tokens of 20 s: every session refreshes (and every service asks for a new
-    # client-credentials token) a few times within the smoke shape's 55 s
-    env = {**os.environ, "DOT_DATABASE": str(workdir / "dot.sqlite3"), "DOT_ACCESS_TOKEN_TTL": "20"}
+    # access tokens of 10 s: every session refreshes (and every service asks for a new
+    # client-credentials token) a few times within the short smoke's 25 s
+    env = {**os.environ, "DOT_DATABASE": str(workdir / "dot.sqlite3"), "DOT_ACCESS_TOKEN_TTL": "10"}
     users = workdir / "users.csv"
     _manage("migrate", "--verbosity", "0", env=env)
     _manage("velro_users", "--count", str(SMOKE_USERS), "--out", str(users), env=env)
@@ -155,8 +155,8 @@ def test_django_oauth_toolkit_gets_a_judged_smoke_report_from_its_files_alone(
     base, users = dot_provider
     out = tmp_path / "runs"
     done = velro_perf(
-        "run", "--shape", "smoke", "--target", base, "--api", DOT_FILE, "--users-file", users,
-        "--out", out, cwd=tmp_path, timeout=300,
+        "run", "--shape", "smoke", "--shapes", short_smoke(tmp_path), "--target", base,
+        "--api", DOT_FILE, "--users-file", users, "--out", out, cwd=tmp_path, timeout=300,
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode in (0, 1), output[-3000:]

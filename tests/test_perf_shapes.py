@@ -132,7 +132,6 @@ def test_locust_gets_the_locustfile_options(tmp_path: Path) -> None:
     joined = " ".join(argv)
     assert f"-f {ROOT / 'locustfile.py'}" in joined
     assert "--headless" in argv
-    assert "--csv-full-history" in argv
     assert f"--csv {tmp_path / 'locust'}" in joined
     assert "--velro-shape smoke" in joined
     assert f"--velro-out {tmp_path}" in joined

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import cli_env, run_cli, shape_toml, velro_perf_argv
+from tests.helpers import cli_env, run_cli, shape_toml, short_smoke, velro_perf_argv
 from velro_perf.reports.histograms import RESOLUTION
 from velro_perf.reports.samplefiles import sample_files
 from velro_perf.reports.samples import SampleStore
@@ -66,8 +66,8 @@ def test_a_runner_killed_mid_run_leaves_samples_the_report_reads(tmp_path: Path)
 
 def test_histogram_mode_on_two_processes_is_within_its_bound_of_exact(tmp_path: Path) -> None:
     done = run_cli(
-        "run", "--shape", "smoke", "--processes", "2", "--samples", "both", "--no-redis",
-        cwd=tmp_path, timeout=300,
+        "run", "--shape", "smoke", "--shapes", short_smoke(tmp_path), "--processes", "2",
+        "--samples", "both", "--no-redis", cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
     (run,) = (tmp_path / "runs").glob("*-smoke-fixed")

@@ -46,7 +46,8 @@ def locust_argv(opts: LocustOptions) -> list[str]:
         opts.host,
         "--csv",
         str(opts.run_dir / "locust"),
-        "--csv-full-history",
+        # no --csv-full-history: the suite reads only the history's Aggregated rows (users,
+        # rates), and a row per endpoint each second costs their percentiles every second
         # the periodic tables would only fill locust.log; progress comes from the history CSV
         "--only-summary",
         "--velro-shape",
