@@ -9,10 +9,12 @@ owners own, every grant is `viewer`, so `shared`/`team` projects are readable an
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import gevent.pool
 
 from velro_perf.scenarios.api import BackendApi
@@ -26,6 +28,11 @@ __all__ = ["Plan", "plan", "provision"]
 log = logging.getLogger(__name__)
 # at most this many denied projects per user: enough variety, small messages to workers
 DENIED_PER_USER = 20
+# A step refused with Retry-After (a 503 `overloaded` from a sign-in queue that eight
+# concurrent provisioning hashes filled, a 429) is sent again after it, as the simulated users
+# do, up to this many times in all: provisioning is setup, and one refused hash must not end
+# the run. A refusal that outlasts them is the target's answer, reported as any other.
+MAX_TRIES = 5
 
 
 class Plan:
@@ -110,6 +117,19 @@ class _Steps:
         rows = list(zip(*columns, strict=True))
         return list(self._pool.imap(lambda args: function(*args), rows))
 
+    def _sent(self, step: str, send: Callable[[], Checked]) -> Checked:
+        """``send()``'s verdict, sent again after a refusal's Retry-After (MAX_TRIES in all);
+        ProvisioningError when it is not ok in the end."""
+        for _ in range(MAX_TRIES - 1):
+            verdict = send()
+            if verdict.ok or verdict.retry_after_s is None:
+                break
+            # spread over up to twice Retry-After, so the refused do not come back together
+            gevent.sleep(verdict.retry_after_s * random.uniform(1.0, 2.0))
+        else:
+            verdict = send()
+        return self._ok(step, verdict)
+
     def _ok(self, step: str, verdict: Checked) -> Checked:
         if not verdict.ok:
             source = self.api.described.source
@@ -121,11 +141,14 @@ class _Steps:
         return verdict
 
     def register(self, email: str) -> str:
-        verdict = self.api.register(email, self.password, full_name="Velro perf seed")
-        return self.api.id_of("register", self._ok("register users", verdict))
+        verdict = self._sent(
+            "register users",
+            lambda: self.api.register(email, self.password, full_name="Velro perf seed"),
+        )
+        return self.api.id_of("register", verdict)
 
     def login(self, email: str) -> str:
-        verdict = self._ok("log users in", self.api.login(email, self.password))
+        verdict = self._sent("log users in", lambda: self.api.login(email, self.password))
         token = self.api.token_of(verdict)
         assert token is not None  # a login verdict that is ok carries the token field
         return token.token

@@ -96,10 +96,11 @@ def workload_toml(weight: Mapping[str, int], fixed_count: Mapping[str, int] | No
 
 
 def short_smoke(directory: Path, hold_s: float = 20.0, warmup_s: float = 5.0) -> Path:
-    """A shapes file whose `smoke` is the real smoke shape's users, waits and seed, held
-    `hold_s` after a `warmup_s` warm-up instead of 55 s: the same load, judged on fewer
+    """A shapes file whose `smoke` is the real smoke shape's users, waits, seed and workload,
+    held `hold_s` after a `warmup_s` warm-up instead of 55 s: the same load, judged on fewer
     requests, for the tests that need a whole run of it but not its conclusive verdicts."""
     smoke = load_shapes(shapes_file())["smoke"]
+    workload = smoke.workload_file(shapes_file())
     path = directory / "short-smoke.toml"
     path.write_text(
         shape_toml(
@@ -107,6 +108,7 @@ def short_smoke(directory: Path, hold_s: float = 20.0, warmup_s: float = 5.0) ->
             seed=(smoke.seed_users, smoke.seed_teams, smoke.seed_projects),
             duration_s=warmup_s + hold_s, users=smoke.peak_users,
             spawn_rate=smoke.stages[0].spawn_rate,
+            workload=None if workload is None else str(workload),
         ),
         encoding="utf-8",
     )  # fmt: skip
@@ -188,16 +190,10 @@ def serve_backend(
     with server_process(
         [*argv, "--host", "127.0.0.1", "--port", str(port)], log, env=env, cwd=cwd
     ) as server:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + health, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
+        try:
+            wait_healthy(base, server, 30.0, log, interval_s=0.2, path=health)
+        except VelroPerfError as error:
+            raise AssertionError(f"{error}\n{log.read_text()[-2000:]}") from None
         yield base
 
 

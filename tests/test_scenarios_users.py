@@ -15,6 +15,7 @@ import os
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,38 @@ def test_a_refused_sign_in_is_retried_after_its_retry_after_not_on_the_next_task
     time.sleep(max(0.0, user.sign_in_after - time.time()) + 0.01)
     user.who_am_i()  # the sign-in is tried again (the seed's accounts are not on this service)
     assert [(row[1], row[2]) for row in _rows(env)] == [("POST /api/v1/auth/login", "setup")]
+
+
+def test_provisioning_sends_a_refused_sign_up_or_sign_in_again_after_its_retry_after(
+    environment: Build, live_server: Callable[..., Any], make_settings: Callable[..., Any]
+) -> None:
+    from tests.helpers import serve
+    from velro_perf.scenarios.api import BackendApi
+    from velro_perf.scenarios.http import Channel, Transport
+    from velro_perf.scenarios.provision import provision
+
+    # a service with room for one hash at a time: of three sign-ups sent at once, two are
+    # refused 503 with Retry-After, and so are two of the three sign-ins after them
+    base = serve(live_server, make_settings(hash_queue_max=1)).url
+    env = environment(velro_out="")
+    runtime = Runtime.of(env)
+    answers: Counter[tuple[str, str]] = Counter()
+
+    def note(name: str, exception: Exception | None, **_: Any) -> None:
+        answers[name, "ok" if exception is None else str(exception)] += 1
+
+    env.events.request.add_listener(note)
+    transport = Transport(base, env.events.request, concurrency=3)
+    channel = Channel(transport, runtime.recorder, runtime.identity, category="setup")
+    try:
+        seed = provision(BackendApi(channel, runtime.api), runtime.identity, 3, 0, 0, None, 3)
+    finally:
+        transport.close()
+    assert len({user.id for user in seed.users}) == 3
+    assert answers["/api/v1/auth/register", "ok"] == 3, answers
+    assert answers["/api/v1/auth/login", "ok"] == 3, answers
+    refused = [key for key in answers if "got 503 overloaded" in key[1]]
+    assert refused, answers  # sent again after Retry-After, not the end of the run
 
 
 def test_users_started_in_one_spawn_batch_sign_in_spread_over_its_second(

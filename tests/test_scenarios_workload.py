@@ -13,12 +13,23 @@ from velro_perf.scenarios.workload import CATEGORIES, load_workload, parse_workl
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_project_workload_covers_every_kind_of_traffic() -> None:
-    workload = load_workload(ROOT / "fixtures" / "workload.toml")
+@pytest.mark.parametrize("name", ["workload.toml", "workload-smoke.toml"])
+def test_the_project_workloads_cover_every_kind_of_traffic(name: str) -> None:
+    workload = load_workload(ROOT / "fixtures" / name)
     assert set(workload.users) == set(CATEGORIES)
     assert all(mix.enabled for mix in workload.users.values())
     assert workload.users["abuse"].fixed_count == 1
     assert workload.max_wrong_passwords > 10  # the contract's default per-account limit
+
+
+def test_smoke_asks_half_the_sign_ins_of_the_default_mix_and_the_same_of_the_rest() -> None:
+    default = load_workload(ROOT / "fixtures" / "workload.toml")
+    smoke = load_workload(ROOT / "fixtures" / "workload-smoke.toml")
+    for kind in CATEGORIES:
+        halved = kind in ("login", "registration")
+        want = default.users[kind].weight // 2 if halved else default.users[kind].weight
+        assert smoke.users[kind].weight == want, kind
+    assert (smoke.authz_tasks, smoke.relations) == (default.authz_tasks, default.relations)
 
 
 def test_omitted_kinds_are_off_and_omitted_tables_have_defaults() -> None:

@@ -30,9 +30,14 @@ class _Polled(Protocol):
 
 
 def wait_healthy(
-    url: str, process: _Polled | None, timeout_s: float, log_path: Path, interval_s: float = 0.25
+    url: str,
+    process: _Polled | None,
+    timeout_s: float,
+    log_path: Path,
+    interval_s: float = 0.25,
+    path: str = "/health",
 ) -> None:
-    """Poll ``GET <url>/health`` until it answers 200. ServiceStartError when `process` exits
+    """Poll ``GET <url><path>`` until it answers 200. ServiceStartError when `process` exits
     first, TargetUnreachableError when `timeout_s` runs out; both name `log_path`."""
     deadline = time.monotonic() + timeout_s
     last = "no answer yet"
@@ -40,11 +45,11 @@ def wait_healthy(
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
                 raise ServiceStartError(
-                    f"velro serve exited with code {process.poll()} before it was healthy; "
-                    f"see {log_path}"
+                    f"the server for {url} exited with code {process.poll()} before it was "
+                    f"healthy; see {log_path}"
                 )
             try:
-                response = client.get(url + "/health")
+                response = client.get(url + path)
                 if response.status_code == 200:
                     return
                 last = f"HTTP {response.status_code}"
