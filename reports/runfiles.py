@@ -308,6 +308,7 @@ class OpenModelFile(TypedDict, total=False):
     peak_in_flight: int
     max_start_lag_s: float
     started_at: float
+    covered_until: float  # epoch s: every process's figures were taken at or after it
     timeline: list[list[int]]  # [second, intended starts, actual starts]
     processes: dict[str, dict[str, object]]  # each process's own report
     note: str

@@ -198,6 +198,9 @@ class OpenModel:
             "last_completion": self.last_completion,
             "max_start_lag_s": self.max_lag_s,
             "per_second": {str(k): v for k, v in sorted(self.per_second.items())},
+            # when these figures were taken: a second's intended starts are booked when its
+            # slots are claimed, ahead of time, and its actual starts only as they come
+            "written_at": time.time(),
         }
 
 
@@ -240,6 +243,10 @@ def combine_reports(
             (report.get("max_start_lag_s", 0.0) for report in reports.values()), default=0.0
         ),
         "started_at": start,
+        # every process's figures are taken at or after this (its oldest report)
+        "covered_until": min(
+            (report.get("written_at") or 0.0 for report in reports.values()), default=0.0
+        ),
         # second of the run -> [intended starts, actual starts], all processes together
         "timeline": [
             [second, timeline[second], actual[second]]

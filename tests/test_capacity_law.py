@@ -36,22 +36,18 @@ OPEN_BOUND_MS = 150.0  # the open model's median budget: any level under c / H h
 THINK_S = 0.18  # closed model: the knee at N* = 4 (0.02 + 0.18) / 0.02 = 40 users
 BOUND_MS = 30.0  # the median's budget: N_B = 4 (0.03 + 0.18) / 0.02 = 42 users
 
-# The open model's steps warm up 3 s: after an overloaded step's drain the users are still
-# asleep until their trickle slots (up to 2 s), and the new rate's first slots then start
-# late; with 1 s of warm-up that catch-up reached into a hold now and then (12 of 668 starts
-# over 0.1 s late in a step at 170 requests/s, which made it invalid).
 SHAPES = "".join(
     shape_toml(
         name,
         workload="workload.toml",
-        warmup_s=warmup_s,
+        warmup_s=1,
         wait_s=(THINK_S, THINK_S),
         seed=(100, 1, 1),
         duration_s=4,
         users=users,
         spawn_rate=200,
     )
-    for name, users, warmup_s in (("law", 24, 1), ("law-open", 20, 3))
+    for name, users in (("law", 24), ("law-open", 20))
 )
 
 BUDGETS = """

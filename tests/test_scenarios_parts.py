@@ -173,6 +173,9 @@ def test_the_open_model_schedules_slots_at_the_rate() -> None:
     assert combined["achieved_rps"] == pytest.approx(4.0)
     assert combined["late_share"] == pytest.approx(0.5)
     assert combined["timeline"] == [[0, 8, 4], [1, 2, 0]]
+    # the file covers the run up to its oldest process's figures, no further
+    older = {**report, "written_at": report["written_at"] - 3.0}
+    assert combine_reports({"a": report, "b": older}, 8.0)["covered_until"] == older["written_at"]
 
 
 def test_the_seed_round_trips_and_a_bad_one_is_named() -> None:

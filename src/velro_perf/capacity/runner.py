@@ -56,6 +56,7 @@ __all__ = ["execute_capacity"]
 # with workers, they report every 3 s and the master flushes every 2 s
 SETTLE_S = {True: 2.5, False: 5.0}
 DRAIN_MAX_S = 60.0  # open model: the longest wait for an overloaded step's backlog to clear
+SCHEDULE_WAIT_S = 10.0  # open model: the longest wait for open_model.json to cover a hold
 PROVISION_MAX_S = 300.0  # a --target seeded through its API: the longest wait for its users
 # A --target seeded through its API creates this many users at most (teams and projects in the
 # shape's proportions), and the simulated users share them (scenarios/runtime.py cycles over
@@ -337,6 +338,8 @@ class Controller:
             hold_to = time.time()
             after = take_snapshot(groups, hold_to)
             self._sleep(self.settle_s, f"{label}: judging")
+            if self.opts.open_model:
+                self._await_schedule(hold_to, level, label)
             step = self._judge(index, level, phase, hold_from, hold_to, holds)
             step.cpu = CpuSplit.between(before, after, groups.service is not None, _cores())
             lengthen = (
@@ -439,6 +442,22 @@ class Controller:
         else:
             say(f"{label}: {in_flight} requests in flight after {DRAIN_MAX_S:.0f} s of draining")
         self._catch_up_s = users / trickle
+
+    def _await_schedule(self, hold_to: float, level: float, label: str) -> None:
+        """Open model: wait until open_model.json covers the hold. The locustfile writes it
+        every 2 s, later when the loop is busy; a second's intended starts are booked when
+        users claim its slots (up to users / rate ahead) and its starts only as they come, so
+        a copy taken within the hold counts the claimed, not yet started slots as late."""
+        assert self.state.run_dir is not None
+        ahead = self.plan.open_users / level if level > 0 else 0.0
+        limit = time.time() + SCHEDULE_WAIT_S
+        while time.time() < limit:
+            figures: OpenModelFile = self.state.folder.open_model() or {}
+            # the hold's last whole second ends up to 1 s after it (reports/window.py)
+            if figures.get("covered_until", 0.0) >= hold_to + 1.0 + ahead:
+                return
+            self._sleep(0.5, f"{label}: waiting for the schedule's figures")
+        say(f"{label}: open_model.json did not cover the hold after {SCHEDULE_WAIT_S:.0f} s")
 
     def _ramp(self, level: float, label: str) -> None:
         if self.opts.open_model:
