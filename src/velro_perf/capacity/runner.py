@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -412,35 +413,33 @@ class Controller:
     def _wait_provisioned(self) -> None:
         """A --target seeded through its API: Locust starts its users only once the seed is
         registered, so the first step waits for them (the stats history lags up to 10 s)."""
-        limit = time.time() + PROVISION_MAX_S
-        while time.time() < limit:
+
+        def started() -> bool:
             latest = self.stats.latest() if self.stats is not None else None
-            if latest is not None and latest.users > 0:
-                return
-            self._sleep(1.0, "provisioning the seed through the target's API")
-        say(f"no Locust users after {PROVISION_MAX_S:.0f} s of provisioning; going on")
+            return latest is not None and latest.users > 0
+
+        what = "provisioning the seed through the target's API"
+        if not self._wait_until(started, PROVISION_MAX_S, what):
+            say(f"no Locust users after {PROVISION_MAX_S:.0f} s of provisioning; going on")
 
     def _drain(self, label: str) -> None:
         """Open model, after a step that did not pass: the requests it left in flight (up to
         the generator's bound) would be answered during the next step's warm-up and hold, so
         the rate drops to a trickle until they are done (open_model.json: started - completed)."""
-        assert self.state.run_dir is not None
         # Each user sleeps until the slot it claimed: at a trickle of r a second, its next one
         # is up to users / r seconds away, and it takes up the next step's rate only then. Two
         # slots a second per user keep that under 2 s, which the next ramp waits out.
         users = self.plan.open_users
         trickle = max(1.0, self.plan.start / 20.0, users / 2.0)
         self.write_level(trickle)
-        limit = time.time() + DRAIN_MAX_S
-        in_flight = -1
-        while time.time() < limit:
-            self._sleep(1.0, f"{label}: draining the last step's backlog")
-            figures: OpenModelFile = self.state.folder.open_model() or {}
-            in_flight = figures.get("started", 0) - figures.get("completed", 0)
-            if in_flight <= max(2.0, trickle):
-                break
-        else:
-            say(f"{label}: {in_flight} requests in flight after {DRAIN_MAX_S:.0f} s of draining")
+
+        def in_flight() -> int:
+            figures = self._open_model()
+            return figures.get("started", 0) - figures.get("completed", 0)
+
+        what = f"{label}: draining the last step's backlog"
+        if not self._wait_until(lambda: in_flight() <= max(2.0, trickle), DRAIN_MAX_S, what):
+            say(f"{label}: {in_flight()} requests in flight after {DRAIN_MAX_S:.0f} s of draining")
         self._catch_up_s = users / trickle
 
     def _await_schedule(self, hold_to: float, level: float, label: str) -> None:
@@ -448,16 +447,33 @@ class Controller:
         every 2 s, later when the loop is busy; a second's intended starts are booked when
         users claim its slots (up to users / rate ahead) and its starts only as they come, so
         a copy taken within the hold counts the claimed, not yet started slots as late."""
-        assert self.state.run_dir is not None
         ahead = self.plan.open_users / level if level > 0 else 0.0
-        limit = time.time() + SCHEDULE_WAIT_S
+        # the hold's last whole second ends up to 1 s after it (reports/window.py)
+        covered = hold_to + 1.0 + ahead
+
+        def ready() -> bool:
+            return self._open_model().get("covered_until", 0.0) >= covered
+
+        what = f"{label}: waiting for the schedule's figures"
+        if not self._wait_until(ready, SCHEDULE_WAIT_S, what, interval_s=0.5):
+            say(f"{label}: open_model.json did not cover the hold after {SCHEDULE_WAIT_S:.0f} s")
+
+    def _open_model(self) -> OpenModelFile:
+        """open_model.json as the locustfile last wrote it ({} before it has)."""
+        assert self.state.run_dir is not None
+        return self.state.folder.open_model() or {}
+
+    def _wait_until(
+        self, ready: Callable[[], bool], max_s: float, what: str, interval_s: float = 1.0
+    ) -> bool:
+        """Poll `ready` every `interval_s`, the progress line saying `what`, until it holds;
+        False when `max_s` passed first."""
+        limit = time.time() + max_s
         while time.time() < limit:
-            figures: OpenModelFile = self.state.folder.open_model() or {}
-            # the hold's last whole second ends up to 1 s after it (reports/window.py)
-            if figures.get("covered_until", 0.0) >= hold_to + 1.0 + ahead:
-                return
-            self._sleep(0.5, f"{label}: waiting for the schedule's figures")
-        say(f"{label}: open_model.json did not cover the hold after {SCHEDULE_WAIT_S:.0f} s")
+            if ready():
+                return True
+            self._sleep(interval_s, what)
+        return False
 
     def _ramp(self, level: float, label: str) -> None:
         if self.opts.open_model:
